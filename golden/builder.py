@@ -1,0 +1,140 @@
+"""Formatbook builder: choose N dialects on the integer grid that minimize the
+LUT-estimated quantization error of calibration blocks (numerics §7, §8).
+
+Algorithm (deterministic for a given calibration set):
+
+1. Candidates: every dialect {0, m1..m6, top} with 0 < m1 < ... < m6 < top on the grid,
+   top from half the normalized range (4.0) to the largest magnitude below 2^(emax+1)
+   (7.5); 6434 candidates for the 0.5 grid. Rule: zero is exact, the top covers the
+   normalized block max range [4, 8), magnitudes are strictly increasing integers.
+2. Calibration blocks are normalized with the book's scale rule and reduced to
+   histograms over LUT addresses at resolution F (no error saturation), so the error of
+   candidate c on block b is H[b] . ERR[c].
+3. Greedy forward selection: add the candidate that most lowers
+   sum_b min_{d in book} err(b, d); then swap refinement: for each slot in turn, replace
+   it by the best candidate given the others, until a full pass changes nothing (at most
+   `refine_passes`). Ties go to the lowest candidate number (lexicographic order).
+4. The book is ordered by top magnitude, descending, then lexicographically descending
+   (like DialectFP4), so that "ties to the lowest id" prefers wider dialects.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+
+from .dialects import normalize_blocks
+from .formatbook import LEVELS, Formatbook
+from .lut import error_table, normalized_code
+
+__all__ = ["candidate_dialects", "build_formatbook", "address_histograms", "default_calibration"]
+
+
+def candidate_dialects(grid_log2: int = -1, emax: int = 2) -> np.ndarray:
+    limit = int(2 ** (emax + 1) / 2.0**grid_log2)  # magnitudes < limit
+    out = []
+    for top in range(limit // 2, limit):
+        for mid in itertools.combinations(range(1, top), LEVELS - 2):
+            out.append((0, *mid, top))
+    return np.array(out, dtype=np.int64)
+
+
+def address_histograms(x: np.ndarray, template: Formatbook, block_size: int, frac_bits: int):
+    xb = np.asarray(x, dtype=np.float32).reshape(-1, block_size)
+    _, v, bad = normalize_blocks(template, xb)
+    v = v[~bad]
+    n_addr = 2 << (template.int_bits + frac_bits)
+    addr = normalized_code(v, frac_bits) + np.arange(len(v))[:, None] * n_addr
+    return np.bincount(addr.ravel(), minlength=len(v) * n_addr).reshape(len(v), n_addr)
+
+
+def default_calibration(seed: int = 0, blocks_per_dataset: int = 2048, block_size: int = 32):
+    from .datasets import SYNTHETIC_DATASETS, synthetic
+
+    cols = 1024
+    rows = blocks_per_dataset * block_size // cols
+    return np.concatenate(
+        [synthetic(n, (rows, cols), seed=seed).reshape(-1) for n in SYNTHETIC_DATASETS]
+    )
+
+
+def build_formatbook(
+    x: np.ndarray,
+    n_dialects: int = 32,
+    *,
+    name: str = "custom",
+    block_size: int = 32,
+    frac_bits: int = 4,
+    grid_log2: int = -1,
+    emax: int = 2,
+    refine_passes: int = 3,
+    provenance: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Formatbook, dict]:
+    """Build an n-dialect book from calibration values x. Returns (book, report)."""
+    say = progress or (lambda s: None)
+    cands = candidate_dialects(grid_log2, emax)
+    template = Formatbook("template", grid_log2, emax, (tuple(int(c) for c in cands[-1]),))
+    hist = address_histograms(x, template, block_size, frac_bits).astype(np.float32)
+    if len(hist) == 0:
+        raise ValueError("no finite calibration blocks")
+    err = error_table(cands, template, frac_bits, err_bits=None).astype(np.float32)
+    # (blocks x candidates) error matrix; float32 is exact here (integers < 2^24)
+    cost = hist @ err.T
+    say(f"{len(cands)} candidates x {len(hist)} calibration blocks")
+    chosen: list[int] = []
+    best = np.full(len(hist), np.inf, dtype=np.float32)
+    for i in range(n_dialects):
+        totals = np.minimum(cost, best[:, None]).sum(axis=0, dtype=np.float64)
+        totals[chosen] = np.inf
+        c = int(np.argmin(totals))
+        chosen.append(c)
+        best = np.minimum(best, cost[:, c])
+        say(f"greedy {i + 1}/{n_dialects}: total error {totals[c]:.0f}")
+    for p in range(refine_passes):
+        changed = False
+        for slot in range(n_dialects):
+            others = [c for j, c in enumerate(chosen) if j != slot]
+            rest = cost[:, others].min(axis=1)
+            totals = np.minimum(cost, rest[:, None]).sum(axis=0, dtype=np.float64)
+            totals[others] = np.inf
+            c = int(np.argmin(totals))
+            if c != chosen[slot] and totals[c] < totals[chosen[slot]]:
+                chosen[slot] = c
+                changed = True
+        total = cost[:, chosen].min(axis=1).sum(dtype=np.float64)
+        say(f"refine pass {p + 1}: total error {total:.0f}{'' if changed else ' (converged)'}")
+        if not changed:
+            break
+    dialects = sorted((tuple(int(m) for m in cands[c]) for c in chosen),
+                      key=lambda d: (d[-1], d), reverse=True)
+    book = Formatbook(name, grid_log2, emax, tuple(dialects), provenance=provenance or {})
+    sel = np.argmin(cost[:, chosen], axis=1)
+    usage = np.bincount(sel, minlength=n_dialects)
+    order = {tuple(int(m) for m in cands[c]): j for j, c in enumerate(chosen)}
+    report = {
+        "calibration_blocks": int(len(hist)),
+        "candidates": int(len(cands)),
+        "usage": [int(usage[order[d]]) for d in dialects],
+        "total_error": float(cost[:, chosen].min(axis=1).sum(dtype=np.float64)),
+    }
+    return book, report
+
+
+DEFAULT_BOOK_COMMAND = "semdialect formatbook build --synthetic --dialects 32 --seed 0 -o golden/formatbooks/semdialect-32.json"
+
+
+def build_default_book(seed: int = 0, progress=None) -> tuple[Formatbook, dict]:
+    """The shipped `semdialect-32` book, reproducibly (see DEFAULT_BOOK_COMMAND)."""
+    x = default_calibration(seed)
+    prov = {
+        "command": DEFAULT_BOOK_COMMAND,
+        "calibration": "synthetic: gaussian, laplace, student_t3, channel_outlier; "
+                       "2048 blocks of 32 each (semdialect.golden.builder.default_calibration)",
+        "seed": seed,
+        "objective": "sum over blocks of min over book of the LUT-estimated squared error "
+                     "(F=4, unsaturated); greedy forward selection + swap refinement",
+    }
+    return build_formatbook(x, 32, name="semdialect-32", provenance=prov, progress=progress)

@@ -1,0 +1,199 @@
+"""Formatbook (dialect) block formats: `semdialect` (LUT engine, §8) and `dialectfp4`
+(BlockDialect, §9)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .elements import E8M0_NAN
+from .formatbook import Formatbook, load_formatbook
+from .inputs import to_blocks
+from .lut import (
+    DEFAULT_ERR_BITS,
+    DEFAULT_FRAC_BITS,
+    LutSet,
+    build_luts,
+    exact_block_errors,
+    normalized_code,
+    quantize_to_dialect,
+    rne_index,
+)
+from .quantized import QuantizedTensor
+from .scalar_formats import block_exponent
+
+__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select"]
+
+CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
+
+
+def normalize_blocks(book: Formatbook, xb: np.ndarray):
+    """Shared scale and normalized magnitudes of blocks (§7). Returns (e, v, bad) with
+    v float64 (exact: sticky bits of tiny elements must survive)."""
+    bad = ~np.isfinite(xb).all(axis=-1)
+    a = np.abs(xb)
+    amax = np.where(bad, 0, a.max(axis=-1))
+    e = block_exponent(amax, book.emax)
+    v = np.ldexp(a.astype(np.float64), -e[..., None])
+    v[bad] = 0.0
+    return e, v, bad
+
+
+def lut_block_errors(luts: LutSet, v: np.ndarray) -> np.ndarray:
+    """sum_i ERR[d, a_i] for every block and dialect: (nb, D) int64, via per-block address
+    histograms times the error matrix (the same sums the RTL adder trees produce)."""
+    nb, k = v.shape
+    n_addr = luts.err.shape[1]
+    err_t = luts.err.T.astype(np.float64)  # exact: sums stay far below 2^53
+    out = np.empty((nb, luts.err.shape[0]), dtype=np.int64)
+    for s in range(0, nb, CHUNK_BLOCKS):
+        vc = v[s : s + CHUNK_BLOCKS]
+        m = len(vc)
+        addr = luts.err_address(vc) + (np.arange(m)[:, None] * n_addr)
+        hist = np.bincount(addr.ravel(), minlength=m * n_addr).reshape(m, n_addr)
+        out[s : s + m] = np.rint(hist @ err_t).astype(np.int64)
+    return out
+
+
+def allowed_mask(allowed, n_blocks: int, n_dialects: int) -> np.ndarray | None:
+    """Normalize an allowed-dialect spec to a (nb, D) or (D,) bool mask, or None."""
+    if allowed is None:
+        return None
+    m = np.asarray(allowed)
+    if m.dtype != bool:
+        ids = m.astype(np.int64).ravel()
+        if ids.size == 0 or ids.min() < 0 or ids.max() >= n_dialects:
+            raise ValueError(f"allowed dialect ids must be in 0..{n_dialects - 1}, got {m}")
+        mask = np.zeros(n_dialects, dtype=bool)
+        mask[ids] = True
+        return mask
+    if m.shape[-1] != n_dialects or m.ndim > 2 or (m.ndim == 2 and m.shape[0] != n_blocks):
+        raise ValueError(
+            f"allowed mask must have shape ({n_dialects},) or ({n_blocks}, {n_dialects}), "
+            f"got {m.shape}"
+        )
+    if not m.any(axis=-1).all():
+        raise ValueError("allowed mask leaves a block with no dialect to choose from")
+    return m
+
+
+def masked_argmin(err: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """argmin over allowed dialects, ties to the lowest id (§8.4)."""
+    if mask is not None:
+        err = np.where(mask, err, np.iinfo(np.int64).max if err.dtype.kind == "i" else np.inf)
+    return np.argmin(err, axis=-1)
+
+
+def _pairs(book: Formatbook) -> np.ndarray:
+    mags = book.magnitudes
+    if book.num_dialects % 2 or np.any(mags[0::2, -1] != mags[1::2, -1]):
+        raise ValueError(
+            f"two-stage selection needs dialect pairs (2j, 2j+1) sharing a maximum; "
+            f"formatbook '{book.name}' does not have them"
+        )
+    return mags[0::2, -1]
+
+
+def beneficial_table(book: Formatbook) -> np.ndarray:
+    """(n_pairs, 2, n_addr) bool at the exact resolution Fq: True where that member's RNE
+    error is strictly smaller than its partner's (§9). Exact: error differences change
+    sign only at fine grid points, so each (t, sticky) address has one answer."""
+    # Compare the exact squared errors at every fine point and at every open-interval
+    # midpoint: both members' errors are continuous and quadratic between fine points,
+    # where no rounding boundary and no equal-error crossing can lie, so the midpoint
+    # decides the whole interval.
+    fq = book.grid_frac_bits + 1
+    n = 1 << (book.int_bits + fq)
+    lev = book.magnitudes << (fq - book.grid_frac_bits)  # fine units
+    pts2 = np.empty(2 * n, dtype=np.int64)
+    pts2[0::2] = 2 * np.arange(n)  # points, in half-fine units
+    pts2[1::2] = 2 * np.arange(n) + 1  # interval midpoints
+    idx = rne_index(2 * lev, pts2)  # (D, 2n)
+    err = (pts2[None, :] - np.take_along_axis(2 * lev, idx, axis=1)) ** 2
+    a, b = err[0::2], err[1::2]
+    return np.stack([a < b, b < a], axis=1)
+
+
+def two_stage_select(book: Formatbook, v: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """BlockDialect's online selector (§9)."""
+    maxes = _pairs(book)  # grid units, one per pair
+    vmax = v.max(axis=-1)
+    g = book.grid
+    m = np.rint(vmax / g)  # round the block max to the grid (RNE)
+    m = np.clip(m, maxes.min(), maxes.max())
+    # pair whose max equals m; if m falls between pair maxima take the nearest above
+    order = np.argsort(maxes)
+    pos = np.searchsorted(maxes[order], m, side="left")
+    pair = order[np.clip(pos, 0, len(order) - 1)]
+    ben = beneficial_table(book)
+    aq = normalized_code(v, book.grid_frac_bits + 1)
+    cnt_a = ben[pair, 0][np.arange(len(pair))[:, None], aq].sum(-1)
+    cnt_b = ben[pair, 1][np.arange(len(pair))[:, None], aq].sum(-1)
+    d = 2 * pair + (cnt_b > cnt_a)
+    return np.where(bad, 0, d)
+
+
+class DialectFormat:
+    """A formatbook format. selector: 'lut' (§8), 'mse' (exact), 'two-stage' (§9)."""
+
+    code_bits = 4
+
+    def __init__(self, name: str, book: str, selector: str, default_block: int = 32):
+        self.name = name
+        self.default_book = book
+        self.default_selector = selector
+        self.default_block = default_block
+
+    def quantize(self, x32, block_size=None, formatbook=None, selector=None,
+                 frac_bits: int = DEFAULT_FRAC_BITS, err_bits: int = DEFAULT_ERR_BITS,
+                 allowed=None) -> QuantizedTensor:
+        k = block_size or self.default_block
+        book = load_formatbook(formatbook or self.default_book)
+        selector = selector or self.default_selector
+        if selector not in ("lut", "mse", "two-stage"):
+            raise ValueError(f"unknown selector {selector!r}: use 'lut', 'mse' or 'two-stage'")
+        xb = to_blocks(x32, k)
+        lead = xb.shape[:-1]
+        xb = xb.reshape(-1, k)
+        e, v, bad = normalize_blocks(book, xb)
+        mask = allowed_mask(allowed, len(xb), book.num_dialects)
+        if mask is not None and mask.ndim == 2 and mask.shape[0] != len(xb):
+            raise ValueError("allowed mask rows must match the number of blocks")
+        if selector == "lut":
+            luts = build_luts(book, frac_bits, err_bits)
+            d = masked_argmin(lut_block_errors(luts, v), mask)
+        elif selector == "mse":
+            d = masked_argmin(exact_block_errors(book.values, v), mask)
+        else:
+            if mask is not None:
+                raise ValueError("the two-stage selector does not take an allowed mask")
+            d = two_stage_select(book, v, bad)
+        if mask is not None:  # NaN/Inf blocks: lowest allowed id (§8.7)
+            first = np.argmax(np.broadcast_to(mask, (len(xb), book.num_dialects)), axis=-1)
+            d = np.where(bad, first, d)
+        idx = quantize_to_dialect(book.values, d, v)
+        codes = (np.signbit(xb).astype(np.uint8) << 3) | idx.astype(np.uint8)
+        codes[bad] = 0
+        scales = np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
+        opts = {"formatbook": book.name, "selector": selector}
+        if selector == "lut":
+            opts.update(frac_bits=frac_bits, err_bits=err_bits)
+        qt = QuantizedTensor(
+            self.name, k, codes.reshape(x32.shape), scales.reshape(lead),
+            dialects=d.astype(np.uint8).reshape(lead), options=opts, _impl=self,
+        )
+        qt.options["_book"] = book
+        return qt
+
+    def dequantize(self, qt: QuantizedTensor) -> np.ndarray:
+        book: Formatbook = qt.options["_book"]
+        c = qt.block_view(qt.codes).astype(np.int64)
+        d = qt.dialects.astype(np.int64)[..., None]
+        mag = book.values[d, c & 7]
+        val = np.where(c & 8, -mag, mag)
+        s = qt.scales.astype(np.int32)
+        out = np.ldexp(val, (s - 127)[..., None])
+        out = np.where((s == E8M0_NAN)[..., None], np.nan, out)
+        return out.reshape(qt.codes.shape)
+
+    def bits_per_element(self, qt: QuantizedTensor) -> float:
+        return qt.options["_book"].bits_per_element(qt.block_size)
