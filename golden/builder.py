@@ -123,7 +123,10 @@ def build_formatbook(
     return book, report
 
 
-DEFAULT_BOOK_COMMAND = "semdialect formatbook build --synthetic --dialects 32 --seed 0 -o golden/formatbooks/semdialect-32.json"
+DEFAULT_BOOK_COMMAND = (
+    "semdialect formatbook build --synthetic --dialects 32 --seed 0 "
+    "-o golden/formatbooks/semdialect-32.json"
+)
 
 
 def build_default_book(seed: int = 0, progress=None) -> tuple[Formatbook, dict]:

@@ -33,5 +33,7 @@ def synthetic(name: str, shape=(256, 4096), seed: int = 0) -> np.ndarray:
         tok_scale = np.exp(rng.normal(0, 0.5, size=shape[:-1] + (1,)))
         x = x * ch_scale * tok_scale
     else:
-        raise ValueError(f"unknown synthetic dataset {name!r}; known: {', '.join(SYNTHETIC_DATASETS)}")
+        raise ValueError(
+            f"unknown synthetic dataset {name!r}; known: {', '.join(SYNTHETIC_DATASETS)}"
+        )
     return x.astype(np.float32)

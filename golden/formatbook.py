@@ -120,7 +120,9 @@ class Formatbook:
             raise FormatbookError(f"{source}: top level must be a JSON object")
         version = need("version", int)
         if version != SCHEMA_VERSION:
-            raise FormatbookError(f"{source}: unsupported version {version} (want {SCHEMA_VERSION})")
+            raise FormatbookError(
+                f"{source}: unsupported version {version} (want {SCHEMA_VERSION})"
+            )
         name = need("name", str)
         grid = need("grid", (int, float))
         if grid <= 0 or not float(math.log2(grid)).is_integer():
@@ -136,7 +138,9 @@ class Formatbook:
             if not isinstance(d, list) or not all(
                 isinstance(m, int) and not isinstance(m, bool) for m in d
             ):
-                raise FormatbookError(f"{source}: dialect {i} must be a list of integers, got {d!r}")
+                raise FormatbookError(
+                    f"{source}: dialect {i} must be a list of integers, got {d!r}"
+                )
         return cls(
             name=name,
             grid_log2=int(math.log2(grid)),
@@ -159,7 +163,9 @@ def _validate(book: Formatbook) -> None:
         if d[0] != 0:
             raise FormatbookError(f"{src}: dialect {i} must start at magnitude 0, got {d[0]}")
         if any(b <= a for a, b in zip(d, d[1:])):
-            raise FormatbookError(f"{src}: dialect {i} magnitudes must strictly increase: {list(d)}")
+            raise FormatbookError(
+                f"{src}: dialect {i} magnitudes must strictly increase: {list(d)}"
+            )
         if d[-1] >= limit:
             raise FormatbookError(
                 f"{src}: dialect {i} max magnitude {d[-1]} x {book.grid} is not below "

@@ -10,7 +10,13 @@ import sys
 
 from . import __version__
 
-ROOMS = ("semdialect.golden.cli", "semdialect.rtl.cli", "semdialect.sw.cli", "semdialect.sim.cli")
+ROOMS = (
+    "semdialect.golden.cli",
+    "semdialect.rtl.cli",
+    "semdialect.sw.cli",
+    "semdialect.sim.cli",
+    "semdialect.flow",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as e:
-            if e.name == mod:  # that room has no CLI yet
+            if e.name and mod.startswith(e.name):  # that room has no CLI yet
                 continue
             raise
         m.register(sub)

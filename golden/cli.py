@@ -1,0 +1,183 @@
+"""Golden-model sub-commands of `semdialect`: eval, formatbook, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["register", "load_dataset_file", "synthetic_datasets"]
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def synthetic_datasets(shape=(256, 4096), seed: int = 0):
+    from .datasets import SYNTHETIC_DATASETS, synthetic
+
+    return [(f"synthetic-{n}", synthetic(n, shape, seed=seed)) for n in SYNTHETIC_DATASETS]
+
+
+def load_dataset_file(path: str):
+    """A .npy array (float32/float16/bfloat16) or a safetensors vector export of the
+    frontend (loaded with semdialect.sw.vectors.load_vectors). Returns (name, data)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such vector file: {path}")
+    if p.suffix == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise ValueError(f"{path}: not a readable .npy array ({e})") from None
+        return p.stem, arr
+    if p.suffix == ".safetensors":
+        try:
+            from semdialect.sw.vectors import load_vectors
+        except ImportError as e:
+            raise ValueError(
+                f"{path}: reading safetensors vector exports needs the torch extra "
+                f"(pip install 'semdialect[torch]'): {e}"
+            ) from None
+        tensors, _manifest = load_vectors(p)
+        return p.stem, tensors
+    raise ValueError(
+        f"{path}: unsupported vector file type {p.suffix!r} (use .npy or .safetensors)"
+    )
+
+
+def _cmd_eval(args) -> int:
+    from .evaluate import DEFAULT_EVAL_FORMATS, evaluate, format_table, plot_rows
+
+    formats = args.formats.split(",") if args.formats else list(DEFAULT_EVAL_FORMATS)
+    datasets = []
+    if args.synthetic or not args.vectors:
+        shape = (64, 2048) if args.quick else (256, 4096)
+        datasets += synthetic_datasets(shape, seed=args.seed)
+    for path in args.vectors or []:
+        datasets.append(load_dataset_file(path))
+    rows = evaluate(datasets, formats, progress=None if args.json else _say,
+                    per_layer=args.per_layer)
+    if args.plot:
+        plot_rows([r for r in rows if "/" not in r.dataset], args.plot)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=1))
+    else:
+        print(format_table([r for r in rows if "/" not in r.dataset]))
+        if args.per_layer:
+            print()
+            print(format_table([r for r in rows if "/" in r.dataset]))
+    return 0
+
+
+def _cmd_formatbook_build(args) -> int:
+    from .builder import build_default_book, build_formatbook
+
+    if args.synthetic == bool(args.vectors):
+        raise ValueError("give exactly one of --synthetic or --vectors FILE")
+    if args.synthetic:
+        if args.dialects != 32:
+            from .builder import default_calibration
+
+            book, report = build_formatbook(
+                default_calibration(args.seed), args.dialects, name=args.name or
+                f"synthetic-{args.dialects}", frac_bits=args.frac_bits, progress=_say,
+                provenance={"command": " ".join(sys.argv), "seed": args.seed})
+        else:
+            book, report = build_default_book(seed=args.seed, progress=_say)
+    else:
+        name, data = load_dataset_file(args.vectors)
+        arrays = data.values() if isinstance(data, dict) else [data]
+        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1])
+                            .reshape(-1) for a in arrays if a.shape[-1] % args.block_size == 0])
+        book, report = build_formatbook(
+            x, args.dialects, name=args.name or f"{name}-{args.dialects}",
+            block_size=args.block_size, frac_bits=args.frac_bits, progress=_say,
+            provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)})
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    book.save(out)
+    _say(f"wrote {out} ({book.num_dialects} dialects, hash {book.content_hash[:16]})")
+    print(json.dumps(report))
+    return 0
+
+
+def _cmd_formatbook_show(args) -> int:
+    from .formatbook import load_formatbook
+    from .lut import build_luts
+
+    book = load_formatbook(args.book)
+    luts = build_luts(book, args.frac_bits, args.err_bits)
+    print(f"formatbook {book.name}: {book.num_dialects} dialects, grid {book.grid}, "
+          f"scale e8m0 emax {book.emax}, sha256 {book.content_hash}")
+    print(f"bits/element at k=32: {book.bits_per_element(32)}")
+    print(f"error LUT: {luts.err.shape[0]} x {luts.err.shape[1]} x {luts.err_bits} b = "
+          f"{luts.err_rom_bits} bits; index LUT: {luts.idx.shape[0]} x {luts.idx.shape[1]} "
+          f"x 3 b = {luts.idx_rom_bits} bits")
+    for i, d in enumerate(book.dialects):
+        print(f"  {i:3d}: " + " ".join(f"{m * book.grid:4g}" for m in d))
+    if args.export:
+        out = Path(args.export)
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(out / "err_lut.npy", luts.err.astype(np.uint32))
+        np.save(out / "idx_lut.npy", luts.idx)
+        (out / "luts.json").write_text(json.dumps({
+            "formatbook": book.name, "sha256": book.content_hash,
+            "frac_bits": luts.frac_bits, "err_bits": luts.err_bits,
+            "idx_frac_bits": luts.idx_frac_bits,
+            "err_lut": luts.err.tolist(), "idx_lut": luts.idx.tolist()}))
+        _say(f"wrote {out}/err_lut.npy, idx_lut.npy, luts.json")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from . import bench
+
+    return bench.main(args.bench_args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS
+
+    p = sub.add_parser("eval", help="SQNR and bits/element of formats on synthetic or "
+                       "captured data")
+    p.add_argument("--vectors", action="append", metavar="FILE",
+                   help=".npy array or .safetensors export of `semdialect capture` "
+                   "(repeatable)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="the seeded synthetic datasets (default when no --vectors)")
+    p.add_argument("--formats", help="comma-separated format names (default: a baseline set)")
+    p.add_argument("--per-layer", action="store_true", help="also one row per captured tensor")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {format, dataset, sqnr_db, bits_per_element}")
+    p.add_argument("--plot", metavar="FILE.png", help="bar chart of SQNR per format/dataset")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="smaller synthetic datasets")
+    p.set_defaults(func=_cmd_eval)
+
+    fb = sub.add_parser("formatbook", help="build or inspect formatbooks")
+    fsub = fb.add_subparsers(dest="formatbook_command", metavar="ACTION", required=True)
+    b = fsub.add_parser("build", help="build an N-dialect book minimizing LUT-selected error")
+    b.add_argument("--synthetic", action="store_true", help="seeded synthetic calibration")
+    b.add_argument("--vectors", metavar="FILE", help="calibration vectors (.npy/.safetensors)")
+    b.add_argument("--dialects", type=int, default=32)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--frac-bits", type=int, default=4,
+                   help="LUT resolution of the build objective")
+    b.add_argument("--block-size", type=int, default=32)
+    b.add_argument("--name")
+    b.add_argument("-o", "--output", required=True)
+    b.set_defaults(func=_cmd_formatbook_build)
+    s = fsub.add_parser("show", help="print a book, its hash and LUT sizes; export LUTs")
+    s.add_argument("book", help="built-in name (semdialect-32, dialectfp4) or JSON path")
+    s.add_argument("--frac-bits", type=int, default=DEFAULT_FRAC_BITS)
+    s.add_argument("--err-bits", type=int, default=DEFAULT_ERR_BITS)
+    s.add_argument("--export", metavar="DIR", help="write the LUTs as .npy and JSON")
+    s.set_defaults(func=_cmd_formatbook_show)
+
+    be = sub.add_parser("bench", help="golden throughput vs torchao (ratios, same run)")
+    be.add_argument("bench_args", nargs=argparse.REMAINDER)
+    be.set_defaults(func=_cmd_bench)
