@@ -1,0 +1,1 @@
+"""semdialect.sim: simulation, synthesis and report flows (Verilator via cocotb, Yosys)."""
