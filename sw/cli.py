@@ -1,0 +1,170 @@
+"""`semdialect capture` and `semdialect e2e` (the PyTorch frontend's commands)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+__all__ = ["register", "parse_size"]
+
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.I)
+
+
+def parse_size(text: str) -> int:
+    """'500MB', '2GiB', '1000' -> bytes (powers of 1024 for every unit)."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError(f"bad size {text!r}: use e.g. 500MB or 2GB")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    unit = (m.group(2) or "").lower()[:1]
+    unit = "" if unit == "b" else unit
+    return int(float(m.group(1)) * mult[unit])
+
+
+def _steps_list(text: str | None):
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--capture-steps must be comma-separated step indices, got {text!r}"
+                         ) from None
+
+
+def _quiet_libs():
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("diffusers", "torchao", "torch._dynamo"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from diffusers.utils import logging as dlog
+
+        dlog.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def cmd_capture(args) -> int:
+    from .vectors import add_expected, estimate_bytes, format_bytes, save_vectors
+
+    if not args.output.endswith(".safetensors"):
+        raise ValueError(f"output {args.output!r} must end in .safetensors")
+    max_bytes = parse_size(args.max_bytes) if args.max_bytes else None
+    if args.model.startswith("synthetic"):
+        from .synthetic import synthetic_vectors
+
+        tensors, manifest = synthetic_vectors(args.model, steps=args.steps, seed=args.seed,
+                                              dtype=args.dtype)
+    else:
+        from .models import get_spec
+
+        get_spec(args.model)  # unknown model: clear error before importing diffusers
+        _quiet_libs()
+        from .capture import capture_model
+
+        video = {k: getattr(args, k) for k in ("frames", "height", "width")
+                 if getattr(args, k) is not None}
+        tensors, manifest = capture_model(
+            args.model, checkpoint=args.checkpoint, steps=args.steps, seed=args.seed,
+            layers=args.layers, max_tokens=args.max_tokens, max_layers=args.max_layers,
+            capture_steps=_steps_list(args.capture_steps), qk=not args.no_qk,
+            guidance=args.guidance, dtype=args.dtype, device=args.device,
+            max_bytes=max_bytes, progress=not args.quiet, video=video or None)
+    for fmt in [f for f in (args.expected or "").split(",") if f]:
+        add_expected(tensors, manifest, fmt)
+    n = estimate_bytes(tensors)
+    print(f"{len(tensors)} tensors, {format_bytes(n)} "
+          f"({manifest['source']['label']})", file=sys.stderr)
+    if args.dry_run:
+        print(json.dumps({"tensors": len(tensors), "bytes": n}))
+        return 0
+    stored = save_vectors(args.output, tensors, manifest, max_bytes=max_bytes)
+    print(f"wrote {args.output} ({format_bytes(stored['data_bytes'])}) and "
+          f"{args.output}.manifest.json", file=sys.stderr)
+    return 0
+
+
+def cmd_e2e(args) -> int:
+    from .models import get_spec
+
+    get_spec(args.model)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if not formats:
+        raise ValueError("--formats is empty")
+    _quiet_libs()
+    from .fakequant import e2e_table, format_table
+
+    res = e2e_table(args.model, formats, checkpoint=args.checkpoint, steps=args.steps,
+                    seed=args.seed, layers=args.layers, weights=not args.no_weights,
+                    guidance=args.guidance, device=args.device, progress=not args.quiet,
+                    dtype=args.dtype)
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(format_table(res))
+    return 0
+
+
+def register(subparsers) -> None:
+    from .synthetic import SYNTHETIC_PROFILES
+
+    models = ("wan-tiny, mmdit-tiny, cogvideox-tiny, ltx-tiny, hunyuan-tiny, mochi-tiny, "
+              "allegro-tiny, latte-tiny")
+    p = subparsers.add_parser(
+        "capture",
+        help="capture Linear inputs and attention q/k of a video DiT into a vector file",
+        description="Run a video DiT (tiny random-weight config, or --checkpoint) for a few "
+                    "seeded denoising steps with cond/uncond CFG branches and write the "
+                    "inputs of every matching nn.Linear and the attention q/k to a "
+                    "safetensors file with a JSON manifest (docs/vectors.md). Models: "
+                    f"{models}; synthetic profiles: {', '.join(SYNTHETIC_PROFILES)}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="model or synthetic profile name")
+    p.add_argument("--checkpoint", help="local diffusers folder or .safetensors (never downloads)")
+    p.add_argument("--steps", type=int, default=2, help="denoising steps")
+    p.add_argument("--layers", help="regex on module names (Linear layers; attention modules)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="OUT.safetensors")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="keep at most N evenly spaced tokens per tensor")
+    p.add_argument("--max-layers", type=int, default=None,
+                   help="capture an evenly spaced subset of N Linear layers")
+    p.add_argument("--capture-steps", help="comma-separated step indices to record (default all)")
+    p.add_argument("--no-qk", action="store_true", help="do not record attention q/k")
+    p.add_argument("--guidance", type=float, default=5.0, help="CFG scale (1: cond branch only)")
+    p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--frames", type=int, help="latent frames (default: the model's tiny size)")
+    p.add_argument("--height", type=int, help="latent height")
+    p.add_argument("--width", type=int, help="latent width")
+    p.add_argument("--expected", help="also store golden outputs for these formats (comma list)")
+    p.add_argument("--max-bytes", help="refuse to capture/write more than this (e.g. 2GB)")
+    p.add_argument("--dry-run", action="store_true", help="print the size estimate, write nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_capture)
+
+    e = subparsers.add_parser(
+        "e2e",
+        help="end-to-end error of a video DiT with every Linear fake-quantized per format",
+        description="Run the denoising loop unquantized and with every nn.Linear's input (and "
+                    "weight) quantize-dequantized in each format (torch reference quantizers "
+                    "= golden model bit for bit); report final-latent MSE/PSNR and the "
+                    "per-layer activation SQNR.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    e.add_argument("--model", required=True)
+    e.add_argument("--checkpoint")
+    e.add_argument("--formats", default="mxfp4,nvfp4,dialectfp4,semdialect")
+    e.add_argument("--steps", type=int, default=4)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--layers", help="regex: only these Linear layers are quantized")
+    e.add_argument("--no-weights", action="store_true", help="quantize activations only")
+    e.add_argument("--guidance", type=float, default=5.0)
+    e.add_argument("--dtype", default="float32")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_e2e)

@@ -1,0 +1,403 @@
+"""Video DiT registry: tiny random-weight configurations and local-checkpoint loading.
+
+Every entry names a diffusers transformer class, a tiny configuration (the shapes of
+diffusers' own unit tests, with widths rounded up to multiples of 32 so that every
+Linear input splits into whole 32- and 16-element blocks; see docs/frontend.md) and an
+adapter that builds the model's inputs from a latent and a text embedding and returns
+the model's prediction with the latent's shape. Nothing is ever downloaded: real
+weights come only from a local `--checkpoint` path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "get_spec", "LoadedModel"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    cls_name: str
+    family: str
+    tiny_config: dict
+    derived_from: str
+    # (config) -> latent shape for batch 1, spatial sizes in latent units
+    latent_shape: Callable[[Any, dict], tuple]
+    # (config, generator, dtype) -> text conditioning dict for one branch
+    text: Callable[[Any, torch.Generator, torch.dtype], dict]
+    # (model, latent, sigma in [0,1], text dict) -> prediction with the latent's shape
+    forward: Callable[[Any, torch.Tensor, float, dict], torch.Tensor]
+    video: dict = field(default_factory=dict)  # default latent frames/height/width
+    note: str = ""
+
+
+def _randn(g, shape, dtype):
+    return torch.randn(shape, generator=g, dtype=torch.float32).to(dtype)
+
+
+def _t1000(sigma: float, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((x.shape[0],), float(sigma) * 1000.0, dtype=x.dtype)
+
+
+def _sample(out):
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    return out.sample if hasattr(out, "sample") else out
+
+
+# ----------------------------------------------------------------------------- Wan 2.x
+def _wan_latent(cfg, v):
+    return (1, cfg.in_channels, v["frames"], v["height"], v["width"])
+
+
+def _wan_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 12, cfg.text_dim), dt)}
+
+
+def _wan_fwd(m, x, sigma, txt):
+    return _sample(m(hidden_states=x, timestep=_t1000(sigma, x), return_dict=False, **txt))
+
+
+# ------------------------------------------------------- MMDiT (Open-Sora 2.0 structure)
+def _mmdit_latent(cfg, v):
+    return (1, v["frames"] * v["height"] * v["width"], cfg.in_channels)
+
+
+def _mmdit_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 16, cfg.joint_attention_dim), dt),
+            "pooled_projections": _randn(g, (1, cfg.pooled_projection_dim), dt)}
+
+
+def _mmdit_fwd(m, x, sigma, txt, video=None):
+    v = video or {}
+    f, h, w = v.get("frames"), v.get("height"), v.get("width")
+    n = x.shape[1]
+    if not f or f * h * w != n:
+        f, h, w = 1, 1, n
+    tt, hh, ww = torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij")
+    img_ids = torch.stack([tt, hh, ww], -1).reshape(-1, 3).to(x.dtype)  # (t, h, w) as OS2
+    txt_ids = torch.zeros(txt["encoder_hidden_states"].shape[1], 3, dtype=x.dtype)
+    ts = torch.full((x.shape[0],), float(sigma), dtype=x.dtype)  # Flux scales by 1000
+    return _sample(m(hidden_states=x, timestep=ts, img_ids=img_ids, txt_ids=txt_ids,
+                     return_dict=False, **txt))
+
+
+# --------------------------------------------------------------------------- CogVideoX
+def _cog_latent(cfg, v):
+    return (1, v["frames"], cfg.in_channels, v["height"], v["width"])
+
+
+def _cog_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, cfg.max_text_seq_length, cfg.text_embed_dim),
+                                            dt)}
+
+
+def _cog_fwd(m, x, sigma, txt):
+    t = torch.full((x.shape[0],), int(round(sigma * 999)), dtype=torch.long)
+    return _sample(m(hidden_states=x, timestep=t, return_dict=False, **txt))
+
+
+# ------------------------------------------------------------------------------- LTX
+def _ltx_latent(cfg, v):
+    return (1, v["frames"] * v["height"] * v["width"], cfg.in_channels)
+
+
+def _ltx_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 16, cfg.caption_channels), dt),
+            "encoder_attention_mask": torch.ones(1, 16, dtype=torch.long)}
+
+
+def _ltx_fwd(m, x, sigma, txt, video=None):
+    v = video or {}
+    return _sample(m(hidden_states=x, timestep=_t1000(sigma, x), num_frames=v["frames"],
+                     height=v["height"], width=v["width"], return_dict=False, **txt))
+
+
+# ----------------------------------------------------------------------- HunyuanVideo
+def _hy_latent(cfg, v):
+    return (1, cfg.in_channels, v["frames"], v["height"], v["width"])
+
+
+def _hy_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 12, cfg.text_embed_dim), dt),
+            "encoder_attention_mask": torch.ones(1, 12, dtype=torch.long),
+            "pooled_projections": _randn(g, (1, cfg.pooled_projection_dim), dt)}
+
+
+def _hy_fwd(m, x, sigma, txt):
+    kw = {}
+    if m.config.guidance_embeds:
+        kw["guidance"] = torch.full((x.shape[0],), 6000.0, dtype=x.dtype)
+    return _sample(m(hidden_states=x, timestep=_t1000(sigma, x), return_dict=False, **kw, **txt))
+
+
+# ------------------------------------------------------------------------------ Mochi
+def _mochi_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 16, cfg.text_embed_dim), dt),
+            "encoder_attention_mask": torch.ones(1, 16, dtype=torch.long)}
+
+
+def _mochi_fwd(m, x, sigma, txt):
+    return _sample(m(hidden_states=x, timestep=_t1000(sigma, x), return_dict=False, **txt))
+
+
+# ----------------------------------------------------------------------------- Allegro
+def _allegro_latent(cfg, v):
+    return (1, cfg.in_channels, v["frames"], v["height"], v["width"])
+
+
+def _allegro_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 16, cfg.caption_channels), dt)}
+
+
+def _allegro_fwd(m, x, sigma, txt):
+    return _sample(m(hidden_states=x, timestep=_t1000(sigma, x), return_dict=False, **txt))
+
+
+# ------------------------------------------------------------------------------- Latte
+def _latte_latent(cfg, v):
+    return (1, cfg.in_channels, v["frames"], v["height"], v["width"])
+
+
+def _latte_text(cfg, g, dt):
+    return {"encoder_hidden_states": _randn(g, (1, 16, cfg.caption_channels), dt)}
+
+
+def _latte_fwd(m, x, sigma, txt):
+    out = _sample(m(hidden_states=x, timestep=_t1000(sigma, x).long(), return_dict=False, **txt))
+    if out.shape[1] != x.shape[1]:  # learned sigma: keep the mean prediction
+        out = out[:, : x.shape[1]]
+    return out
+
+
+def _spec(name, cls_name, family, cfg, src, lat, txt, fwd, video, note=""):
+    return ModelSpec(name, cls_name, family, cfg, src, lat, txt, fwd, video, note)
+
+
+_TESTS = "diffusers tests/models/transformers/"
+MODELS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        _spec(
+            "wan-tiny", "WanTransformer3DModel", "Wan 2.1 / 2.2",
+            dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16,
+                 in_channels=4, out_channels=4, text_dim=32, freq_dim=256, ffn_dim=64,
+                 num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                 rope_max_seq_len=32),
+            _TESTS + "test_models_transformer_wan.py (head_dim 12->16, text_dim 16->32, "
+            "ffn 32->64)",
+            _wan_latent, _wan_text, _wan_fwd, dict(frames=2, height=16, width=16)),
+        _spec(
+            "mmdit-tiny", "FluxTransformer2DModel", "MMDiT, Open-Sora 2.0 structure",
+            dict(patch_size=1, in_channels=64, out_channels=None, num_layers=1,
+                 num_single_layers=1, attention_head_dim=16, num_attention_heads=2,
+                 joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=False,
+                 axes_dims_rope=(4, 6, 6)),
+            _TESTS + "test_models_transformer_flux.py (in_channels 4->64 as Open-Sora 2.0's "
+            "2x2-packed 16-channel latent; joint/pooled dims 32; rope axes (t,h,w) 4/6/6)",
+            _mmdit_latent, _mmdit_text, _mmdit_fwd, dict(frames=2, height=4, width=4),
+            note="Open-Sora 2.0 is an MMDiT with Flux's structure (double + single stream "
+                 "blocks, 3-axis RoPE over (t, h, w), in_channels 64)"),
+        _spec(
+            "cogvideox-tiny", "CogVideoXTransformer3DModel", "CogVideoX",
+            dict(num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4,
+                 time_embed_dim=32, text_embed_dim=32, num_layers=2, sample_width=8,
+                 sample_height=8, sample_frames=8, patch_size=2, temporal_compression_ratio=4,
+                 max_text_seq_length=8),
+            _TESTS + "test_models_transformer_cogvideox.py (time_embed_dim 2->32, "
+            "text_embed_dim 8->32)",
+            _cog_latent, _cog_text, _cog_fwd, dict(frames=2, height=8, width=8)),
+        _spec(
+            "ltx-tiny", "LTXVideoTransformer3DModel", "LTX-Video",
+            dict(in_channels=32, out_channels=32, patch_size=1, patch_size_t=1,
+                 num_attention_heads=2, attention_head_dim=16, cross_attention_dim=32,
+                 num_layers=1, qk_norm="rms_norm_across_heads", caption_channels=32),
+            _TESTS + "test_models_transformer_ltx.py (in/out 8->32, head_dim 8->16, "
+            "cross_attention_dim 16->32, caption_channels 16->32)",
+            _ltx_latent, _ltx_text, _ltx_fwd, dict(frames=2, height=4, width=4)),
+        _spec(
+            "hunyuan-tiny", "HunyuanVideoTransformer3DModel", "HunyuanVideo",
+            dict(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=16,
+                 num_layers=1, num_single_layers=1, num_refiner_layers=1, patch_size=1,
+                 patch_size_t=1, qk_norm="rms_norm", guidance_embeds=True, text_embed_dim=32,
+                 pooled_projection_dim=32, rope_axes_dim=(4, 6, 6)),
+            _TESTS + "test_models_transformer_hunyuan_video.py (head_dim 10->16, rope axes "
+            "(2,4,4)->(4,6,6), text 16->32, pooled 8->32)",
+            _hy_latent, _hy_text, _hy_fwd, dict(frames=1, height=8, width=8)),
+        _spec(
+            "mochi-tiny", "MochiTransformer3DModel", "Mochi 1",
+            dict(patch_size=2, num_attention_heads=2, attention_head_dim=16, num_layers=2,
+                 pooled_projection_dim=32, in_channels=4, out_channels=None,
+                 qk_norm="rms_norm", text_embed_dim=32, time_embed_dim=32,
+                 activation_fn="swiglu", max_sequence_length=16),
+            _TESTS + "test_models_transformer_mochi.py (head_dim 8->16, pooled 16->32, "
+            "text 16->32, time_embed_dim 4->32)",
+            _wan_latent, _mochi_text, _mochi_fwd, dict(frames=2, height=8, width=8)),
+        _spec(
+            "allegro-tiny", "AllegroTransformer3DModel", "Allegro",
+            dict(num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4,
+                 num_layers=1, cross_attention_dim=32, sample_width=8, sample_height=8,
+                 sample_frames=8, caption_channels=32),
+            _TESTS + "test_models_transformer_allegro.py (head_dim 8->16, cross_attention "
+            "16->32, caption 8->32)",
+            _allegro_latent, _allegro_text, _allegro_fwd, dict(frames=2, height=8, width=8)),
+        _spec(
+            "latte-tiny", "LatteTransformer3DModel", "Latte",
+            dict(sample_size=8, num_layers=1, patch_size=2, attention_head_dim=16,
+                 num_attention_heads=2, caption_channels=32, in_channels=4,
+                 cross_attention_dim=32, out_channels=8, attention_bias=True,
+                 activation_fn="gelu-approximate", num_embeds_ada_norm=1000,
+                 norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6,
+                 video_length=2),
+            "diffusers tests/pipelines/latte/test_latte.py (head_dim 8->16, heads 3->2, "
+            "cross_attention 24->32)",
+            _latte_latent, _latte_text, _latte_fwd, dict(frames=2, height=8, width=8)),
+    ]
+}
+
+_NEEDS_VIDEO = {"mmdit-tiny": _mmdit_fwd, "ltx-tiny": _ltx_fwd}
+
+
+def model_names() -> list[str]:
+    return list(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)} "
+                         "(or a synthetic profile, see --help)") from None
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to drive: the module, its spec, and how its weights were made."""
+
+    spec: ModelSpec
+    module: torch.nn.Module
+    weights: str  # "random-init" | "checkpoint"
+    checkpoint: str | None
+    seed: int
+    video: dict
+
+    @property
+    def config(self) -> dict:
+        return _jsonable_config(self.module.config)
+
+    def latent_shape(self) -> tuple:
+        return tuple(self.spec.latent_shape(self.module.config, self.video))
+
+    def text(self, g: torch.Generator, dtype) -> dict:
+        return self.spec.text(self.module.config, g, dtype)
+
+    def predict(self, x, sigma, txt) -> torch.Tensor:
+        if self.spec.name in _NEEDS_VIDEO:
+            return _NEEDS_VIDEO[self.spec.name](self.module, x, sigma, txt, self.video)
+        return self.spec.forward(self.module, x, sigma, txt)
+
+
+def _jsonable_config(cfg) -> dict:
+    out = {}
+    for k, v in dict(cfg).items():
+        if k.startswith("_"):
+            continue
+        try:
+            json.dumps(v)
+            out[k] = v
+        except TypeError:
+            out[k] = list(v) if isinstance(v, tuple) else str(v)
+    return out
+
+
+def _cls(name: str):
+    import diffusers
+
+    return getattr(diffusers, name)
+
+
+def _load_checkpoint(spec: ModelSpec, path: str):
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    cls = _cls(spec.cls_name)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
+    if p.is_dir():
+        sub = None
+        if not (p / "config.json").exists() and (p / "transformer" / "config.json").exists():
+            sub = "transformer"  # a pipeline folder
+        cfg_file = p / (sub or "") / "config.json"
+        if not cfg_file.exists():
+            raise FileNotFoundError(f"checkpoint folder {path} has no config.json "
+                                    "(nor transformer/config.json)")
+        try:
+            cfg = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"checkpoint {cfg_file}: not valid JSON ({e})") from None
+        want = spec.cls_name
+        if cfg.get("_class_name") not in (None, want):
+            raise ValueError(f"incompatible checkpoint {path}: it holds a "
+                             f"{cfg.get('_class_name')}, model {spec.name} needs a {want}")
+        try:
+            return cls.from_pretrained(str(p), subfolder=sub, local_files_only=True)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"incompatible checkpoint {path} for {spec.name}: {msg}") from None
+    if p.suffix != ".safetensors":
+        raise ValueError(f"checkpoint {path}: expected a diffusers folder or a .safetensors file")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    cfg_file = p.with_name("config.json")
+    if cfg_file.exists():
+        cfg = json.loads(cfg_file.read_text())
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    else:
+        cfg = dict(spec.tiny_config)
+    try:
+        model = cls(**cfg)
+    except TypeError as e:
+        raise ValueError(f"checkpoint config {cfg_file} does not fit {spec.cls_name}: {e}"
+                         ) from None
+    try:
+        sd = load_file(str(p))
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"checkpoint {path} is not a readable safetensors file: {e}") from None
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:2]
+        raise ValueError(f"incompatible checkpoint {path} for {spec.name}: "
+                         f"{' '.join(first)[:300]}") from None
+    return model
+
+
+def build_model(name: str, checkpoint: str | None = None, seed: int = 0,
+                dtype: torch.dtype = torch.float32, device="cpu", video: dict | None = None
+                ) -> LoadedModel:
+    """Tiny random-weight model (seeded) or the weights of a local checkpoint."""
+    spec = get_spec(name)
+    if checkpoint:
+        module = _load_checkpoint(spec, checkpoint)
+        weights = "checkpoint"
+    else:
+        cls = _cls(spec.cls_name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = cls(**spec.tiny_config)
+        weights = "random-init"
+    module = module.to(device=device)
+    if dtype != torch.float32 or any(p.dtype != dtype for p in module.parameters()):
+        module = module.to(dtype=dtype)
+    module = module.eval()
+    v = dict(spec.video)
+    v.update(video or {})
+    return LoadedModel(spec, module, weights, str(checkpoint) if checkpoint else None, seed, v)

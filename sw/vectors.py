@@ -1,0 +1,450 @@
+"""Test-vector files: safetensors + a versioned JSON manifest (schema: docs/vectors.md).
+
+Pure NumPy (no torch): the `eval` command and the cocotb testbench import this module in
+environments that may not have torch. The safetensors container is read and written
+here directly (it is a little-endian u64 header length, a JSON header, then raw bytes),
+so bfloat16 round-trips as ``ml_dtypes.bfloat16``.
+
+Public API::
+
+    tensors, manifest = load_vectors("vectors.safetensors")
+    save_vectors("vectors.safetensors", tensors, manifest)
+    add_expected(tensors, manifest, "mxfp4")   # golden codes/scales/dialects per input
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "MANIFEST_KEY",
+    "VectorFileError",
+    "load_vectors",
+    "save_vectors",
+    "validate_manifest",
+    "new_manifest",
+    "add_expected",
+    "expected_key",
+    "estimate_bytes",
+    "format_bytes",
+    "input_names",
+]
+
+SCHEMA = "semdialect.vectors"
+SCHEMA_VERSION = 1
+MANIFEST_KEY = "semdialect.manifest"
+SIDECAR_SUFFIX = ".manifest.json"
+EXPECTED_SEP = "#"  # expected outputs live under "<input name>#<format>/<field>"
+
+# numpy dtype <-> safetensors dtype tag <-> manifest dtype name
+_DTYPES = [
+    (np.dtype(np.float32), "F32", "float32"),
+    (np.dtype(np.float16), "F16", "float16"),
+    (np.dtype(ml_dtypes.bfloat16), "BF16", "bfloat16"),
+    (np.dtype(np.float64), "F64", "float64"),
+    (np.dtype(np.uint8), "U8", "uint8"),
+    (np.dtype(np.int8), "I8", "int8"),
+    (np.dtype(np.uint16), "U16", "uint16"),
+    (np.dtype(np.int16), "I16", "int16"),
+    (np.dtype(np.int32), "I32", "int32"),
+    (np.dtype(np.uint32), "U32", "uint32"),
+    (np.dtype(np.int64), "I64", "int64"),
+    (np.dtype(np.bool_), "BOOL", "bool"),
+]
+_NP_TO_TAG = {d: t for d, t, _ in _DTYPES}
+_TAG_TO_NP = {t: d for d, t, _ in _DTYPES}
+_NP_TO_NAME = {d: n for d, _, n in _DTYPES}
+_NAME_TO_NP = {n: d for d, _, n in _DTYPES}
+
+ROLES = ("linear_input", "linear_weight", "attn_q", "attn_k", "attn_probs", "synthetic",
+         "tensor", "expected")
+EXPECTED_FIELDS = ("codes", "scales", "dialects", "tensor_scale")
+HEADER_LIMIT = 100 * 1024 * 1024  # a sane bound on a header, against corrupt lengths
+
+
+class VectorFileError(ValueError):
+    """A vector file is missing, corrupt, or does not match its manifest."""
+
+
+def dtype_name(dt) -> str:
+    try:
+        return _NP_TO_NAME[np.dtype(dt)]
+    except (KeyError, TypeError):
+        raise TypeError(f"unsupported tensor dtype {dt} for a vector file") from None
+
+
+def format_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def expected_key(name: str, fmt: str, fld: str) -> str:
+    return f"{name}{EXPECTED_SEP}{fmt}/{fld}"
+
+
+def input_names(manifest: dict) -> list[str]:
+    """Names of the captured (non-expected) tensors, in file order."""
+    return [k for k, v in manifest["tensors"].items() if v["role"] != "expected"]
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def new_manifest(source: dict, run: dict | None = None) -> dict:
+    """An empty manifest. `source` must say what produced the data (see docs/vectors.md):
+    kind ('model' | 'synthetic' | 'module'), name, weights, label."""
+    from semdialect import __version__
+
+    m = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "producer": f"semdialect {__version__}",
+        "source": dict(source),
+        "run": dict(run or {}),
+        "expected": [],
+        "tensors": {},
+    }
+    return m
+
+
+def _req(obj: dict, key: str, typ, where: str):
+    if not isinstance(obj, dict) or key not in obj:
+        raise VectorFileError(f"{where}: manifest is missing '{key}'")
+    val = obj[key]
+    if not isinstance(val, typ) or (typ is int and isinstance(val, bool)):
+        names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise VectorFileError(f"{where}: manifest field '{key}' must be {names}, "
+                              f"got {type(val).__name__}")
+    return val
+
+
+def validate_manifest(manifest: Any, where: str = "manifest") -> dict:
+    """Check a manifest against schema version 1 (docs/vectors.md). Returns it."""
+    if not isinstance(manifest, dict):
+        raise VectorFileError(f"{where}: manifest must be a JSON object")
+    schema = _req(manifest, "schema", str, where)
+    if schema != SCHEMA:
+        raise VectorFileError(f"{where}: not a semdialect vector manifest (schema {schema!r})")
+    version = _req(manifest, "version", int, where)
+    if version != SCHEMA_VERSION:
+        raise VectorFileError(
+            f"{where}: manifest version {version} is not supported (this reader: "
+            f"{SCHEMA_VERSION})")
+    source = _req(manifest, "source", dict, where)
+    kind = _req(source, "kind", str, where + ": source")
+    if kind not in ("model", "synthetic", "module"):
+        raise VectorFileError(f"{where}: source.kind must be model/synthetic/module, got {kind!r}")
+    _req(source, "name", str, where + ": source")
+    weights = _req(source, "weights", str, where + ": source")
+    if kind == "synthetic" and "synthetic" not in source["name"]:
+        raise VectorFileError(f"{where}: synthetic source name must contain 'synthetic'")
+    if weights not in ("random-init", "checkpoint", "none", "user-module"):
+        raise VectorFileError(f"{where}: source.weights must be random-init/checkpoint/none/"
+                              f"user-module, got {weights!r}")
+    _req(manifest, "run", dict, where)
+    expected = _req(manifest, "expected", list, where)
+    for e in expected:
+        _req(e, "format", str, where + ": expected[]")
+        _req(e, "options", dict, where + ": expected[]")
+    tensors = _req(manifest, "tensors", dict, where)
+    for name, t in tensors.items():
+        w = f"{where}: tensor '{name}'"
+        role = _req(t, "role", str, w)
+        if role not in ROLES:
+            raise VectorFileError(f"{w}: unknown role {role!r}")
+        dt = _req(t, "dtype", str, w)
+        if dt not in _NAME_TO_NP:
+            raise VectorFileError(f"{w}: unknown dtype {dt!r}")
+        shape = _req(t, "shape", list, w)
+        if not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise VectorFileError(f"{w}: bad shape {shape!r}")
+        if role == "expected":
+            src = _req(t, "input", str, w)
+            if src not in tensors or tensors[src]["role"] == "expected":
+                raise VectorFileError(f"{w}: expected output of unknown input {src!r}")
+            _req(t, "format", str, w)
+            fld = _req(t, "field", str, w)
+            if fld not in EXPECTED_FIELDS:
+                raise VectorFileError(f"{w}: unknown expected field {fld!r}")
+        elif role in ("linear_input", "attn_q", "attn_k", "attn_probs", "linear_weight"):
+            for key, typ in (("layer", str), ("module_type", str), ("model", str)):
+                _req(t, key, typ, w)
+            if role != "linear_weight":
+                _req(t, "step", int, w)
+                _req(t, "timestep", (int, float), w)
+                _req(t, "branch", str, w)
+    return manifest
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _header_and_layout(tensors: dict[str, np.ndarray], manifest: dict):
+    header: dict[str, Any] = {}
+    off = 0
+    for name, arr in tensors.items():
+        tag = _NP_TO_TAG.get(arr.dtype)
+        if tag is None:
+            raise TypeError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored")
+        n = arr.nbytes
+        header[name] = {"dtype": tag, "shape": list(arr.shape), "data_offsets": [off, off + n]}
+        off += n
+    header["__metadata__"] = {MANIFEST_KEY: json.dumps(manifest)}
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * (-len(hb) % 8)  # align the data section to 8 bytes, as safetensors does
+    return hb, off
+
+
+def _sync_manifest(tensors: dict[str, np.ndarray], manifest: dict) -> dict:
+    m = copy.deepcopy(manifest)
+    m["tensors"] = {k: m["tensors"][k] for k in tensors if k in m["tensors"]} | {
+        k: v for k, v in m["tensors"].items() if k not in tensors}
+    missing = [k for k in tensors if k not in m["tensors"]]
+    extra = [k for k in m["tensors"] if k not in tensors]
+    if missing or extra:
+        raise ValueError(f"manifest and tensors disagree: without metadata {missing[:5]}, "
+                         f"metadata without tensor {extra[:5]}")
+    for k, a in tensors.items():
+        m["tensors"][k]["shape"] = [int(s) for s in a.shape]
+        m["tensors"][k]["dtype"] = dtype_name(a.dtype)
+    return m
+
+
+def estimate_bytes(tensors: dict[str, np.ndarray]) -> int:
+    """Bytes the data section will take (the header adds a little)."""
+    return int(sum(a.nbytes for a in tensors.values()))
+
+
+def save_vectors(path, tensors: dict[str, np.ndarray], manifest: dict, *,
+                 max_bytes: int | None = None, sidecar: bool = True) -> dict:
+    """Write `tensors` (numpy arrays, dtype preserved) and the manifest atomically.
+
+    The file is written to a temporary name in the target directory and renamed, so a
+    failure (bad input, full disk) never leaves a half-written file. Raises ValueError
+    when the data exceed `max_bytes` or the free disk space, before writing anything.
+    Returns the manifest as stored (with data_sha256 and data_bytes filled in).
+    """
+    path = Path(path)
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    for k, a in arrays.items():
+        if not isinstance(k, str) or not k or k == "__metadata__":
+            raise ValueError(f"bad tensor name {k!r}")
+        dtype_name(a.dtype)
+    m = _sync_manifest(arrays, manifest)
+    h = hashlib.sha256()
+    for a in arrays.values():
+        h.update(memoryview(a.reshape(-1).view(np.uint8)))
+    m["data_sha256"] = h.hexdigest()
+    m["data_bytes"] = estimate_bytes(arrays)
+    validate_manifest(m, str(path))
+    hb, nbytes = _header_and_layout(arrays, m)
+    total = 8 + len(hb) + nbytes
+    if max_bytes is not None and total > max_bytes:
+        raise ValueError(f"{path}: the vectors take {format_bytes(total)}, above the limit "
+                         f"of {format_bytes(max_bytes)}; sample fewer tokens/layers/steps")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output directory {parent} does not exist")
+    free = shutil.disk_usage(parent).free
+    need = total + (len(json.dumps(m)) if sidecar else 0) + (1 << 20)
+    if need > free:
+        raise ValueError(f"not enough disk space in {parent}: need {format_bytes(need)}, "
+                         f"{format_bytes(free)} free")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    tmp_side = None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(hb)))
+            f.write(hb)
+            for a in arrays.values():
+                f.write(memoryview(a.reshape(-1).view(np.uint8)))
+            f.flush()
+            os.fsync(f.fileno())
+        if sidecar:
+            fd2, tmp_side = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json.tmp",
+                                             dir=parent)
+            with os.fdopen(fd2, "w") as f:
+                json.dump(m, f, indent=1)
+                f.write("\n")
+            os.chmod(tmp_side, 0o644)
+            os.replace(tmp_side, sidecar_path(path))
+            tmp_side = None
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        for t in (tmp, tmp_side):
+            if t is not None and os.path.exists(t):
+                os.unlink(t)
+    return m
+
+
+def sidecar_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_header(f, path: Path, size: int):
+    raw = f.read(8)
+    if len(raw) < 8:
+        raise VectorFileError(f"{path}: truncated (no safetensors header)")
+    (n,) = struct.unpack("<Q", raw)
+    if n == 0 or n > HEADER_LIMIT or 8 + n > size:
+        raise VectorFileError(f"{path}: corrupt safetensors header length {n}")
+    try:
+        header = json.loads(f.read(n).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VectorFileError(f"{path}: corrupt safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise VectorFileError(f"{path}: corrupt safetensors header")
+    return header, 8 + n
+
+
+def load_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a vector file: (tensors, manifest).
+
+    tensors: name -> numpy array in its stored dtype (float32, float16, bfloat16 as
+    ``ml_dtypes.bfloat16``; expected outputs as uint8/uint16/float32). The manifest is
+    validated against the schema (docs/vectors.md), against the file's tensors (names,
+    shapes, dtypes) and against its data checksum; any mismatch raises VectorFileError
+    (a ValueError) naming the file. A missing file raises FileNotFoundError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"vector file {path} does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header, data_start = _read_header(f, path, size)
+        meta = header.pop("__metadata__", None) or {}
+        if MANIFEST_KEY not in meta:
+            raise VectorFileError(f"{path}: a safetensors file without a semdialect manifest "
+                                  "(not written by semdialect capture?)")
+        try:
+            manifest = json.loads(meta[MANIFEST_KEY])
+        except json.JSONDecodeError as e:
+            raise VectorFileError(f"{path}: manifest is not valid JSON ({e})") from None
+        validate_manifest(manifest, str(path))
+        data = bytearray(size - data_start)  # writable arrays, one copy
+        got = f.readinto(data)
+    if got != size - data_start:
+        raise VectorFileError(f"{path}: short read")
+    tensors: dict[str, np.ndarray] = {}
+    entries = sorted(header.items(), key=lambda kv: kv[1].get("data_offsets", [0])[0]
+                     if isinstance(kv[1], dict) else 0)
+    end_prev = 0
+    for name, ent in entries:
+        try:
+            tag, shape, (b, e) = ent["dtype"], ent["shape"], ent["data_offsets"]
+            dt = _TAG_TO_NP[tag]
+            count = int(np.prod(shape, dtype=np.int64))
+        except (KeyError, TypeError, ValueError):
+            raise VectorFileError(f"{path}: corrupt header entry for {name!r}") from None
+        if b != end_prev or e - b != count * dt.itemsize or e > len(data):
+            raise VectorFileError(
+                f"{path}: tensor {name!r} data [{b}, {e}) is out of place or beyond the end of "
+                f"the file ({len(data)} data bytes): truncated or corrupt")
+        end_prev = e
+        tensors[name] = np.frombuffer(data, dtype=dt, count=count, offset=b).reshape(shape)
+    if end_prev != len(data):
+        raise VectorFileError(f"{path}: {len(data) - end_prev} trailing bytes after the tensors")
+    mt = manifest["tensors"]
+    if set(mt) != set(tensors):
+        only_m = sorted(set(mt) - set(tensors))[:5]
+        only_f = sorted(set(tensors) - set(mt))[:5]
+        raise VectorFileError(f"{path}: manifest does not match the file: in manifest only "
+                              f"{only_m}, in file only {only_f}")
+    for name, arr in tensors.items():
+        want_dt, want_shape = mt[name]["dtype"], mt[name]["shape"]
+        if dtype_name(arr.dtype) != want_dt or list(arr.shape) != want_shape:
+            raise VectorFileError(
+                f"{path}: tensor {name!r} is {dtype_name(arr.dtype)}{list(arr.shape)} but the "
+                f"manifest says {want_dt}{want_shape}")
+    h = hashlib.sha256()
+    for a in tensors.values():  # file (= write) order
+        h.update(memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))
+    if manifest.get("data_sha256") not in (None, h.hexdigest()):
+        raise VectorFileError(f"{path}: data checksum mismatch (corrupt file)")
+    side = sidecar_path(path)
+    if side.exists():
+        try:
+            side_m = json.loads(side.read_text())
+        except json.JSONDecodeError as e:
+            raise VectorFileError(f"{side}: not valid JSON ({e})") from None
+        if side_m != manifest:
+            raise VectorFileError(f"{side} does not match the manifest inside {path} "
+                                  "(mismatched files: regenerate or delete the .json)")
+    return tensors, manifest
+
+
+# --------------------------------------------------------------- expected golden outputs
+
+
+def add_expected(tensors: dict[str, np.ndarray], manifest: dict, fmt: str,
+                 names: list[str] | None = None, **options) -> None:
+    """Quantize every input tensor with the golden model and store its codes, scales,
+    dialect ids and tensor scale next to it (in place). A last axis that is not a
+    multiple of the block size is padded with zeros first (which never changes a block's
+    scale, numerics §1); the entry then records ``padded_to``."""
+    from semdialect import golden
+
+    if fmt not in golden.FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; known: {', '.join(golden.FORMATS)}")
+    probe = golden.quantize(np.zeros((64,), np.float32), fmt, **options)
+    k = probe.block_size
+    stored_opts = {kk: vv for kk, vv in probe.options.items() if not kk.startswith("_")}
+    stored_opts.update({kk: vv for kk, vv in options.items() if kk != "allowed"})
+    stored_opts["block_size"] = k
+    manifest["expected"].append({"format": fmt, "options": _jsonable(stored_opts)})
+    for name in list(names if names is not None else input_names(manifest)):
+        x = tensors[name]
+        if x.dtype not in (np.float32, np.float16, ml_dtypes.bfloat16):
+            continue
+        pad = -x.shape[-1] % k
+        xp = np.concatenate([x, np.zeros(x.shape[:-1] + (pad,), x.dtype)], -1) if pad else x
+        qt = golden.quantize(xp, fmt, **options)
+        fields = {"codes": qt.codes, "scales": qt.scales}
+        if qt.dialects is not None:
+            fields["dialects"] = qt.dialects
+        if qt.tensor_scale is not None:
+            fields["tensor_scale"] = np.asarray([qt.tensor_scale], dtype=np.float32)
+        for fld, arr in fields.items():
+            key = expected_key(name, fmt, fld)
+            tensors[key] = np.ascontiguousarray(arr)
+            ent = {"role": "expected", "input": name, "format": fmt, "field": fld,
+                   "shape": list(arr.shape), "dtype": dtype_name(arr.dtype)}
+            if pad:
+                ent["padded_to"] = int(xp.shape[-1])
+            manifest["tensors"][key] = ent
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
