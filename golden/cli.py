@@ -42,8 +42,7 @@ def load_dataset_file(path: str):
                 f"{path}: reading safetensors vector exports needs the torch extra "
                 f"(pip install 'semdialect[torch]'): {e}"
             ) from None
-        tensors, _manifest = load_vectors(p)
-        return p.stem, tensors
+        return p.stem, load_vectors(p)  # (tensors, manifest)
     raise ValueError(
         f"{path}: unsupported vector file type {p.suffix!r} (use .npy or .safetensors)"
     )
@@ -59,17 +58,19 @@ def _cmd_eval(args) -> int:
         datasets += synthetic_datasets(shape, seed=args.seed)
     for path in args.vectors or []:
         datasets.append(load_dataset_file(path))
+    names = {n for n, _ in datasets}
     rows = evaluate(datasets, formats, progress=None if args.json else _say,
                     per_layer=args.per_layer)
+    overall = [r for r in rows if r["dataset"] in names]
     if args.plot:
-        plot_rows([r for r in rows if "/" not in r.dataset], args.plot)
+        plot_rows(overall, args.plot)
     if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=1))
+        print(json.dumps(rows, indent=1))
     else:
-        print(format_table([r for r in rows if "/" not in r.dataset]))
+        print(format_table(overall))
         if args.per_layer:
             print()
-            print(format_table([r for r in rows if "/" in r.dataset]))
+            print(format_table([r for r in rows if r["dataset"] not in names]))
     return 0
 
 
@@ -89,10 +90,12 @@ def _cmd_formatbook_build(args) -> int:
         else:
             book, report = build_default_book(seed=args.seed, progress=_say)
     else:
+        from .evaluate import as_sequences
+
         name, data = load_dataset_file(args.vectors)
-        arrays = data.values() if isinstance(data, dict) else [data]
-        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1])
-                            .reshape(-1) for a in arrays if a.shape[-1] % args.block_size == 0])
+        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
+                            for s in as_sequences(name, data) for a in s.x
+                            if a.shape[-1] % args.block_size == 0])
         book, report = build_formatbook(
             x, args.dialects, name=args.name or f"{name}-{args.dialects}",
             block_size=args.block_size, frac_bits=args.frac_bits, progress=_say,

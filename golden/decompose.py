@@ -90,12 +90,14 @@ class DecomposedTensor:
         return self.primary.bits_per_element + (extra + rows) / n
 
 
-def quantize_decomposed(x, fmt: str, salient, **options) -> DecomposedTensor:
+def quantize_decomposed(x, fmt: str, salient, primary: QuantizedTensor | None = None,
+                        **options) -> DecomposedTensor:
     """Quantize x; re-quantize the residual of the salient rows (numerics §13).
 
     salient: bool mask over rows (x.reshape(-1, x.shape[-1])) or row indices. The residual
     is computed exactly in float32 and rounded (RNE) to x's dtype before the second pass,
-    which is what a unit with a bf16/fp16 input port receives.
+    which is what a unit with a bf16/fp16 input port receives. `primary`: an already
+    quantized x (e.g. by SeDA sub-formatbooks) to take the residual of.
     """
     from . import quantize
 
@@ -111,7 +113,8 @@ def quantize_decomposed(x, fmt: str, salient, **options) -> DecomposedTensor:
         idx = np.unique(sal.astype(np.int64))
         if idx.size and (idx[0] < 0 or idx[-1] >= rows.shape[0]):
             raise ValueError(f"salient row index out of range 0..{rows.shape[0] - 1}")
-    primary = quantize(x, fmt, **options)
+    if primary is None:
+        primary = quantize(x, fmt, **options)
     if idx.size == 0:
         return DecomposedTensor(primary, None, idx)
     deq = primary.dequantize().reshape(rows.shape)

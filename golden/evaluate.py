@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 __all__ = [
-    "FORMAT_VARIANTS", "resolve_format", "sqnr_db", "EvalRow", "evaluate",
-    "lut_resolution_sweep",
+    "FORMAT_VARIANTS", "resolve_format", "sqnr_db", "as_sequences", "evaluate",
+    "lut_resolution_sweep", "format_table", "plot_rows",
 ]
 
 # Extra names for format+option combinations researchers compare routinely.
@@ -49,70 +48,34 @@ def sqnr_db(x: np.ndarray, xq: np.ndarray) -> float:
     return 10 * np.log10(sig / noise)
 
 
-@dataclass
-class EvalRow:
-    format: str
-    dataset: str
-    sqnr_db: float
-    bits_per_element: float
+def as_sequences(name: str, data):
+    """A dataset as quality sequences: an array is one step of one layer (rows = tokens);
+    (tensors, manifest) from `semdialect.sw.vectors.load_vectors` is grouped by layer and
+    branch over denoising steps (semdialect.golden.quality.sequences_from_vectors)."""
+    from .quality import Sequence, sequences_from_vectors
 
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["sqnr_db"] = round(d["sqnr_db"], 4) if np.isfinite(d["sqnr_db"]) else None
-        d["bits_per_element"] = round(d["bits_per_element"], 5)
-        return d
+    if isinstance(data, tuple):
+        return sequences_from_vectors(*data)
+    x = np.asarray(data)
+    return [Sequence(name, [0], [x.reshape(-1, x.shape[-1])], [None])]
 
 
-def evaluate(datasets, formats: Iterable[str], progress=None,
-             per_layer: bool = False) -> list[EvalRow]:
-    """Quantize-dequantize each dataset in each format.
-
-    A dataset is (name, array) or (name, {tensor_name: array}); for a dict the overall
-    SQNR pools signal and noise over all its tensors, and with per_layer=True each
-    tensor also gets a row named "dataset/tensor". Tensors whose last axis is not a
-    multiple of a format's block are skipped for that format (said through progress).
-    """
-    from . import quantize
+def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = False):
+    """Rows {format, dataset, sqnr_db, bits_per_element, consistency} for every format on
+    every dataset ((name, array) or (name, (tensors, manifest))). SQNR pools signal and
+    noise over a dataset's tensors; consistency is the fraction of codes unchanged between
+    consecutive denoising steps (None for single-step data). per_layer adds a row per
+    sequence, named "dataset/layer/branch"."""
+    from .quality import quality_table
 
     rows = []
-    formats = list(formats)
     for ds_name, data in datasets:
-        tensors = data if isinstance(data, dict) else {ds_name: data}
-        for fname in formats:
-            fmt, opts = resolve_format(fname)
-            sig = noise = bits = 0.0
-            n = 0
-            for t_name, x in tensors.items():
-                try:
-                    qt = quantize(x, fmt, **opts)
-                except ValueError as e:
-                    if progress:
-                        progress(f"skip {fname} on {ds_name}/{t_name}: {e}")
-                    continue
-                x64 = np.asarray(x, dtype=np.float64)
-                ok = np.isfinite(x64)
-                d = qt.dequantize().astype(np.float64)
-                s_t = float(np.sum(x64[ok] ** 2))
-                n_t = float(np.sum((x64[ok] - d[ok]) ** 2))
-                sig, noise, n = sig + s_t, noise + n_t, n + x64.size
-                bits += qt.bits_per_element * x64.size
-                if per_layer and isinstance(data, dict):
-                    rows.append(EvalRow(fname, f"{ds_name}/{t_name}", _db(s_t, n_t),
-                                        qt.bits_per_element))
-            if n == 0:
-                continue
-            rows.append(EvalRow(fname, ds_name, _db(sig, noise), bits / n))
-            if progress:
-                progress(f"{ds_name:>28} {fname:>16} {rows[-1].sqnr_db:7.2f} dB")
+        seqs = as_sequences(ds_name, data)
+        rows += quality_table([(ds_name, seqs)], formats, progress=progress)
+        if per_layer and isinstance(data, tuple):
+            for s in seqs:
+                rows += quality_table([(f"{ds_name}/{s.name}", [s])], formats)
     return rows
-
-
-def _db(sig: float, noise: float) -> float:
-    if noise == 0:
-        return float("inf")
-    if sig == 0:
-        return float("-inf")
-    return float(10 * np.log10(sig / noise))
 
 
 LUT_SWEEP_POINTS = ((1, 8), (2, 8), (3, 8), (4, 8), (4, 10))
@@ -135,35 +98,35 @@ def lut_resolution_sweep(datasets, book="semdialect-32", points=LUT_SWEEP_POINTS
     return out
 
 
-def format_table(rows: list[EvalRow]) -> str:
+def format_table(rows: list[dict]) -> str:
     """Markdown table: one row per format, one SQNR column per dataset, plus bits."""
-    datasets = list(dict.fromkeys(r.dataset for r in rows))
-    formats = list(dict.fromkeys(r.format for r in rows))
-    cell = {(r.format, r.dataset): r for r in rows}
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    formats = list(dict.fromkeys(r["format"] for r in rows))
+    cell = {(r["format"], r["dataset"]): r for r in rows}
     head = "| format | bits/elem | " + " | ".join(f"{d} SQNR (dB)" for d in datasets) + " |"
     sep = "|---|---:|" + "---:|" * len(datasets)
     lines = [head, sep]
     for f in formats:
-        bits = next(cell[f, d].bits_per_element for d in datasets if (f, d) in cell)
-        vals = [f"{cell[f, d].sqnr_db:.2f}" if (f, d) in cell else "-" for d in datasets]
+        bits = next(cell[f, d]["bits_per_element"] for d in datasets if (f, d) in cell)
+        vals = [f"{cell[f, d]['sqnr_db']:.2f}" if (f, d) in cell else "-" for d in datasets]
         lines.append(f"| {f} | {bits:.3f} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
-def plot_rows(rows: list[EvalRow], path: str) -> None:
+def plot_rows(rows: list[dict], path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = list(dict.fromkeys(r.dataset for r in rows))
-    formats = list(dict.fromkeys(r.format for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    formats = list(dict.fromkeys(r["format"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 2), 4))
     w = 0.8 / len(formats)
     for i, f in enumerate(formats):
-        ys = [next((r.sqnr_db for r in rows if r.format == f and r.dataset == d), np.nan)
-              for d in datasets]
-        bits = next(r.bits_per_element for r in rows if r.format == f)
+        ys = [next((r["sqnr_db"] for r in rows if r["format"] == f and r["dataset"] == d),
+                   np.nan) for d in datasets]
+        bits = next(r["bits_per_element"] for r in rows if r["format"] == f)
         ax.bar(np.arange(len(datasets)) + i * w, ys, w, label=f"{f} ({bits:.3g} b/e)")
     ax.set_xticks(np.arange(len(datasets)) + w * (len(formats) - 1) / 2)
     ax.set_xticklabels(datasets, rotation=15, ha="right")

@@ -39,7 +39,7 @@ def stage_quality(ctx: FlowContext) -> None:
                "mxint8"]
     shape = (64, 2048) if ctx.quick else (256, 4096)
     rows = evaluate(synthetic_datasets(shape, seed=ctx.seed), formats)
-    (ctx.out / "quality.json").write_text(json.dumps([r.to_json() for r in rows], indent=1))
+    (ctx.out / "quality.json").write_text(json.dumps(rows, indent=1))
     plot_rows(rows, str(ctx.out / "quality.png"))
     ctx.artifacts["quality"] = rows
     ctx.sections.append(

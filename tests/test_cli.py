@@ -29,7 +29,8 @@ def test_eval_json_schema(capsys):
         "synthetic-gaussian", "synthetic-laplace", "synthetic-student_t3",
         "synthetic-channel_outlier"}
     for r in rows:
-        assert set(r) == {"format", "dataset", "sqnr_db", "bits_per_element"}
+        assert set(r) == {"format", "dataset", "sqnr_db", "bits_per_element", "consistency"}
+        assert r["consistency"] is None  # single-step data
         assert 10 < r["sqnr_db"] < 40
     bits = {r["format"]: r["bits_per_element"] for r in rows}
     assert bits["mxfp4"] == 4.25 and bits["semdialect"] == 4.40625
