@@ -141,3 +141,36 @@ def build_default_book(seed: int = 0, progress=None) -> tuple[Formatbook, dict]:
                      "(F=4, unsaturated); greedy forward selection + swap refinement",
     }
     return build_formatbook(x, 32, name="semdialect-32", provenance=prov, progress=progress)
+
+
+def split_blocks(x: np.ndarray, block_size: int, holdout: float, seed: int):
+    """Seeded split of the blocks of x into (calibration, held-out) flat arrays."""
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    xb = np.asarray(x, dtype=np.float32).reshape(-1, block_size)
+    perm = np.random.default_rng(seed).permutation(len(xb))
+    n_hold = int(round(holdout * len(xb)))
+    return xb[perm[n_hold:]].reshape(-1), xb[perm[:n_hold]].reshape(-1)
+
+
+def holdout_report(book: Formatbook, x_holdout: np.ndarray, block_size: int = 32) -> dict:
+    """SQNR (dB) on held-out blocks of the new book (LUT selection, default F/W) next to
+    the shipped books and the MX/NV baselines, plus the new book's dialect usage there."""
+    from . import quantize
+    from .evaluate import sqnr_db
+
+    x = np.asarray(x_holdout, dtype=np.float32).reshape(-1, block_size)
+    if x.size == 0:
+        return {}
+    x = x.reshape(-1, 16 * block_size) if len(x) % 16 == 0 else x
+    out = {}
+    qt = quantize(x, "semdialect", formatbook=book, block_size=block_size)
+    out[f"semdialect ({book.name})"] = round(sqnr_db(x, qt.dequantize()), 4)
+    usage = np.bincount(qt.dialects.ravel(), minlength=book.num_dialects)
+    for name, fmt, opts in [("semdialect (semdialect-32)", "semdialect", {}),
+                            ("dialectfp4", "dialectfp4", {}), ("mxfp4", "mxfp4", {}),
+                            ("nvfp4", "nvfp4", {})]:
+        if x.shape[-1] % (16 if fmt == "nvfp4" else block_size) == 0:
+            out[name] = round(sqnr_db(x, quantize(x, fmt, **opts).dequantize()), 4)
+    return {"heldout_blocks": int(x.size // block_size), "heldout_sqnr_db": out,
+            "heldout_usage": usage.tolist()}

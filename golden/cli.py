@@ -75,14 +75,19 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_formatbook_build(args) -> int:
-    from .builder import build_default_book, build_formatbook
+    from .builder import (
+        build_default_book,
+        build_formatbook,
+        default_calibration,
+        holdout_report,
+        split_blocks,
+    )
 
     if args.synthetic == bool(args.vectors):
         raise ValueError("give exactly one of --synthetic or --vectors FILE")
     if args.synthetic:
+        heldout = default_calibration(args.seed + 1, blocks_per_dataset=512)
         if args.dialects != 32:
-            from .builder import default_calibration
-
             book, report = build_formatbook(
                 default_calibration(args.seed), args.dialects, name=args.name or
                 f"synthetic-{args.dialects}", frac_bits=args.frac_bits, progress=_say,
@@ -96,13 +101,17 @@ def _cmd_formatbook_build(args) -> int:
         x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
                             for s in as_sequences(name, data) for a in s.x
                             if a.shape[-1] % args.block_size == 0])
+        x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
         book, report = build_formatbook(
             x, args.dialects, name=args.name or f"{name}-{args.dialects}",
             block_size=args.block_size, frac_bits=args.frac_bits, progress=_say,
             provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)})
+    report.update(holdout_report(book, heldout, args.block_size))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     book.save(out)
+    for k, v in report.get("heldout_sqnr_db", {}).items():
+        _say(f"held-out SQNR {k:>28}: {v:.3f} dB")
     _say(f"wrote {out} ({book.num_dialects} dialects, hash {book.content_hash[:16]})")
     print(json.dumps(report))
     return 0
@@ -171,6 +180,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--frac-bits", type=int, default=4,
                    help="LUT resolution of the build objective")
     b.add_argument("--block-size", type=int, default=32)
+    b.add_argument("--holdout", type=float, default=0.2,
+                   help="fraction of --vectors blocks kept out of the build for the report "
+                   "(--synthetic holds out fresh data drawn with seed + 1)")
     b.add_argument("--name")
     b.add_argument("-o", "--output", required=True)
     b.set_defaults(func=_cmd_formatbook_build)

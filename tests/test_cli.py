@@ -83,6 +83,18 @@ def test_formatbook_show_and_export(tmp_path, capsys):
     assert err.max() <= 255 and idx.max() == 7
 
 
+def test_formatbook_build_from_vectors_holds_out_blocks(tmp_path, capsys):
+    x = np.random.default_rng(2).laplace(size=(64, 256)).astype(np.float32)
+    np.save(tmp_path / "cal.npy", x)
+    rc, out, _ = run(["formatbook", "build", "--vectors", str(tmp_path / "cal.npy"),
+                      "--dialects", "4", "--holdout", "0.25", "-o",
+                      str(tmp_path / "b4.json")], capsys)
+    assert rc == 0
+    report = json.loads(out)
+    assert report["calibration_blocks"] == 384 and report["heldout_blocks"] == 128
+    assert load_formatbook(tmp_path / "b4.json").num_dialects == 4
+
+
 def test_formatbook_build_small_book(tmp_path, capsys):
     out_file = tmp_path / "b8.json"
     rc, out, _ = run(["formatbook", "build", "--synthetic", "--dialects", "8",
@@ -92,6 +104,12 @@ def test_formatbook_build_small_book(tmp_path, capsys):
     assert book.num_dialects == 8
     report = json.loads(out)
     assert sum(report["usage"]) == report["calibration_blocks"]
+    assert sum(report["heldout_usage"]) == report["heldout_blocks"] > 0
+    held = report["heldout_sqnr_db"]
+    assert set(held) == {"semdialect (synthetic-8)", "semdialect (semdialect-32)",
+                         "dialectfp4", "mxfp4", "nvfp4"}
+    # 8 dialects chosen for this data beat the single fixed E2M1 grid of mxfp4
+    assert held["semdialect (synthetic-8)"] > held["mxfp4"]
 
 
 def test_flow_quick_writes_summary(tmp_path, capsys):
