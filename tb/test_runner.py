@@ -1,0 +1,307 @@
+"""pytest entry of the cocotb + Verilator testbenches (`nox -s rtl-tests` / `rtl-regress`).
+
+Quick suite (`-m "not slow"`): every configuration of semdialect.sim.configs is
+generated, built (cached under build/sim/<config>/) and checked bit-exact against the
+golden model on >= 1M elements (random distributions + edge classes, random valid gaps
+and backpressure), reset in mid-stream, latency / throughput (-> cycles.json); plus
+tests of the testbench itself: a corrupted golden LUT entry and a corrupted ROM entry
+of the generated netlist must both be reported as mismatches naming block and lane.
+
+Environment: SEMDIALECT_VECTORS=PATH[:PATH...] also runs vector files (.npy or
+safetensors export) through every configuration; SEMDIALECT_SIM_CONFIGS=a,b restricts
+the configurations; SEMDIALECT_SIM_ELEMENTS overrides the elements per configuration;
+WAVES=1 writes dump.fst, COVERAGE=1 writes coverage.dat (in build/sim/<config>/runs/).
+See docs/verification.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semdialect.sim.configs import CONFIGS, QUICK_CONFIGS, golden_quantize
+from semdialect.sim.payload import Field, PayloadLayout
+from semdialect.sim.scoreboard import Scoreboard
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK_ELEMENTS = int(os.environ.get("SEMDIALECT_SIM_ELEMENTS", 1 << 20))
+REGRESS_ELEMENTS = int(os.environ.get("SEMDIALECT_SIM_REGRESS_ELEMENTS", 8 << 20))
+
+
+def _selected() -> list[str]:
+    sel = os.environ.get("SEMDIALECT_SIM_CONFIGS")
+    names = [s.strip() for s in sel.split(",") if s.strip()] if sel else list(QUICK_CONFIGS)
+    for n in names:
+        if n not in CONFIGS:
+            raise ValueError(f"SEMDIALECT_SIM_CONFIGS: unknown configuration {n!r}")
+    return names
+
+
+CONFIG_NAMES = _selected()
+_BUILT: dict[str, object] = {}
+_STREAM: dict[str, dict] = {}
+
+
+def _built(name: str):
+    """Generate + build a configuration once per session (and cached across sessions)."""
+    from semdialect.sim import verilator as v
+
+    if name not in _BUILT:
+        cfg = CONFIGS[name]
+        gen = v.generate(cfg)
+        _BUILT[name] = v.build(gen)
+    return _BUILT[name]
+
+
+def _vectors() -> list[str]:
+    raw = os.environ.get("SEMDIALECT_VECTORS", "")
+    paths = [p for p in raw.split(os.pathsep) if p]
+    for p in paths:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"SEMDIALECT_VECTORS: {p} does not exist")
+    return paths
+
+
+def _run(built, testcase: str, params: dict, name: str | None = None) -> dict:
+    from semdialect.sim import verilator as v
+
+    return v.run_tb(built, testcase, params, name=name)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# quick suite
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_stream(name):
+    """>= 1M elements bit-exact, random gaps and backpressure (+ vector files)."""
+    built = _built(name)
+    cfg = CONFIGS[name]
+    n_blocks = math.ceil(QUICK_ELEMENTS / cfg.block_size)
+    vecs = _vectors()
+    results = []
+    for i, vec in enumerate([None] + vecs):
+        params = {"n_blocks": n_blocks if vec is None else 64, "seed": 1 + i,
+                  "gap": 0.1, "backpressure": 0.2, "vectors": vec}
+        s = _run(built, "stream_test", params, name=f"stream{i}")
+        results.append(s)
+        assert s["report"]["ok"], s["report_text"]
+    s = results[0]
+    _STREAM[name] = s
+    _say(f"{name}: {s['report']['elements_checked']} elements bit-exact, "
+         f"{s['sim_cycles']} cycles, {s['cycles_per_s']:.0f} cycles/s, "
+         f"{s['elements_per_s']:.0f} elements/s")
+    assert s["report"]["elements_checked"] >= QUICK_ELEMENTS
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_reset_midstream(name):
+    s = _run(_built(name), "reset_test", {"seed": 3, "reset_blocks": 600})
+    assert not s["failures"], s["failures"]
+    assert s["accepted_after"] > 0 and s["out_before"] > 0
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_latency_throughput(name):
+    """Latency and throughput -> build/sim/<config>/cycles.json."""
+    built = _built(name)
+    s = _run(built, "perf_test", {"seed": 5, "perf_blocks": 1000})
+    modes = s["modes"]
+    out = {
+        "config": CONFIGS[name].to_json(),
+        "manifest_latency": s["latency_manifest"],
+        "latency_cycles": s["latency_cycles"],
+        "latency_definition": s["latency_definition"],
+        "throughput_blocks_per_cycle": modes["full"]["throughput_blocks_per_cycle"],
+        "throughput_blocks_per_cycle_backpressure50":
+            modes["backpressure50"]["throughput_blocks_per_cycle"],
+        "throughput_blocks_per_cycle_valid_gaps30": modes["gaps30"]["throughput_blocks_per_cycle"],
+        "elements_per_cycle": modes["full"]["throughput_elements_per_cycle"],
+        "build_seconds": built.seconds or None,
+        "generate_seconds": built.gen.seconds or None,
+    }
+    st = _STREAM.get(name)
+    if st:
+        out["stream"] = {k: st[k] for k in ("sim_cycles", "sim_wall_s", "cycles_per_s",
+                                            "elements_per_s", "throughput_blocks_per_cycle",
+                                            "gap", "backpressure")}
+        out["stream"]["elements_checked"] = st["report"]["elements_checked"]
+    path = built.gen.dir / "cycles.json"
+    path.write_text(json.dumps(out, indent=1))
+    _say(f"{name}: latency {out['latency_cycles']} cycles, throughput "
+         f"{out['throughput_blocks_per_cycle']:.3f} blocks/cycle "
+         f"({out['throughput_blocks_per_cycle_backpressure50']:.3f} with 50% backpressure)")
+    assert out["latency_cycles"] == s["latency_manifest"]
+    assert out["throughput_blocks_per_cycle"] > 0.99
+
+
+# ---------------------------------------------------------------------------------------
+# the testbench catches faults
+# ---------------------------------------------------------------------------------------
+
+_MISMATCH_RE = re.compile(r"block (\d+) lane (\d+): code expected 0x[0-9a-f]+ got 0x[0-9a-f]+ "
+                          r"\(input 0x[0-9a-f]{4}\)")
+
+
+def test_corrupted_golden_lut_is_caught():
+    """One golden index-LUT entry changed: the scoreboard must name block and lane."""
+    name = "semdialect-32"
+    if name not in CONFIG_NAMES:
+        pytest.skip(f"{name} not selected")
+    s = _run(_built(name), "stream_test",
+             {"n_blocks": 4000, "seed": 11, "gap": 0.1, "backpressure": 0.2,
+              "corrupt_golden": True}, name="corrupt-golden")
+    assert not s["report"]["ok"]
+    assert s["report"]["counts"]["code"] > 0
+    assert _MISMATCH_RE.search(s["report_text"]), s["report_text"]
+    # every mismatch is at the corrupted (dialect, address) and nothing else differs
+    assert s["report"]["counts"]["scale"] == 0 and s["report"]["counts"]["dialect"] == 0
+
+
+def test_corrupted_netlist_rom_is_caught():
+    """One entry of the generated index ROM changed in the Verilog: mismatch reported."""
+    from semdialect.sim import verilator as v
+
+    base = "synth8-f2" if "synth8-f2" in CONFIG_NAMES else CONFIG_NAMES[0]
+    cfg = CONFIGS[base]
+    if cfg.unit != "semdialect":
+        pytest.skip("needs a semdialect configuration")
+    gen = v.generate(cfg)
+    # which (dialect, address) does the stimulus use most? corrupt exactly that one
+    from semdialect.golden import build_luts
+    from semdialect.golden.dialects import normalize_blocks
+    from semdialect.sim.stimulus import mixed_stream
+
+    n = 3000
+    x, _ = mixed_stream(n, cfg.block_size, cfg.dtype, 21)
+    g = golden_quantize(cfg, x, None, book_path=gen.book_path)
+    luts = build_luts(str(gen.book_path), cfg.frac_bits or 3, cfg.err_bits)
+    _, vv, bad = normalize_blocks(luts.book, x.astype(np.float32))
+    aq = luts.idx_address(vv)
+    use = np.zeros(luts.idx.shape, np.int64)
+    np.add.at(use, (np.repeat(g.dialects[~bad].astype(np.int64), cfg.block_size),
+                    aq[~bad].ravel()), 1)
+    d, a = np.unravel_index(int(use.argmax()), use.shape)
+    entry = int(d) * luts.idx.shape[1] + int(a)
+
+    bdir = gen.dir.parent / f"{base}-broken"
+    shutil.rmtree(bdir / "rtl", ignore_errors=True)
+    shutil.copytree(gen.dir / "rtl", bdir / "rtl")
+    n_hits = 0
+    for f in gen.verilog:
+        text = f.read_text()
+        pat = re.compile(rf"(idx_rom\[{entry}\] = 3'h)([0-7]);")
+        text, k = pat.subn(lambda m: m.group(1) + str((int(m.group(2)) + 1) % 8), text)
+        n_hits += k
+        (bdir / "rtl" / f.name).write_text(text)
+    assert n_hits == 1, f"expected one idx_rom[{entry}] initializer in the Verilog, found {n_hits}"
+    broken = replace(gen, dir=bdir, verilog=[bdir / "rtl" / f.name for f in gen.verilog])
+    built = v.build(broken)
+    # the run must fail (the DUT is wrong); the summary must name block and lane
+    with pytest.raises(AssertionError) as ei:
+        v.run_tb(built, "stream_test", {"n_blocks": n, "seed": 21, "gap": 0.1,
+                                        "backpressure": 0.2}, name="broken-rom")
+    summary = json.loads((bdir / "runs" / f"broken-rom-{os.getpid()}" / "summary.json").read_text())
+    assert summary["report"]["counts"]["code"] > 0, summary["report_text"]
+    assert _MISMATCH_RE.search(summary["report_text"]), summary["report_text"]
+    assert "lane" in str(ei.value)
+
+
+# ---------------------------------------------------------------------------------------
+# testbench units (no simulator)
+# ---------------------------------------------------------------------------------------
+
+
+def test_payload_roundtrip():
+    rng = np.random.default_rng(0)
+    lay = PayloadLayout(16 * 8 + 5 + 1, [Field("data", 0, 16, 8), Field("mask", 128, 1, 5),
+                                          Field("last", 133, 1)])
+    data = rng.integers(0, 1 << 16, (50, 8))
+    mask = rng.integers(0, 2, (50, 5))
+    last = rng.integers(0, 2, 50)
+    ints = lay.pack(50, data=data, mask=mask, last=last)
+    assert ints[0] & 0xFFFF == data[0, 0] and (ints[0] >> 133) == last[0]
+    out = lay.unpack(ints)
+    assert (out["data"] == data).all() and (out["mask"] == mask).all()
+    assert (out["last"] == last).all()
+
+
+def test_scoreboard_names_block_lane_and_counts():
+    cfg = CONFIGS["semdialect-32"]
+    from semdialect.sim.stimulus import mixed_stream, to_bits
+
+    x, _ = mixed_stream(200, cfg.block_size, cfg.dtype, 0)
+    g = golden_quantize(cfg, x)
+    last = np.zeros(200, np.uint8)
+    sb = Scoreboard(to_bits(x), g, last)
+    assert sb.compare(g.scales, g.dialects, g.codes, last).ok
+    codes = g.codes.copy()
+    codes[17, 5] ^= 1
+    rep = sb.compare(g.scales, g.dialects, codes, last)
+    assert not rep.ok and rep.mismatching_blocks == 1
+    assert f"block 17 lane 5: code expected 0x{g.codes[17, 5]:x}" in rep.text()
+    assert f"input 0x{to_bits(x)[17, 5]:04x}" in rep.text()
+    rep = sb.compare(g.scales[:-1], g.dialects[:-1], g.codes[:-1], last[:-1])
+    assert not rep.ok and "200 blocks in, 199 out" in rep.text()
+    sc = g.scales.copy()
+    sc[3] ^= 0x10
+    assert "block 3: scale" in sb.compare(sc, g.dialects, g.codes, last).text()
+
+
+def test_stimulus_covers_edge_classes():
+    from semdialect.sim.stimulus import EDGE_KINDS, edge_blocks
+
+    rng = np.random.default_rng(0)
+    for dt in (CONFIGS["semdialect-32"].dtype, CONFIGS["semdialect-32-fp16"].dtype):
+        for k in EDGE_KINDS:
+            x = edge_blocks(k, 64, 32, dt, rng)
+            assert x.shape == (64, 32) and x.dtype == dt
+        f = edge_blocks("nonfinite", 64, 32, dt, rng).astype(np.float32)
+        assert (~np.isfinite(f)).any(axis=1).all()
+        s = edge_blocks("subnormals", 64, 32, dt, rng).astype(np.float32)
+        assert ((s != 0) & (np.abs(s) < float(np.finfo(np.float32).tiny))).any() or \
+            dt == np.float16
+
+
+# ---------------------------------------------------------------------------------------
+# long sweep
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("mode", [(0.0, 0.0), (0.3, 0.5), (0.05, 0.05)])
+def test_regress(name, mode):
+    built = _built(name)
+    cfg = CONFIGS[name]
+    gap, bp = mode
+    seed = 1000 + int(gap * 100) + int(bp * 10)
+    s = _run(built, "stream_test", {"n_blocks": math.ceil(REGRESS_ELEMENTS / cfg.block_size),
+                                    "seed": seed, "gap": gap, "backpressure": bp},
+             name=f"regress-{gap}-{bp}")
+    assert s["report"]["ok"], s["report_text"]
+    _say(f"{name} gap {gap} bp {bp}: {s['report']['elements_checked']} elements, "
+         f"{s['elements_per_s']:.0f} elements/s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_regress_reset(name):
+    for seed in range(4):
+        s = _run(_built(name), "reset_test", {"seed": 50 + seed, "reset_blocks": 2000},
+                 name=f"regress-reset{seed}")
+        assert not s["failures"], s["failures"]
