@@ -1,0 +1,558 @@
+"""Datapath stages of the block quantizers (numerics §4, §7-§9).
+
+Every stage is a small `wiring.Component` that can be simulated on its own. The purely
+combinational stages have no clock; the two log-depth reductions (`DialectAdderTree`,
+`MaskedArgmin`) take a tuple of tree levels after which they insert a pipeline register,
+all enabled by their `en` input (the global stall of the enclosing unit).
+
+Value conventions (all exact integers, no floating point anywhere):
+
+* A 16-bit input lane is sign | exponent field | mantissa field. Its magnitude is
+  ``sig * 2^(E_eff - bias - M)`` with ``E_eff = max(exp, 1)`` and
+  ``sig = (exp != 0) << M | man`` (subnormals honoured exactly).
+* The block exponent is ``e = clamp(floor(log2 amax) - emax, -127, 127)``; an all-zero
+  block gives -127 through the clamp (numerics §4, §7).
+* The normalized magnitude ``v = |x| * 2^-e`` lies in [0, 2^I), I = emax + 1. A LUT
+  address at F fractional bits is ``floor(v * 2^F) << 1 | sticky`` (numerics §8.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "InputFormat",
+    "INPUT_FORMATS",
+    "Unpack",
+    "BlockMax",
+    "SharedExponent",
+    "Normalize",
+    "ErrorLut",
+    "DialectAdderTree",
+    "MaskedArgmin",
+    "IndexLut",
+    "E2M1Round",
+    "PairSelect",
+    "BeneficialCount",
+    "delay",
+    "tree_levels",
+]
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """A 16-bit IEEE-style input float: 1 sign bit, `ebits` exponent, `mbits` mantissa."""
+
+    name: str
+    ebits: int
+    mbits: int
+
+    @property
+    def bias(self) -> int:
+        return (1 << (self.ebits - 1)) - 1
+
+    @property
+    def exp_max_field(self) -> int:
+        return (1 << self.ebits) - 1
+
+
+INPUT_FORMATS = {
+    "bf16": InputFormat("bf16", 8, 7),
+    "fp16": InputFormat("fp16", 5, 10),
+}
+
+
+def tree_levels(n: int) -> int:
+    """Levels of a binary reduction tree over n leaves."""
+    levels = 0
+    while n > 1:
+        n = (n + 1) // 2
+        levels += 1
+    return levels
+
+
+def delay(m: Module, value, n: int, en, name: str, *, reset_less: bool = True) -> Value:
+    """`value` delayed by n enabled registers (enable = the unit's global advance)."""
+    v = Value.cast(value)
+    for k in range(n):
+        r = Signal(v.shape(), name=f"{name}_p{k}", reset_less=reset_less)
+        with m.If(en):
+            m.d.sync += r.eq(v)
+        v = r
+    return v
+
+
+def _lsb_or(value: Value, nbits: int) -> Value:
+    return value[:nbits].any() if nbits > 0 else Const(0, 1)
+
+
+# --------------------------------------------------------------------------------------
+# Unpack / BlockMax / SharedExponent
+# --------------------------------------------------------------------------------------
+
+
+class Unpack(wiring.Component):
+    """Split B 16-bit floats into sign, exponent, mantissa; flag NaN/Inf lanes.
+
+    `mag` is the 15-bit magnitude pattern (exponent | mantissa), which orders finite
+    magnitudes exactly like their values (subnormals included)."""
+
+    def __init__(self, fmt: InputFormat, block_size: int):
+        self.fmt = fmt
+        self.block_size = block_size
+        super().__init__({
+            "data": In(data.ArrayLayout(16, block_size)),
+            "sign": Out(block_size),
+            "exp": Out(data.ArrayLayout(fmt.ebits, block_size)),
+            "man": Out(data.ArrayLayout(fmt.mbits, block_size)),
+            "mag": Out(data.ArrayLayout(15, block_size)),
+            "nonfinite": Out(block_size),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        f = self.fmt
+        for i in range(self.block_size):
+            x = self.data[i]
+            m.d.comb += [
+                self.sign[i].eq(x[15]),
+                self.exp[i].eq(x[f.mbits:15]),
+                self.man[i].eq(x[:f.mbits]),
+                self.mag[i].eq(x[:15]),
+                self.nonfinite[i].eq(x[f.mbits:15] == f.exp_max_field),
+            ]
+        return m
+
+
+class BlockMax(wiring.Component):
+    """amax (15-bit magnitude pattern) over the block, and `bad` = any NaN/Inf lane."""
+
+    def __init__(self, block_size: int):
+        self.block_size = block_size
+        super().__init__({
+            "mag": In(data.ArrayLayout(15, block_size)),
+            "nonfinite": In(block_size),
+            "amax": Out(15),
+            "bad": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [self.mag[i] for i in range(self.block_size)]
+        n = 0
+        while len(level) > 1:
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                s = Signal(15, name=f"max_l{n}_{j // 2}")
+                a, b = level[j], level[j + 1]
+                m.d.comb += s.eq(Mux(a >= b, a, b))
+                nxt.append(s)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+            n += 1
+        m.d.comb += [self.amax.eq(level[0]), self.bad.eq(self.nonfinite.any())]
+        return m
+
+
+class SharedExponent(wiring.Component):
+    """Block exponent e = clamp(floor(log2 amax) - emax, -127, 127) and its E8M0 code.
+
+    floor(log2 amax) is taken from the bits: exp - bias for a normal amax,
+    msb(man) + 1 - bias - M for a subnormal one; amax = 0 clamps to e = -127.
+    `scale` is e + 127, or 0xFF (E8M0 NaN) for a block containing NaN/Inf."""
+
+    def __init__(self, fmt: InputFormat, emax: int):
+        self.fmt = fmt
+        self.emax = emax
+        super().__init__({
+            "amax": In(15),
+            "bad": In(1),
+            "e": Out(signed(9)),
+            "scale": Out(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        f = self.fmt
+        exp = self.amax[f.mbits:15]
+        man = self.amax[:f.mbits]
+        # biased floor(log2 amax): exp for normals, msb(man) + 1 - M (<= 0) for subnormals
+        eb = Signal(signed(12))
+        with m.If(exp != 0):
+            m.d.comb += eb.eq(exp)
+        with m.Else():
+            m.d.comb += eb.eq(-1000)  # zero: below any clamp
+            for j in range(f.mbits):  # last assignment wins: the highest set bit
+                with m.If(man[j]):
+                    m.d.comb += eb.eq(j + 1 - f.mbits)
+        raw = Signal(signed(12))
+        m.d.comb += raw.eq(eb - (f.bias + self.emax))
+        e = Mux(raw < -127, -127, Mux(raw > 127, 127, raw))
+        m.d.comb += [
+            self.e.eq(e),
+            self.scale.eq(Mux(self.bad, 0xFF, (e + 127)[:8])),
+        ]
+        return m
+
+
+# --------------------------------------------------------------------------------------
+# Normalize
+# --------------------------------------------------------------------------------------
+
+
+class Normalize(wiring.Component):
+    """Per lane: v = |x| * 2^-e as a truncated fixed-point value plus sticky bit, giving
+    the error-LUT address (F fractional bits) and the exact index-LUT address (Fq bits).
+
+    One barrel shifter per lane at Fmax = max(F, Fq) resolution: with the significand
+    pre-shifted left by L = I + Fmax, floor(v * 2^Fmax) = (sig << L) >> R with
+    R = e + bias + M + I - E_eff (>= 1 for every lane of a finite block; clamped to the
+    shifter width, beyond which the lane is all sticky). Coarser addresses fold the
+    dropped low bits into the sticky bit. NaN/Inf blocks get all-zero addresses
+    (the golden model sets v = 0 there)."""
+
+    def __init__(self, fmt: InputFormat, block_size: int, int_bits: int, frac_bits: int,
+                 idx_frac_bits: int):
+        self.fmt = fmt
+        self.block_size = block_size
+        self.int_bits = int_bits
+        self.frac_bits = frac_bits
+        self.idx_frac_bits = idx_frac_bits
+        self.fmax = max(frac_bits, idx_frac_bits)
+        self.err_addr_bits = int_bits + frac_bits + 1
+        self.idx_addr_bits = int_bits + idx_frac_bits + 1
+        super().__init__({
+            "e": In(signed(9)),
+            "bad": In(1),
+            "exp": In(data.ArrayLayout(fmt.ebits, block_size)),
+            "man": In(data.ArrayLayout(fmt.mbits, block_size)),
+            "err_addr": Out(data.ArrayLayout(self.err_addr_bits, block_size)),
+            "idx_addr": Out(data.ArrayLayout(self.idx_addr_bits, block_size)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        f = self.fmt
+        lsh = self.int_bits + self.fmax
+        wide_w = f.mbits + 1 + lsh
+        tw = self.int_bits + self.fmax
+        base = Signal(signed(12))
+        m.d.comb += base.eq(self.e + (f.bias + f.mbits + self.int_bits))
+        for i in range(self.block_size):
+            exp, man = self.exp[i], self.man[i]
+            e_eff = Mux(exp == 0, 1, exp)
+            sig = Cat(man, exp != 0)
+            wide = Signal(wide_w, name=f"wide{i}")
+            m.d.comb += wide.eq(sig << lsh)
+            r_raw = Signal(signed(12), name=f"rsh_raw{i}")
+            m.d.comb += r_raw.eq(base - e_eff)
+            rsh = Signal(range(wide_w + 1), name=f"rsh{i}")
+            m.d.comb += rsh.eq(Mux(r_raw < 0, 0, Mux(r_raw > wide_w, wide_w, r_raw)))
+            t = Signal(tw, name=f"t{i}")
+            m.d.comb += t.eq(wide >> rsh)
+            sticky = Signal(name=f"sticky{i}")
+            m.d.comb += sticky.eq(Cat(*[wide[j] & (rsh > j) for j in range(wide_w)]).any())
+            for fb, port in ((self.frac_bits, self.err_addr), (self.idx_frac_bits, self.idx_addr)):
+                drop = self.fmax - fb
+                s = sticky | _lsb_or(t, drop)
+                m.d.comb += port[i].eq(Mux(self.bad, 0, Cat(s, t[drop:])))
+        return m
+
+
+# --------------------------------------------------------------------------------------
+# LUTs, adder tree, argmin
+# --------------------------------------------------------------------------------------
+
+
+def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value]) -> list[Value]:
+    """A constant table with one combinational read port per address."""
+    mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
+    m.submodules[name] = mem
+    outs = []
+    for a in addrs:
+        rp = mem.read_port(domain="comb")
+        m.d.comb += rp.addr.eq(a)
+        outs.append(rp.data)
+    return outs
+
+
+class ErrorLut(wiring.Component):
+    """ERR[d, a_i] for every dialect d and lane i, straight from `LutSet.err`.
+
+    One ROM of 2^(I+F+1) words of D*W bits (word a = ERR[:, a], dialect 0 in the low
+    bits), read by B combinational ports."""
+
+    def __init__(self, luts, block_size: int):
+        self.luts = luts
+        self.block_size = block_size
+        self.num_dialects, n_addr = luts.err.shape
+        self.addr_bits = luts.err_addr_bits
+        assert n_addr == 1 << self.addr_bits
+        self.width = luts.err_bits
+        super().__init__({
+            "addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "err": Out(data.ArrayLayout(data.ArrayLayout(self.width, self.num_dialects),
+                                        block_size)),
+        })
+
+    def words(self) -> list[int]:
+        err = self.luts.err
+        out = []
+        for a in range(err.shape[1]):
+            w = 0
+            for d in range(err.shape[0]):
+                w |= int(err[d, a]) << (d * self.width)
+            out.append(w)
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = _rom(m, "err_rom", self.num_dialects * self.width, self.words(),
+                    [self.addr[i] for i in range(self.block_size)])
+        for i, o in enumerate(outs):
+            m.d.comb += self.err[i].as_value().eq(o)
+        return m
+
+
+class DialectAdderTree(wiring.Component):
+    """sum_i ERR[d, a_i] for every dialect: D binary adder trees over the B lanes.
+
+    `cuts`: tree levels (0-based) after which a register is inserted (enable `en`);
+    latency = len(cuts). Sums are exact (width W + ceil(log2 B))."""
+
+    def __init__(self, num_dialects: int, width: int, block_size: int, cuts=()):
+        self.num_dialects = num_dialects
+        self.width = width
+        self.block_size = block_size
+        self.levels = tree_levels(block_size)
+        self.sum_width = width + self.levels
+        self.cuts = tuple(sorted(set(cuts)))
+        assert all(0 <= c < self.levels for c in self.cuts)
+        self.latency = len(self.cuts)
+        super().__init__({
+            "err": In(data.ArrayLayout(data.ArrayLayout(width, num_dialects), block_size)),
+            "en": In(1),
+            "sums": Out(data.ArrayLayout(self.sum_width, num_dialects)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for d in range(self.num_dialects):
+            level = [self.err[i][d] for i in range(self.block_size)]
+            for lv in range(self.levels):
+                nxt = []
+                for j in range(0, len(level) - 1, 2):
+                    nxt.append(level[j] + level[j + 1])
+                if len(level) % 2:
+                    nxt.append(level[-1])
+                sigs = []
+                for j, v in enumerate(nxt):
+                    s = Signal(self.width + lv + 1, name=f"sum_d{d}_l{lv}_{j}")
+                    m.d.comb += s.eq(v)
+                    if lv in self.cuts:
+                        s = delay(m, s, 1, self.en, f"sum_d{d}_l{lv}_{j}")
+                    sigs.append(s)
+                level = sigs
+            m.d.comb += self.sums[d].eq(level[0])
+        return m
+
+
+class MaskedArgmin(wiring.Component):
+    """argmin over the allowed dialects, ties to the lowest id (numerics §8.4).
+
+    A binary tree of (sum, id, allowed) nodes; the left child always holds the lower ids,
+    so `left wins unless right is allowed and strictly smaller (or left not allowed)`
+    gives ties to the lowest id. An empty mask yields id 0 (the golden model rejects an
+    empty mask; do not send one). `cuts` / `en` as in `DialectAdderTree`."""
+
+    def __init__(self, num_dialects: int, sum_width: int, cuts=()):
+        self.num_dialects = num_dialects
+        self.sum_width = sum_width
+        self.id_bits = max(1, (num_dialects - 1).bit_length())
+        self.levels = tree_levels(num_dialects)
+        self.cuts = tuple(sorted(set(cuts)))
+        assert all(0 <= c < self.levels for c in self.cuts)
+        self.latency = len(self.cuts)
+        super().__init__({
+            "sums": In(data.ArrayLayout(sum_width, num_dialects)),
+            "mask": In(num_dialects),
+            "en": In(1),
+            "dialect": Out(self.id_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [(self.sums[d], Const(d, self.id_bits), self.mask[d])
+                 for d in range(self.num_dialects)]
+        for lv in range(self.levels):
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                (va, ia, oa), (vb, ib, ob) = level[j], level[j + 1]
+                take_b = ob & (~oa | (vb < va))
+                v = Signal(self.sum_width, name=f"am_v_l{lv}_{j // 2}")
+                i = Signal(self.id_bits, name=f"am_i_l{lv}_{j // 2}")
+                o = Signal(name=f"am_o_l{lv}_{j // 2}")
+                m.d.comb += [v.eq(Mux(take_b, vb, va)), i.eq(Mux(take_b, ib, ia)),
+                             o.eq(oa | ob)]
+                nxt.append((v, i, o))
+            if len(level) % 2:
+                nxt.append(level[-1])
+            if lv in self.cuts:
+                nxt = [tuple(delay(m, x, 1, self.en, f"am_l{lv}_{j}_{k}")
+                             for k, x in enumerate(node)) for j, node in enumerate(nxt)]
+            level = nxt
+        m.d.comb += self.dialect.eq(level[0][1])
+        return m
+
+
+class IndexLut(wiring.Component):
+    """Element codes: sign << 3 | IDX[dialect, aq_i] from `LutSet.idx` (numerics §8.5-6);
+    all codes 0 for a NaN/Inf block. One ROM of D * 2^(I+Fq+1) 3-bit words at address
+    dialect << (I+Fq+1) | aq, read by B combinational ports."""
+
+    def __init__(self, idx_table, block_size: int):
+        self.table = idx_table
+        self.block_size = block_size
+        self.num_dialects, n_addr = idx_table.shape
+        self.addr_bits = n_addr.bit_length() - 1
+        assert n_addr == 1 << self.addr_bits
+        self.id_bits = max(1, (self.num_dialects - 1).bit_length())
+        super().__init__({
+            "dialect": In(self.id_bits),
+            "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "sign": In(block_size),
+            "bad": In(1),
+            "codes": Out(data.ArrayLayout(4, block_size)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        words = [int(v) for v in self.table.reshape(-1)]
+        words += [0] * ((1 << self.id_bits) * (1 << self.addr_bits) - len(words))
+        outs = _rom(m, "idx_rom", 3, words,
+                    [Cat(self.idx_addr[i], self.dialect) for i in range(self.block_size)])
+        for i, o in enumerate(outs):
+            m.d.comb += self.codes[i].eq(Mux(self.bad, 0, Cat(o, self.sign[i])))
+        return m
+
+
+# --------------------------------------------------------------------------------------
+# Baseline stages
+# --------------------------------------------------------------------------------------
+
+
+class E2M1Round(wiring.Component):
+    """MXFP4 elements computed arithmetically (no table): RNE of v in [0, 8) onto E2M1,
+    saturating at 6, from the exact address floor(v * 4) << 1 | sticky.
+
+    Minifloat identity (as golden/elements.py): with E = max(floor(log2 v), 0) and
+    q = RNE(v * 2^(1 - E)), code = (E << 1) + q, saturated at 7. Codes are
+    sign << 3 | magnitude code; 0 for a NaN/Inf block."""
+
+    ADDR_BITS = 3 + 2 + 1  # I = 3, Fq = 2 (every E2M1 rounding boundary is a multiple of 1/4)
+
+    def __init__(self, block_size: int):
+        self.block_size = block_size
+        super().__init__({
+            "idx_addr": In(data.ArrayLayout(self.ADDR_BITS, block_size)),
+            "sign": In(block_size),
+            "bad": In(1),
+            "codes": Out(data.ArrayLayout(4, block_size)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for i in range(self.block_size):
+            a = self.idx_addr[i]
+            st, t = a[0], a[1:]  # t = floor(4 v), 5 bits
+            mag = Signal(4, name=f"mag{i}")
+            # binade E: 0 for v < 2 (t < 8), 1 for v < 4, 2 for v < 8
+            for ebin, lo, hi in ((0, 0, 8), (1, 8, 16), (2, 16, 32)):
+                drop = ebin + 1  # bits of t below the q LSB
+                q0 = t >> drop
+                half = t[drop - 1]
+                rest = _lsb_or(t, drop - 1) | st
+                up = half & (rest | q0[0])
+                with m.If((t >= lo) & (t < hi)):
+                    m.d.comb += mag.eq((ebin << 1) + q0 + up)
+            sat = Mux(mag > 7, 7, mag)
+            m.d.comb += self.codes[i].eq(Mux(self.bad, 0, Cat(sat[:3], self.sign[i])))
+        return m
+
+
+class PairSelect(wiring.Component):
+    """BlockDialect stage 1 (numerics §9): the pair j picked by the block's normalized max,
+    from a ROM over the exact max address. The ROM is tabulated by running the golden
+    `two_stage_select` on a one-element block at every address's representative value."""
+
+    def __init__(self, pair_table, block_size: int, addr_bits: int):
+        self.table = [int(p) for p in pair_table]
+        self.block_size = block_size
+        self.addr_bits = addr_bits
+        self.pair_bits = max(1, (max(self.table)).bit_length())
+        super().__init__({
+            "idx_addr": In(data.ArrayLayout(addr_bits, block_size)),
+            "pair": Out(self.pair_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [self.idx_addr[i] for i in range(self.block_size)]
+        n = 0
+        while len(level) > 1:
+            nxt = []
+            for j in range(0, len(level) - 1, 2):
+                s = Signal(self.addr_bits, name=f"amax_l{n}_{j // 2}")
+                m.d.comb += s.eq(Mux(level[j] >= level[j + 1], level[j], level[j + 1]))
+                nxt.append(s)
+            if len(level) % 2:
+                nxt.append(level[-1])
+            level = nxt
+            n += 1
+        (o,) = _rom(m, "pair_rom", self.pair_bits, self.table, [level[0]])
+        m.d.comb += self.pair.eq(o)
+        return m
+
+
+class BeneficialCount(wiring.Component):
+    """BlockDialect stage 2 (numerics §9): count the lanes in each pair member's beneficial
+    range (ROM = golden `beneficial_table`), pick 2j + (count_odd > count_even); dialect 0
+    for a NaN/Inf block."""
+
+    def __init__(self, ben_table, block_size: int, pair_bits: int):
+        # ben_table: (n_pairs, 2, n_addr) bool
+        self.ben = ben_table
+        self.block_size = block_size
+        n_pairs, _, n_addr = ben_table.shape
+        self.addr_bits = n_addr.bit_length() - 1
+        self.pair_bits = pair_bits
+        self.cnt_bits = block_size.bit_length()
+        super().__init__({
+            "pair": In(pair_bits),
+            "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "bad": In(1),
+            "dialect": Out(pair_bits + 1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_pairs, _, n_addr = self.ben.shape
+        words = []
+        for p in range(1 << self.pair_bits):
+            for a in range(n_addr):
+                if p < n_pairs:
+                    words.append(int(self.ben[p, 0, a]) | int(self.ben[p, 1, a]) << 1)
+                else:
+                    words.append(0)
+        outs = _rom(m, "ben_rom", 2, words,
+                    [Cat(self.idx_addr[i], self.pair) for i in range(self.block_size)])
+        cnt_a = Signal(self.cnt_bits)
+        cnt_b = Signal(self.cnt_bits)
+        m.d.comb += [cnt_a.eq(sum(o[0] for o in outs)), cnt_b.eq(sum(o[1] for o in outs))]
+        m.d.comb += self.dialect.eq(Mux(self.bad, 0, Cat(cnt_b > cnt_a, self.pair)))
+        return m
