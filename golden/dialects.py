@@ -146,7 +146,7 @@ class DialectFormat:
     def quantize(self, x32, block_size=None, formatbook=None, selector=None,
                  frac_bits: int = DEFAULT_FRAC_BITS, err_bits: int = DEFAULT_ERR_BITS,
                  allowed=None) -> QuantizedTensor:
-        k = block_size or self.default_block
+        k = self.default_block if block_size is None else block_size
         book = load_formatbook(formatbook or self.default_book)
         selector = selector or self.default_selector
         if selector not in ("lut", "mse", "two-stage"):

@@ -110,9 +110,13 @@ class Formatbook:
         def need(key, typ):
             if key not in obj:
                 raise FormatbookError(f"{source}: missing field '{key}'")
-            if not isinstance(obj[key], typ):
+            types = typ if isinstance(typ, tuple) else (typ,)
+            if not isinstance(obj[key], types) or (
+                isinstance(obj[key], bool) and bool not in types
+            ):
+                want = " or ".join(t.__name__ for t in types)
                 raise FormatbookError(
-                    f"{source}: field '{key}' must be {typ.__name__}, got {type(obj[key]).__name__}"
+                    f"{source}: field '{key}' must be {want}, got {type(obj[key]).__name__}"
                 )
             return obj[key]
 
@@ -131,7 +135,7 @@ class Formatbook:
         if scale.get("type") != "e8m0":
             raise FormatbookError(f"{source}: scale.type must be 'e8m0', got {scale.get('type')!r}")
         emax = scale.get("emax")
-        if not isinstance(emax, int) or not 0 <= emax <= 8:
+        if not isinstance(emax, int) or isinstance(emax, bool) or not 0 <= emax <= 8:
             raise FormatbookError(f"{source}: scale.emax must be an integer in 0..8, got {emax!r}")
         dialects = need("dialects", list)
         for i, d in enumerate(dialects):

@@ -30,7 +30,7 @@ class MXFormat:
         self.code_bits = elem.bits
 
     def quantize(self, x32: np.ndarray, block_size: int | None = None) -> QuantizedTensor:
-        k = block_size or self.default_block
+        k = self.default_block if block_size is None else block_size
         xb = to_blocks(x32, k)
         bad = _nonfinite_blocks(xb)
         a = np.abs(xb)
@@ -73,7 +73,7 @@ class NVFP4Format:
     default_block = 16
 
     def quantize(self, x32, block_size: int | None = None, tensor_amax=None) -> QuantizedTensor:
-        k = block_size or self.default_block
+        k = self.default_block if block_size is None else block_size
         if k != 16:
             raise ValueError(f"nvfp4 uses blocks of 16 elements, got block_size={k}")
         xb = to_blocks(x32, k)
@@ -118,7 +118,7 @@ class Int4Format:
     default_block = 32
 
     def quantize(self, x32, block_size: int | None = None) -> QuantizedTensor:
-        k = block_size or self.default_block
+        k = self.default_block if block_size is None else block_size
         xb = to_blocks(x32, k)
         bad = _nonfinite_blocks(xb)
         amax = np.where(bad, np.float32(0), np.abs(xb).max(axis=-1))
