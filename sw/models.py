@@ -324,6 +324,48 @@ def _cls(name: str):
     return getattr(diffusers, name)
 
 
+def _state_dict_from(files, path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    sd = {}
+    for f in files:
+        try:
+            sd.update(load_file(str(f)))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"checkpoint {path}: {f.name} is not a readable safetensors "
+                             f"file: {e}") from None
+    return sd
+
+
+def _strict_load(model, sd, spec, path):
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:2]
+        raise ValueError(f"incompatible checkpoint {path} for {spec.name}: "
+                         f"{' '.join(first)[:300]}") from None
+    return model
+
+
+def _build_from_config(spec, cls, cfg, where):
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    try:
+        return cls(**cfg)
+    except TypeError as e:
+        raise ValueError(f"checkpoint config {where} does not fit {spec.cls_name}: {e}") from None
+
+
+def _load_folder_manually(spec, cls, folder: Path, cfg: dict, path):
+    """diffusers folder without `accelerate`: build from config.json, then load every
+    *.safetensors shard strictly (no .bin pickles are read)."""
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"checkpoint folder {folder} has no *.safetensors weights")
+    model = _build_from_config(spec, cls, cfg, folder / "config.json")
+    return _strict_load(model, _state_dict_from(files, path), spec, path)
+
+
 def _load_checkpoint(spec: ModelSpec, path: str):
     p = Path(path)
     if not p.exists():
@@ -346,6 +388,11 @@ def _load_checkpoint(spec: ModelSpec, path: str):
         if cfg.get("_class_name") not in (None, want):
             raise ValueError(f"incompatible checkpoint {path}: it holds a "
                              f"{cfg.get('_class_name')}, model {spec.name} needs a {want}")
+        folder = p / (sub or "")
+        try:
+            import accelerate  # noqa: F401  (diffusers' fast path needs it)
+        except ImportError:
+            return _load_folder_manually(spec, cls, folder, cfg, path)
         try:
             return cls.from_pretrained(str(p), subfolder=sub, local_files_only=True)
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
@@ -353,31 +400,10 @@ def _load_checkpoint(spec: ModelSpec, path: str):
             raise ValueError(f"incompatible checkpoint {path} for {spec.name}: {msg}") from None
     if p.suffix != ".safetensors":
         raise ValueError(f"checkpoint {path}: expected a diffusers folder or a .safetensors file")
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     cfg_file = p.with_name("config.json")
-    if cfg_file.exists():
-        cfg = json.loads(cfg_file.read_text())
-        cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    else:
-        cfg = dict(spec.tiny_config)
-    try:
-        model = cls(**cfg)
-    except TypeError as e:
-        raise ValueError(f"checkpoint config {cfg_file} does not fit {spec.cls_name}: {e}"
-                         ) from None
-    try:
-        sd = load_file(str(p))
-    except (SafetensorError, OSError) as e:
-        raise ValueError(f"checkpoint {path} is not a readable safetensors file: {e}") from None
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0:2]
-        raise ValueError(f"incompatible checkpoint {path} for {spec.name}: "
-                         f"{' '.join(first)[:300]}") from None
-    return model
+    cfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else dict(spec.tiny_config)
+    model = _build_from_config(spec, cls, cfg, cfg_file if cfg_file.exists() else "(tiny)")
+    return _strict_load(model, _state_dict_from([p], path), spec, path)
 
 
 def build_model(name: str, checkpoint: str | None = None, seed: int = 0,
