@@ -471,15 +471,21 @@ class E2M1Round(wiring.Component):
             a = self.idx_addr[i]
             st, t = a[0], a[1:]  # t = floor(4 v), 5 bits
             mag = Signal(4, name=f"mag{i}")
-            # binade E: 0 for v < 2 (t < 8), 1 for v < 4, 2 for v < 8
-            for ebin, lo, hi in ((0, 0, 8), (1, 8, 16), (2, 16, 32)):
+            # binade E: 0 for v < 2 (t < 8), 1 for v < 4 (t < 16), 2 for v < 8
+            cand = []
+            for ebin in range(3):
                 drop = ebin + 1  # bits of t below the q LSB
                 q0 = t >> drop
                 half = t[drop - 1]
                 rest = _lsb_or(t, drop - 1) | st
                 up = half & (rest | q0[0])
-                with m.If((t >= lo) & (t < hi)):
-                    m.d.comb += mag.eq((ebin << 1) + q0 + up)
+                cand.append((ebin << 1) + q0 + up)
+            with m.If(t < 8):
+                m.d.comb += mag.eq(cand[0])
+            with m.Elif(t < 16):
+                m.d.comb += mag.eq(cand[1])
+            with m.Else():
+                m.d.comb += mag.eq(cand[2])
             sat = Mux(mag > 7, 7, mag)
             m.d.comb += self.codes[i].eq(Mux(self.bad, 0, Cat(sat[:3], self.sign[i])))
         return m

@@ -318,3 +318,8 @@ def write_book(tmp_path, name, dialects, grid=0.5, emax=2):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_configure(config):
+    # constructors that raise ValueError leave a half-built Elaboratable behind
+    config.addinivalue_line("filterwarnings", "ignore::amaranth.hdl.UnusedElaboratable")

@@ -109,7 +109,6 @@ def test_stall_everything(rng):
     _run("semdialect-32", 16, "fp16", 4, x, rng, p_gap=0.6, p_stall=0.8)
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_bad_parameters():
     with pytest.raises(ValueError):
         SemDialectQuantizer(block_size=24)

@@ -1,0 +1,69 @@
+"""`semdialect rtl ...`: Verilog + manifest generation (registered by semdialect/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .generate import DEFAULT_SET, UNITS, build_unit, generate
+
+__all__ = ["register"]
+
+
+def _generate(args) -> int:
+    u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
+                   input_format=args.input, frac_bits=args.frac_bits, err_bits=args.err_bits,
+                   pipeline=args.pipeline)
+    t0 = time.perf_counter()
+    man = generate(u, args.output, name=args.name)
+    print(f"{Path(args.output) / man['files'][0]}: {man['toplevel']}, latency "
+          f"{man['latency']} cycles ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _generate_defaults(args) -> int:
+    out = Path(args.output)
+    index = []
+    for label, kw in DEFAULT_SET:
+        u = build_unit(**kw)
+        t0 = time.perf_counter()
+        from .generate import toplevel_name
+
+        top = toplevel_name(u)
+        man = generate(u, out / top)
+        index.append({"label": label, "toplevel": top, "dir": top,
+                      "manifest": f"{top}/{top}.json", "latency": man["latency"]})
+        print(f"{label}: {out / top / man['files'][0]} ({time.perf_counter() - t0:.1f} s)")
+    (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("rtl", help="generate the Verilog of the block quantizer units",
+                              description="Generate Verilog + JSON manifests of the streaming "
+                              "block quantizers (docs/architecture.md).")
+    sub = p.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    g = sub.add_parser("generate", help="one unit: Verilog, lint waivers and manifest")
+    g.add_argument("--formatbook", default="semdialect-32",
+                   help="built-in name or JSON path ('mxfp4' for the MXFP4 unit); "
+                   "default semdialect-32")
+    g.add_argument("--unit", choices=UNITS, default="auto",
+                   help="auto (default): mxfp4 for --formatbook mxfp4, the BlockDialect "
+                   "two-stage selector for the DialectFP4 book, the SemanticDialect LUT "
+                   "engine otherwise")
+    g.add_argument("--block-size", type=int, default=32, help="16, 32 or 64 (default 32)")
+    g.add_argument("--input", choices=("bf16", "fp16"), default="bf16")
+    g.add_argument("--frac-bits", type=int, default=None, help="F (semdialect; default 3)")
+    g.add_argument("--err-bits", type=int, default=None, help="W (semdialect; default 8)")
+    g.add_argument("--pipeline", type=int, default=None,
+                   help="pipeline registers = latency in cycles (default: the unit's)")
+    g.add_argument("--name", default=None, help="toplevel module name (default: derived)")
+    g.add_argument("-o", "--output", required=True, help="output directory")
+    g.set_defaults(func=_generate)
+
+    d = sub.add_parser("generate-defaults", help="the default set of units, one folder each")
+    d.add_argument("-o", "--output", default="build/rtl", help="output directory")
+    d.set_defaults(func=_generate_defaults)

@@ -1,0 +1,210 @@
+"""Verilog + JSON manifest generation of the block quantizer units.
+
+    generate(unit, out_dir) -> manifest dict
+
+writes `<toplevel>.v` (one file, all sub-modules), `<toplevel>.vlt` (Verilator lint
+waivers for the Amaranth/Yosys output style, see docs/architecture.md) and
+`<toplevel>.json` (the manifest: ports, payload fields, parameters, latency, formatbook
+content hash, generator version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from semdialect import __version__
+from semdialect.golden import BUILTIN_BOOKS, load_formatbook
+
+from .units import DialectFP4TwoStage, MXFP4Quantizer, SemDialectQuantizer
+
+__all__ = ["build_unit", "generate", "DEFAULT_SET", "generator_version", "LINT_WAIVERS",
+           "UNITS"]
+
+UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
+
+#: Verilator -Wall warning classes waived for the generated files (all stylistic
+#: artefacts of Yosys' write_verilog, see docs/architecture.md "Lint"); every other
+#: warning class is an error.
+LINT_WAIVERS = ("UNUSEDSIGNAL", "WIDTHEXPAND", "WIDTHTRUNC", "PROCASSINIT", "DECLFILENAME")
+
+#: (name, kwargs of build_unit) of `semdialect rtl generate-defaults`
+DEFAULT_SET = (
+    ("semdialect-32 B=32 bf16", dict(unit="semdialect", formatbook="semdialect-32",
+                                     block_size=32, input_format="bf16")),
+    ("semdialect-32 B=16 bf16", dict(unit="semdialect", formatbook="semdialect-32",
+                                     block_size=16, input_format="bf16")),
+    ("semdialect-32 B=64 bf16", dict(unit="semdialect", formatbook="semdialect-32",
+                                     block_size=64, input_format="bf16")),
+    ("semdialect-32 B=32 fp16", dict(unit="semdialect", formatbook="semdialect-32",
+                                     block_size=32, input_format="fp16")),
+    ("dialectfp4 two-stage B=32 bf16", dict(unit="dialectfp4", formatbook="dialectfp4",
+                                            block_size=32, input_format="bf16")),
+    ("mxfp4 B=32 bf16", dict(unit="mxfp4", block_size=32, input_format="bf16")),
+)
+
+
+def generator_version() -> str:
+    """Package version plus a digest of the generator sources (rtl/*.py)."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return f"{__version__}+rtl.{h.hexdigest()[:12]}"
+
+
+def _resolve_unit(unit: str, formatbook) -> str:
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(UNITS)}")
+    if unit != "auto":
+        return unit
+    if formatbook is None or str(formatbook) == "mxfp4":
+        return "mxfp4"
+    book = load_formatbook(formatbook)
+    if book.content_hash == load_formatbook(BUILTIN_BOOKS["dialectfp4"]).content_hash:
+        return "dialectfp4"  # the golden 'dialectfp4' format: two-stage selector (§9)
+    return "semdialect"
+
+
+def build_unit(*, unit: str = "auto", formatbook="semdialect-32", block_size: int = 32,
+               input_format: str = "bf16", frac_bits: int | None = None,
+               err_bits: int | None = None, pipeline: int | None = None):
+    """The unit of the given parameters. unit 'auto': formatbook 'mxfp4' -> MXFP4
+    quantizer; the DialectFP4 book -> BlockDialect two-stage selector (as the golden
+    'dialectfp4' format); any other book -> SemanticDialect LUT engine."""
+    kind = _resolve_unit(unit, formatbook)
+    common = dict(block_size=block_size, input_format=input_format)
+    if pipeline is not None:
+        common["pipeline"] = pipeline
+    if kind != "semdialect" and (frac_bits is not None or err_bits is not None):
+        raise ValueError(f"--frac-bits/--err-bits only apply to the semdialect unit, not {kind}")
+    if kind == "mxfp4":
+        if formatbook not in (None, "mxfp4"):
+            raise ValueError("the mxfp4 unit takes no formatbook")
+        return MXFP4Quantizer(**common)
+    if kind == "dialectfp4":
+        return DialectFP4TwoStage(formatbook=formatbook or "dialectfp4", **common)
+    return SemDialectQuantizer(formatbook=formatbook or "semdialect-32",
+                               frac_bits=3 if frac_bits is None else frac_bits,
+                               err_bits=8 if err_bits is None else err_bits, **common)
+
+
+def toplevel_name(u) -> str:
+    p = u.manifest_parameters()
+    if p["unit"] == "mxfp4":
+        base = "mxfp4"
+    elif p["unit"] == "dialectfp4-two-stage":
+        base = f"dialectfp4_twostage_{p['formatbook']}"
+    else:
+        base = f"semdialect_{p['formatbook']}_f{p['frac_bits']}w{p['err_bits']}"
+    base += f"_b{u.block_size}_{u.input_format}_p{u.pipeline}"
+    base = re.sub(r"[^A-Za-z0-9_]", "_", base)
+    if base == "semdialect":
+        base = "semdialect_unit"
+    return base.lower()
+
+
+def _fields(layout) -> list[dict]:
+    meaning = {
+        "data": "input element i at bits [16*i +: 16] (raw bf16/fp16 bits), element 0 first",
+        "mask": "allowed-dialect mask, bit d = dialect d may be chosen; all-ones = whole "
+                "book; must not be zero",
+        "last": "residual/last flag, carried unchanged to the output",
+        "codes": "element code i at bits [4*i +: 4] = sign << 3 | index (golden .pack() "
+                 "order: element 0 in the low nibble)",
+        "scale": "E8M0 shared scale (e + 127); 0xFF = block contained NaN/Inf",
+        "dialect": "selected dialect id",
+    }
+    out = []
+    for name, f in layout:
+        shape = f.shape
+        ent = {"name": name, "offset": f.offset, "width": f.width, "meaning": meaning[name]}
+        if name in ("data", "codes"):  # ArrayLayout: `count` lanes of `width` bits each
+            ent["count"] = shape.length
+            ent["width"] = f.width // shape.length
+        out.append(ent)
+    return out
+
+
+PORT_MEANING = {
+    "clk": "clock, rising edge (absent at pipeline depth 0: the unit is combinational)",
+    "rst": "synchronous reset, active high; clears the valid bits of the pipeline only "
+           "(absent at pipeline depth 0)",
+    "i__valid": "input block valid",
+    "i__ready": "input block accepted when valid & ready at a rising edge; "
+                "= ~o__valid | o__ready",
+    "i__payload": "input block (fields below)",
+    "o__valid": "output block valid (a register output unless pipeline depth 0)",
+    "o__ready": "downstream accepts the output block",
+    "o__payload": "encoded block (fields below)",
+}
+
+
+def verilog_ports(text: str, top: str) -> list[dict]:
+    """Ports of module `top` as declared in the generated Verilog (name, direction, width),
+    in declaration order of the module header."""
+    head = re.search(r"^module " + re.escape(top) + r"\((.*?)\);", text, re.M | re.S)
+    if not head:
+        raise RuntimeError(f"module {top} not found in the generated Verilog")
+    names = [n.strip() for n in head.group(1).split(",")]
+    body = text[head.end():text.index("endmodule", head.end())]
+    out = []
+    for n in names:
+        d = re.search(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?" + re.escape(n) + r"\s*;",
+                      body, re.M)
+        if not d:
+            raise RuntimeError(f"port {n} of {top} has no declaration")
+        out.append({"name": n, "direction": d.group(1),
+                    "width": int(d.group(2)) + 1 if d.group(2) else 1})
+    return out
+
+
+def manifest_for(u, toplevel: str, vfile: str, vltfile: str, text: str) -> dict:
+    params = u.manifest_parameters()
+    order = list(PORT_MEANING)
+    ports = sorted(verilog_ports(text, toplevel), key=lambda p: order.index(p["name"]))
+    for p in ports:
+        p["meaning"] = PORT_MEANING[p["name"]]
+        if p["name"] == "i__payload":
+            assert p["width"] == u.in_layout.size
+            p["fields"] = _fields(u.in_layout)
+        if p["name"] == "o__payload":
+            assert p["width"] == u.out_layout.size
+            p["fields"] = _fields(u.out_layout)
+    return {
+        "toplevel": toplevel,
+        "files": [vfile],
+        "lint_waivers": {"file": vltfile, "rules": list(LINT_WAIVERS)},
+        "generator": "semdialect.rtl",
+        "generator_version": generator_version(),
+        "ports": ports,
+        "parameters": params,
+        "latency": u.latency,
+        "latency_note": ("cycles from the input transfer to o__valid when o__ready stays high; "
+                         "initiation interval 1 block/cycle; backpressure stalls the whole "
+                         "pipeline"),
+        "formatbook_hash": params.get("formatbook_hash"),
+    }
+
+
+def generate(u, out_dir, name: str | None = None) -> dict:
+    """Write the unit's Verilog, lint waivers and manifest into out_dir; return the manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    top = name or toplevel_name(u)
+    text = verilog.convert(u, name=top, emit_src=False, strip_internal_attrs=True)
+    header = (f"// Generated by semdialect.rtl {generator_version()} - do not edit.\n"
+              f"// Manifest: {top}.json; lint waivers: {top}.vlt (docs/architecture.md)\n")
+    vfile, vltfile = f"{top}.v", f"{top}.vlt"
+    (out / vfile).write_text(header + text)
+    vlt = ["`verilator_config",
+           "// Waivers for the Amaranth/Yosys output style (docs/architecture.md, 'Lint')."]
+    vlt += [f'lint_off -rule {r} -file "*{vfile}"' for r in LINT_WAIVERS]
+    (out / vltfile).write_text("\n".join(vlt) + "\n")
+    man = manifest_for(u, top, vfile, vltfile, text)
+    (out / f"{top}.json").write_text(json.dumps(man, indent=2) + "\n")
+    return man
