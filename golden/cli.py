@@ -57,7 +57,12 @@ def _cmd_eval(args) -> int:
         shape = (64, 2048) if args.quick else (256, 4096)
         datasets += synthetic_datasets(shape, seed=args.seed)
     for path in args.vectors or []:
-        datasets.append(load_dataset_file(path))
+        name, data = load_dataset_file(path)
+        if isinstance(data, tuple):  # frontend export: say what the numbers come from
+            label = data[1].get("source", {}).get("label")
+            if label:
+                _say(f"{name}: {label}")
+        datasets.append((name, data))
     names = {n for n, _ in datasets}
     rows = evaluate(datasets, formats, progress=None if args.json else _say,
                     per_layer=args.per_layer)
