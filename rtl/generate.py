@@ -62,7 +62,9 @@ def _resolve_unit(unit: str, formatbook) -> str:
         raise ValueError(f"unknown unit {unit!r}; use one of {', '.join(UNITS)}")
     if unit != "auto":
         return unit
-    if formatbook is None or str(formatbook) == "mxfp4":
+    if formatbook is None:
+        return "semdialect"
+    if str(formatbook) == "mxfp4":
         return "mxfp4"
     book = load_formatbook(formatbook)
     if book.content_hash == load_formatbook(BUILTIN_BOOKS["dialectfp4"]).content_hash:
@@ -70,10 +72,11 @@ def _resolve_unit(unit: str, formatbook) -> str:
     return "semdialect"
 
 
-def build_unit(*, unit: str = "auto", formatbook="semdialect-32", block_size: int = 32,
+def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
                input_format: str = "bf16", frac_bits: int | None = None,
                err_bits: int | None = None, pipeline: int | None = None):
-    """The unit of the given parameters. unit 'auto': formatbook 'mxfp4' -> MXFP4
+    """The unit of the given parameters. unit 'auto': no formatbook -> SemanticDialect LUT
+    engine on semdialect-32; formatbook 'mxfp4' -> MXFP4
     quantizer; the DialectFP4 book -> BlockDialect two-stage selector (as the golden
     'dialectfp4' format); any other book -> SemanticDialect LUT engine."""
     kind = _resolve_unit(unit, formatbook)
