@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._parallel import run_chunks
 from .elements import E8M0_NAN
 from .formatbook import Formatbook, load_formatbook
 from .inputs import to_blocks
@@ -154,26 +155,37 @@ class DialectFormat:
         xb = to_blocks(x32, k)
         lead = xb.shape[:-1]
         xb = xb.reshape(-1, k)
-        e, v, bad = normalize_blocks(book, xb)
         mask = allowed_mask(allowed, len(xb), book.num_dialects)
         if mask is not None and mask.ndim == 2 and mask.shape[0] != len(xb):
             raise ValueError("allowed mask rows must match the number of blocks")
-        if selector == "lut":
-            luts = build_luts(book, frac_bits, err_bits)
-            d = masked_argmin(lut_block_errors(luts, v), mask)
-        elif selector == "mse":
-            d = masked_argmin(exact_block_errors(book.values, v), mask)
-        else:
-            if mask is not None:
-                raise ValueError("the two-stage selector does not take an allowed mask")
-            d = two_stage_select(book, v, bad)
-        if mask is not None:  # NaN/Inf blocks: lowest allowed id (§8.7)
-            first = np.argmax(np.broadcast_to(mask, (len(xb), book.num_dialects)), axis=-1)
-            d = np.where(bad, first, d)
-        idx = quantize_to_dialect(book.values, d, v)
-        codes = (np.signbit(xb).astype(np.uint8) << 3) | idx.astype(np.uint8)
-        codes[bad] = 0
-        scales = np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
+        if selector == "two-stage" and mask is not None:
+            raise ValueError("the two-stage selector does not take an allowed mask")
+        luts = build_luts(book, frac_bits, err_bits) if selector == "lut" else None
+        codes = np.empty(xb.shape, dtype=np.uint8)
+        scales = np.empty(len(xb), dtype=np.uint8)
+        d = np.empty(len(xb), dtype=np.int64)
+
+        def chunk(s0, s1):
+            xc = xb[s0:s1]
+            mc = mask[s0:s1] if mask is not None and mask.ndim == 2 else mask
+            e, v, bad = normalize_blocks(book, xc)
+            if selector == "lut":
+                dc = masked_argmin(lut_block_errors(luts, v), mc)
+            elif selector == "mse":
+                dc = masked_argmin(exact_block_errors(book.values, v), mc)
+            else:
+                dc = two_stage_select(book, v, bad)
+            if mc is not None:  # NaN/Inf blocks: lowest allowed id (§8.7)
+                first = np.argmax(np.broadcast_to(mc, (len(xc), book.num_dialects)), axis=-1)
+                dc = np.where(bad, first, dc)
+            idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
+            cc = (np.signbit(xc).astype(np.uint8) << 3) | idx
+            cc[bad] = 0
+            codes[s0:s1] = cc
+            scales[s0:s1] = np.where(bad, E8M0_NAN, e + 127)
+            d[s0:s1] = dc
+
+        run_chunks(chunk, len(xb), k)
         opts = {"formatbook": book.name, "selector": selector}
         if selector == "lut":
             opts.update(frac_bits=frac_bits, err_bits=err_bits)

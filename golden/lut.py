@@ -56,10 +56,13 @@ def quantize_to_dialect(values: np.ndarray, dialect_ids: np.ndarray, v: np.ndarr
     """Exact arithmetic reference: RNE of normalized magnitudes v (nb, k) onto the chosen
     dialect of each block. values: (D, 8) normalized level values. Returns index (nb, k)."""
     mids = (values[:, 1:] + values[:, :-1]) / 2
-    m = mids[dialect_ids][:, None, :]  # (nb, 1, 7)
-    vv = v[..., None]
-    below = (m < vv).sum(axis=-1)
-    at = (m == vv).any(axis=-1)
+    m = mids[dialect_ids]  # (nb, 7)
+    below = np.zeros(v.shape, dtype=np.int64)
+    at = np.zeros(v.shape, dtype=bool)
+    for j in range(m.shape[1]):  # one pass per boundary: no (nb, k, 7) temporaries
+        mj = m[:, j : j + 1]
+        below += mj < v
+        at |= mj == v
     return below + (at & (below % 2 == 1))
 
 

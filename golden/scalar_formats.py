@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._parallel import run_chunks
 from .elements import E2M1, E2M3, E3M2, E4M3, E5M2, E8M0_NAN, INT8_MX, UE4M3, floor_log2
 from .inputs import to_blocks
 from .quantized import QuantizedTensor
@@ -32,18 +33,33 @@ class MXFormat:
     def quantize(self, x32: np.ndarray, block_size: int | None = None) -> QuantizedTensor:
         k = self.default_block if block_size is None else block_size
         xb = to_blocks(x32, k)
+        lead = xb.shape[:-1]
+        xb = xb.reshape(-1, k)
+        codes = np.empty(xb.shape, dtype=np.uint8)
+        scales = np.empty(len(xb), dtype=np.uint8)
+
+        def chunk(s0, s1):
+            codes[s0:s1], scales[s0:s1] = self._quantize_blocks(xb[s0:s1])
+
+        run_chunks(chunk, len(xb), k)
+        return QuantizedTensor(self.name, k, codes.reshape(x32.shape), scales.reshape(lead),
+                               _impl=self)
+
+    def _quantize_blocks(self, xb: np.ndarray):
+        """(nb, k) float32 blocks -> (codes (nb, k) uint8, scale codes (nb,) uint8)."""
         bad = _nonfinite_blocks(xb)
         a = np.abs(xb)
         amax = np.where(bad, 0, a.max(axis=-1))
         e = block_exponent(amax, self.elem.emax)
         # x * 2^-e is exact in float32 (power-of-two scaling; anything that underflows
         # is far below half the smallest element subnormal and rounds to 0 either way).
-        y = np.ldexp(xb, -e[..., None])
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = np.ldexp(xb, -e[..., None])
         y = np.where(bad[..., None], 0, y).astype(np.float32)
         codes = self.elem.encode(y)
         codes[bad] = 0
         scales = np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
-        return QuantizedTensor(self.name, k, codes.reshape(x32.shape), scales, _impl=self)
+        return codes, scales
 
     def dequantize(self, qt: QuantizedTensor) -> np.ndarray:
         vals = self.elem.decode(qt.block_view(qt.codes))
