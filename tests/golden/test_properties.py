@@ -12,10 +12,8 @@ from hypothesis.extra import numpy as hnp
 
 from semdialect import golden as G
 
-settings.register_profile(
-    "golden", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.load_profile("golden")
+# per-test settings (no global profile: other test packages share the process)
+GOLDEN = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SIGN_BIT = {"mxfp4": 8, "mxfp6_e2m3": 32, "mxfp6_e3m2": 32, "mxfp8_e4m3": 128,
             "mxfp8_e5m2": 128, "nvfp4": 8, "int4": 8, "dialectfp4": 8, "semdialect": 8}
@@ -49,6 +47,7 @@ def tensors(draw, block=None, dtype=None, finite=True):
     return x.reshape(shape).astype(dtype), k
 
 
+@GOLDEN
 @given(tensors(), st.sampled_from(SCALE_FREE))
 def test_shapes_dtypes_and_dtype_independence(xk, fmt):
     x, k = xk
@@ -70,6 +69,7 @@ def test_shapes_dtypes_and_dtype_independence(xk, fmt):
     np.testing.assert_array_equal(one.codes[0], qt.codes.reshape(-1, k)[-1])
 
 
+@GOLDEN
 @given(tensors(), st.sampled_from([f for f in SCALE_FREE if f != "mxint8"]))
 def test_sign_symmetry(xk, fmt):
     x, k = xk
@@ -79,6 +79,7 @@ def test_sign_symmetry(xk, fmt):
     np.testing.assert_array_equal(n.scales, q.scales)
 
 
+@GOLDEN
 @given(tensors(dtype=np.float32), st.sampled_from(SCALE_FREE), st.integers(-20, 20))
 def test_power_of_two_equivariance(xk, fmt, s):
     """x * 2^s: same codes, scale + s, while no block hits the scale clamp."""
@@ -93,6 +94,7 @@ def test_power_of_two_equivariance(xk, fmt, s):
     np.testing.assert_array_equal(qs.scales.astype(np.int64), q.scales.astype(np.int64) + s)
 
 
+@GOLDEN
 @given(tensors(), st.sampled_from(["semdialect-32", "dialectfp4"]),
        st.sampled_from(["lut", "mse", "two-stage"]), st.integers(1, 6))
 def test_dialect_codes_are_exact_rne(xk, book_name, selector, f):
@@ -116,6 +118,7 @@ def test_dialect_codes_are_exact_rne(xk, book_name, selector, f):
     np.testing.assert_array_equal(deq, want)
 
 
+@GOLDEN
 @given(tensors(), st.integers(1, 6))
 def test_lut_selection_close_to_exact(xk, f):
     """The LUT-selected dialect's exact error is within the LUT's resolution of the best:
@@ -140,6 +143,7 @@ def test_lut_selection_close_to_exact(xk, f):
     assert (el - em <= k * 2 * 2 * 8 * 2.0**-f + 1e-9).all()
 
 
+@GOLDEN
 @given(tensors(finite=False), st.sampled_from(SCALE_FREE))
 def test_nonfinite_blocks_are_nan_and_others_untouched(xk, fmt):
     x, k = xk
@@ -155,6 +159,7 @@ def test_nonfinite_blocks_are_nan_and_others_untouched(xk, fmt):
         np.testing.assert_array_equal(qc.codes, qt.codes.reshape(-1, k)[~bad])
 
 
+@GOLDEN
 @given(tensors(block=16, finite=False))
 def test_nvfp4_shapes_and_nan_blocks(xk):
     x, _ = xk
@@ -179,6 +184,7 @@ def _ref_pack(codes: np.ndarray, bits: int) -> np.ndarray:
     return np.array(out, dtype=np.uint8).reshape(*codes.shape[:-1], -1)
 
 
+@GOLDEN
 @given(st.sampled_from([4, 6, 8]), st.integers(1, 3), st.integers(1, 12), st.data())
 def test_pack_unpack_roundtrip(bits, rows, groups, data):
     n = groups * (4 if bits == 6 else 2)
@@ -189,6 +195,7 @@ def test_pack_unpack_roundtrip(bits, rows, groups, data):
     np.testing.assert_array_equal(G.unpack_codes(packed, bits, n), codes)
 
 
+@GOLDEN
 @given(st.integers(1, 4), st.integers(1, 8), st.data())
 def test_pack4_matches_torchao_pack_uint4(rows, pairs, data):
     torch = pytest.importorskip("torch")
