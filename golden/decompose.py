@@ -6,6 +6,7 @@ again with the same quantizer and added back: x ~ deq(q(x)) + deq(q(r)).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "salient_from_qk",
     "DecomposedTensor",
     "quantize_decomposed",
+    "salient_index_bits",
 ]
 
 
@@ -80,14 +82,29 @@ class DecomposedTensor:
         return out
 
     @property
+    def row_index_bits(self) -> int:
+        """Bits naming the salient rows: a flag bit per row or a list of ceil(log2 rows)-bit
+        row indices, whichever is smaller (numerics §13)."""
+        rows = self.primary.codes.size // self.primary.codes.shape[-1]
+        return salient_index_bits(rows, len(self.salient_rows))
+
+    @property
     def bits_per_element(self) -> float:
-        """Primary bits + residual bits of salient rows + 1 flag bit per row, per element."""
+        """Primary bits + residual bits of salient rows + the salient-row index, per
+        element (numerics §13)."""
         n = self.primary.codes.size
-        rows = n // self.primary.codes.shape[-1]
         extra = 0.0
         if self.residual is not None:
             extra = self.residual.bits_per_element * self.residual.codes.size
-        return self.primary.bits_per_element + (extra + rows) / n
+        return self.primary.bits_per_element + (extra + self.row_index_bits) / n
+
+
+def salient_index_bits(rows: int, n_salient: int) -> int:
+    """min(rows (bitmap), n_salient * ceil(log2 rows) (index list)); 0 when none."""
+    if n_salient == 0:
+        return 0
+    width = max(1, math.ceil(math.log2(rows)))
+    return min(rows, n_salient * width)
 
 
 def quantize_decomposed(x, fmt: str, salient, primary: QuantizedTensor | None = None,

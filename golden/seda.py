@@ -23,6 +23,7 @@ from .quantized import QuantizedTensor
 __all__ = [
     "anchor_groups_from_attention",
     "profile_sub_formatbook",
+    "profile_rows",
     "SedaResult",
     "quantize_seda",
     "dialect_consistency",
@@ -75,6 +76,17 @@ def profile_sub_formatbook(anchor_rows, k_sub: int, book="semdialect-32",
     return np.array(sorted(chosen), dtype=np.int64)
 
 
+def profile_rows(x, group: np.ndarray, anchors: np.ndarray, profile: str = "anchor"):
+    """The rows each group's sub-formatbook is profiled on: the anchor token alone
+    ("anchor", numerics §14) or all tokens of the group ("group": one bin-count
+    histogram accumulated over the group's blocks at the refresh step)."""
+    if profile == "anchor":
+        return [x[a : a + 1] for a in anchors]
+    if profile == "group":
+        return [x[group == g] for g in range(len(anchors))]
+    raise ValueError(f"profile must be 'anchor' or 'group', got {profile!r}")
+
+
 @dataclass
 class SedaResult:
     qt: QuantizedTensor  # dialects are global ids; local = position in the sub-book
@@ -104,9 +116,12 @@ class SedaResult:
 def quantize_seda(x, group: np.ndarray, anchors: np.ndarray, k_sub: int,
                   book="semdialect-32", block_size: int = 32,
                   frac_bits: int = DEFAULT_FRAC_BITS, err_bits: int = DEFAULT_ERR_BITS,
-                  sub_books: np.ndarray | None = None) -> SedaResult:
+                  sub_books: np.ndarray | None = None, profile: str = "anchor"
+                  ) -> SedaResult:
     """Quantize rows (tokens) of x (tokens, channels) with per-group sub-formatbooks.
-    sub_books: reuse previously profiled sub-books (anchor refresh every R steps)."""
+    sub_books: reuse previously profiled sub-books (anchor refresh every R steps).
+    profile: profile each sub-book on the anchor's blocks ("anchor") or on the blocks
+    of every token of its group ("group"), see `profile_rows`."""
     from . import quantize
 
     x32 = as_float32(x)
@@ -120,8 +135,9 @@ def quantize_seda(x, group: np.ndarray, anchors: np.ndarray, k_sub: int,
         raise ValueError("group ids must index into anchors")
     bk = load_formatbook(book)
     if sub_books is None:
-        sub_books = np.stack([profile_sub_formatbook(x[a : a + 1], k_sub, bk, block_size,
-                                                     frac_bits, err_bits) for a in anchors])
+        sub_books = np.stack([profile_sub_formatbook(rows, k_sub, bk, block_size, frac_bits,
+                                                     err_bits)
+                              for rows in profile_rows(x, group, anchors, profile)])
     nb = x32.shape[1] // block_size
     mask = np.zeros((x32.shape[0], nb, bk.num_dialects), dtype=bool)
     rows = np.arange(x32.shape[0])

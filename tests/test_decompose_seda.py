@@ -57,7 +57,9 @@ def test_decomposition_adds_back_the_quantized_residual(dtype):
     # non-salient rows are untouched; salient rows get strictly better
     assert np.array_equal(d.dequantize()[~sal], base[~sal])
     assert sqnr_db(x32[sal], d.dequantize()[sal]) > sqnr_db(x32[sal], base[sal]) + 10
-    rows_bits = d.residual.bits_per_element * 3 / 32 + 1 / 256
+    # 3 salient of 32 rows: an index list (3 x 5 bits) is cheaper than 32 flag bits
+    assert d.row_index_bits == 15
+    rows_bits = d.residual.bits_per_element * 3 / 32 + 15 / (32 * 256)
     assert d.bits_per_element == pytest.approx(4.40625 + rows_bits)
 
 
@@ -119,3 +121,30 @@ def test_dialect_consistency():
     assert dialect_consistency(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == 0.75
     with pytest.raises(ValueError, match="differ in shape"):
         dialect_consistency(np.zeros(3), np.zeros(4))
+
+
+def test_seda_group_profile_uses_every_token_of_the_group():
+    from semdialect.golden.seda import profile_rows
+
+    x = synthetic("channel_outlier", (24, 64), seed=6)
+    _, _, p = _attention(t=24, seed=2)
+    anchors, group = anchor_groups_from_attention(p, 3)
+    rows = profile_rows(x, group, anchors, "group")
+    assert sum(len(r) for r in rows) == 24
+    r = quantize_seda(x, group, anchors, 4, profile="group")
+    for gi in range(3):
+        assert np.array_equal(r.sub_books[gi], profile_sub_formatbook(x[group == gi], 4))
+    a = quantize_seda(x, group, anchors, 4)  # default: the anchor alone
+    for gi, an in enumerate(anchors):
+        assert np.array_equal(a.sub_books[gi], profile_sub_formatbook(x[an : an + 1], 4))
+    with pytest.raises(ValueError, match="profile"):
+        profile_rows(x, group, anchors, "all")
+
+
+def test_salient_index_bits_take_the_cheaper_encoding():
+    from semdialect.golden.decompose import salient_index_bits
+
+    assert salient_index_bits(128, 0) == 0
+    assert salient_index_bits(128, 2) == 14  # 2 indices of 7 bits
+    assert salient_index_bits(128, 64) == 128  # bitmap
+    assert salient_index_bits(1, 1) == 1
