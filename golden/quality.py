@@ -87,7 +87,7 @@ class MethodConfig:
     n_anchors: int = 8  # SeDA anchor groups per layer
     k_sub: int = 8  # dialects per sub-formatbook
     refresh: int = 2  # re-pick anchors and sub-books every R denoising steps
-    profile: str = "anchor"  # sub-books profiled on the anchor or the whole group (§14)
+    profile: str = "group"  # sub-books profiled on the whole group or the anchor (§14)
     block_size: int = 32
 
 

@@ -119,14 +119,15 @@ def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, ste
     """Final-latent error of the denoising loop with every matching Linear fake-quantized,
     per format, against the unquantized run (same seed, same weights)."""
     from semdialect import golden
+    from semdialect.golden.quality import METHODS
 
     from .capture import denoise, parse_dtype
     from .models import build_model
     from .quant import FORMATS
 
     for f in formats:
-        if f not in FORMATS:
-            raise ValueError(f"unknown format {f!r}; known: {', '.join(FORMATS)}")
+        if f not in FORMATS and f not in METHODS:
+            raise ValueError(f"unknown format {f!r}; known: {', '.join((*FORMATS, *METHODS))}")
     tdt = parse_dtype(dtype)
     lm = build_model(model, checkpoint=checkpoint, seed=seed, dtype=tdt, device=device)
     t0 = time.time()
@@ -140,9 +141,16 @@ def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, ste
 
         it = tqdm(formats, desc=f"{model} e2e", unit="format")
     for fmt in it:
-        with FakeQuant(lm.module, fmt, layers=layers, weights=weights) as fq:
+        if fmt in METHODS:  # SemanticDialect methods: attention-guided (sw/methods.py)
+            from .methods import MethodFakeQuant
+
+            fq = MethodFakeQuant(lm.module, fmt, layers=layers, weights=weights)
+        else:
+            fq = FakeQuant(lm.module, fmt, layers=layers, weights=weights)
+        with fq:
             t0 = time.time()
-            out = denoise(lm, steps=steps, seed=seed, guidance=guidance, dtype=tdt).double()
+            out = denoise(lm, steps=steps, seed=seed, guidance=guidance, dtype=tdt,
+                          capture=fq if fmt in METHODS else None).double()
             dt = time.time() - t0
         mse = float(((out - ref) ** 2).mean())
         sq = fq.sqnr()
@@ -151,8 +159,9 @@ def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, ste
         w_mean, w_min = _finite_stats([r["weight_sqnr_db"] for r in sq.values()
                                        if "weight_sqnr_db" in r])
         # nvfp4: 4.5 plus 32 bits of tensor scale per tensor (negligible)
-        bpe = 4.5 if fmt == "nvfp4" else golden.quantize(
-            np.zeros((1, 32), np.float32), fmt).bits_per_element
+        # methods: activation bits averaged over every quantized input element
+        bpe = fq.bits_per_element if fmt in METHODS else 4.5 if fmt == "nvfp4" else \
+            golden.quantize(np.zeros((1, 32), np.float32), fmt).bits_per_element
         rows.append({
             "format": fmt, "bits_per_element": bpe,
             "latent_mse": mse,
