@@ -74,7 +74,10 @@ class MXFormat:
 
 F4_MAX = np.float32(6.0)
 E4M3_MAX = np.float32(448.0)
-E4M3_TINY = np.float32(2.0**-9)  # smallest positive E4M3 (subnormal)
+E4M3_MIN_NORMAL = np.float32(2.0**-6)  # torchao's E4M3_EPS = finfo(float8_e4m3fn).tiny
+# Floor of the tensor scale: keeps 1 / (s_t * s_b) finite in float32 for every block scale
+# s_b >= 2^-6 (numerics §5); only tensors with amax below 448 * 6 * 2^-120 reach it.
+TENSOR_SCALE_FLOOR = np.float32(2.0**-120)
 
 
 class NVFP4Format:
@@ -100,10 +103,13 @@ class NVFP4Format:
             finite = a[np.isfinite(a)]
             tensor_amax = finite.max() if finite.size else np.float32(0)
         tensor_amax = np.float32(tensor_amax)
-        s_t = np.float32(tensor_amax / (E4M3_MAX * F4_MAX)) if tensor_amax > 0 else np.float32(1)
+        if tensor_amax > 0:
+            s_t = max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
+        else:
+            s_t = np.float32(1)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             block_scale = (amax_b / F4_MAX).astype(np.float32)
-            scaled = np.clip((block_scale / s_t).astype(np.float32), E4M3_TINY, E4M3_MAX)
+            scaled = np.clip((block_scale / s_t).astype(np.float32), E4M3_MIN_NORMAL, E4M3_MAX)
             sb_code = UE4M3.encode(scaled)
             sb = UE4M3.decode(sb_code).astype(np.float32)
             recip = ((np.float32(1) / s_t) / sb).astype(np.float32)
@@ -138,7 +144,8 @@ class Int4Format:
         xb = to_blocks(x32, k)
         bad = _nonfinite_blocks(xb)
         amax = np.where(bad, np.float32(0), np.abs(xb).max(axis=-1))
-        s16 = (amax / np.float32(7)).astype(np.float16)
+        # saturate: an fp16 scale never becomes Inf (numerics §6)
+        s16 = np.minimum(amax / np.float32(7), np.float32(65504)).astype(np.float16)
         s = s16.astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(s[..., None] > 0, xb / s[..., None], 0).astype(np.float32)

@@ -144,6 +144,21 @@ def test_lut_selection_close_to_exact(xk, f):
 
 
 @GOLDEN
+@given(tensors(dtype=np.float32), st.sampled_from([1.0, 1e3, 1e6, 3e38]))
+def test_int4_scale_is_finite_and_saturating(xk, gain):
+    """§6: the fp16 scale saturates at 65504 instead of becoming Inf."""
+    x, k = xk
+    x = np.clip(x.astype(np.float64) * gain, -3e38, 3e38).astype(np.float32)
+    qt = G.quantize(x, "int4", block_size=k)
+    s = qt.scales.view(np.float16).astype(np.float32)
+    assert np.isfinite(s).all() and (s <= 65504).all()
+    deq = qt.dequantize()
+    assert np.isfinite(deq).all()
+    big = np.abs(x).reshape(-1, k).max(-1) > 7 * 65504
+    assert (np.abs(deq.reshape(-1, k)[big]).max(-1) == np.float32(7 * 65504)).all()
+
+
+@GOLDEN
 @given(tensors(finite=False), st.sampled_from(SCALE_FREE))
 def test_nonfinite_blocks_are_nan_and_others_untouched(xk, fmt):
     x, k = xk

@@ -146,14 +146,22 @@ def test_per_block_allowed_mask():
     assert_same(xn, "semdialect", {"allowed": mask})
 
 
-def test_nvfp4_tiny_tensor_amax_refused_like_golden():
-    """Golden raises for a tensor amax so small that 1/s_t overflows (see report)."""
-    xn = np.full((1, 16), 1e-38, np.float32)
+def test_nvfp4_tiny_tensor_amax_floor_like_golden():
+    """numerics §5: s_t is floored at 2^-120, so 1/s_t never overflows; same bits as golden."""
+    xn = np.full((1, 32), 1e-38, np.float32)
     xn[0, 0] = 0
-    with pytest.raises(ValueError):
-        golden.quantize(xn, "nvfp4")
-    with pytest.raises(ValueError):
-        quantize(to_torch(xn), "nvfp4")
+    xn[0, 20:] = 3e-39
+    assert np.isfinite(golden.quantize(xn, "nvfp4").dequantize()).all()
+    assert_same(xn, "nvfp4", {})
+
+
+def test_int4_scale_saturates_like_golden():
+    """numerics §6: amax > 7 * 65504 keeps a finite fp16 scale (65504)."""
+    xn = np.linspace(-1e6, 1e6, 64, dtype=np.float32).reshape(2, 32)
+    qt = golden.quantize(xn, "int4")
+    assert (qt.scales.view(np.float16) == np.float16(65504)).all()
+    assert np.isfinite(qt.dequantize()).all()
+    assert_same(xn, "int4", {})
 
 
 def test_bad_inputs():
