@@ -68,7 +68,7 @@ def test_nvfp4_every_code_every_block_scale():
     cb = np.array(rows, dtype=np.uint8)
     scale = G.UE4M3.decode(np.repeat(sbs, 2))
     x = (G.E2M1.decode(cb) * scale[:, None]).astype(np.float32)
-    x = x.reshape(-1, 64)
+    x = x.reshape(-1, 32)
     qt = G.quantize(x, "nvfp4", tensor_amax=2688.0)
     assert qt.tensor_scale == np.float32(1)
     np.testing.assert_array_equal(qt.scales.reshape(-1), np.repeat(sbs, 2))
