@@ -157,7 +157,8 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     e.add_argument("--model", required=True)
     e.add_argument("--checkpoint")
-    e.add_argument("--formats", default="mxfp4,nvfp4,dialectfp4,semdialect")
+    e.add_argument("--formats", default="mxfp4,nvfp4,dialectfp4,semdialect",
+                   help="formats and/or methods semdialect-decomp, -seda, -full")
     e.add_argument("--steps", type=int, default=4)
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--layers", help="regex: only these Linear layers are quantized")
@@ -168,3 +169,7 @@ def register(subparsers) -> None:
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_e2e)
+
+    from .quality_cli import register as register_quality
+
+    register_quality(subparsers)

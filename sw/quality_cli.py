@@ -1,0 +1,324 @@
+"""`semdialect quality`: the SemanticDialect quality benchmark end to end.
+
+Captures the tiny video DiTs (RANDOM-WEIGHT) and the synthetic profiles (SYNTHETIC),
+runs the golden quality table (SQNR, bits per element, consistency) of the baselines
+and the SemanticDialect methods on every dataset, sweeps the method parameters, measures
+the end-to-end final-latent error of every format on the tiny models, and writes
+OUT/results.json, OUT/results.md and PNG plots.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+__all__ = ["register", "run_quality", "QUALITY_FORMATS", "QUALITY_MODELS"]
+
+QUALITY_FORMATS = ("mxfp4", "nvfp4", "dialectfp4", "semdialect", "semdialect-decomp",
+                   "semdialect-seda", "semdialect-full")
+QUALITY_MODELS = ("wan-tiny", "mmdit-tiny", "cogvideox-tiny")
+NVFP4_BITS = 4.5
+
+# one MethodConfig field varied at a time around the defaults
+SWEEP_GRID = {
+    "top_frac": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
+    "k_sub": [2, 4, 8, 16],
+    "n_anchors": [1, 2, 4, 8, 16],
+    "refresh": [1, 2, 3],
+    "profile": ["anchor", "group"],
+}
+SWEEP_METHOD = {"top_frac": "semdialect-decomp", "k_sub": "semdialect-seda",
+                "n_anchors": "semdialect-seda", "refresh": "semdialect-seda",
+                "profile": "semdialect-seda"}
+QUICK_GRID = {"top_frac": [0.0, 0.05, 0.2], "k_sub": [4, 16]}
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _datasets(out: Path, quick: bool, steps: int, seed: int):
+    """[(name, label, (tensors, manifest))]: tiny-model captures and synthetic profiles."""
+    from .capture import capture_model
+    from .synthetic import SYNTHETIC_PROFILES, synthetic_vectors
+    from .vectors import save_vectors
+
+    vec = out / "vectors"
+    vec.mkdir(parents=True, exist_ok=True)
+    data = []
+    for model in QUALITY_MODELS:
+        t0 = time.time()
+        tensors, manifest = capture_model(model, steps=steps, seed=seed)
+        save_vectors(str(vec / f"{model}.safetensors"), tensors, manifest)
+        _say(f"[capture] {model}: {len(tensors)} tensors, {steps} steps, CFG "
+             f"({time.time() - t0:.1f} s) - {manifest['source']['label']}")
+        data.append((model, manifest["source"]["label"], (tensors, manifest)))
+    tokens, channels = (128, 256) if quick else (256, 512)
+    for name in SYNTHETIC_PROFILES:
+        tensors, manifest = synthetic_vectors(name, steps=steps, seed=seed, tokens=tokens,
+                                              channels=channels)
+        data.append((name, manifest["source"]["label"], (tensors, manifest)))
+        _say(f"[synthetic] {name}: {len(tensors)} tensors of {tokens} x {channels}")
+    return data
+
+
+def _sweep(seq_sets, grid, base, progress):
+    from semdialect.golden.quality import quality_table
+
+    rows = []
+    for param, values in grid.items():
+        method = SWEEP_METHOD[param]
+        methods = [method] + (["semdialect-full"] if param != "profile" else [])
+        for v in values:
+            cfg = replace(base, **{param: v})
+            t0 = time.time()
+            r = quality_table(seq_sets, methods, cfg)
+            rows += [{**x, "param": param, "value": v} for x in r]
+            progress(f"[sweep] {param}={v}: {len(r)} rows ({time.time() - t0:.1f} s)")
+    return rows
+
+
+def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: int = 0,
+                e2e: bool = True, sweep: bool = True, progress=_say) -> dict:
+    from semdialect.golden.quality import MethodConfig, quality_table, sequences_from_vectors
+
+    t_start = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = MethodConfig()
+    data = _datasets(out, quick, steps, seed)
+    seq_sets, labels, sources = [], {}, {}
+    for name, label, (tensors, manifest) in data:
+        seqs = sequences_from_vectors(tensors, manifest, cfg.block_size)
+        seq_sets.append((name, seqs))
+        labels[name] = label
+        sources[name] = {s.name: s.attention_source for s in seqs}
+    progress(f"[table] {len(QUALITY_FORMATS)} formats x {len(seq_sets)} datasets")
+    t0 = time.time()
+    table = quality_table(seq_sets, QUALITY_FORMATS, cfg,
+                          progress=lambda m: progress("[table] " + m.strip()))
+    progress(f"[table] done ({time.time() - t0:.1f} s)")
+    sweep_rows = []
+    if sweep:
+        captured = [s for s in seq_sets if "synthetic" not in s[0]]
+        sweep_rows = _sweep(captured, QUICK_GRID if quick else SWEEP_GRID, cfg, progress)
+    e2e_rows = []
+    if e2e:
+        from .fakequant import e2e_table
+
+        models = QUALITY_MODELS[:1] if quick else QUALITY_MODELS
+        for model in models:
+            t0 = time.time()
+            res = e2e_table(model, list(QUALITY_FORMATS), steps=2 if quick else steps,
+                            seed=seed)
+            for r in res["rows"]:
+                e2e_rows.append({"model": model, "label": res["label"], "steps": res["steps"],
+                                 **{k: r[k] for k in ("format", "bits_per_element", "latent_mse",
+                                                      "latent_psnr_db", "latent_rel_err",
+                                                      "act_sqnr_mean_db", "act_sqnr_min_db")}})
+            progress(f"[e2e] {model}: {len(res['rows'])} formats ({time.time() - t0:.1f} s)")
+    result = {
+        "provenance": "Tiny models have RANDOM WEIGHTS (seeded), synthetic datasets are "
+                      "SYNTHETIC: no number here is a trained model's.",
+        "quick": quick, "steps": steps, "seed": seed,
+        "config": asdict(cfg), "labels": labels, "attention_sources": sources,
+        "table": table, "sweep": sweep_rows, "e2e": e2e_rows,
+        "goal": _goal(table),
+        "seconds": round(time.time() - t_start, 1),
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    plots = _plots(result, out)
+    (out / "results.md").write_text(results_markdown(result, plots))
+    progress(f"[done] wrote {out}/results.json, results.md, {', '.join(plots)} "
+             f"({result['seconds']} s)")
+    return result
+
+
+def _goal(table):
+    """Per dataset: does semdialect-full reach <= 4.5 b/e with SQNR above NVFP4?"""
+    out = {}
+    for ds in dict.fromkeys(r["dataset"] for r in table):
+        rows = {r["format"]: r for r in table if r["dataset"] == ds}
+        f, n = rows.get("semdialect-full"), rows.get("nvfp4")
+        if f and n:
+            out[ds] = {"full_bits": f["bits_per_element"], "full_sqnr_db": f["sqnr_db"],
+                       "nvfp4_bits": n["bits_per_element"], "nvfp4_sqnr_db": n["sqnr_db"],
+                       "met": bool(f["bits_per_element"] <= NVFP4_BITS
+                                   and f["sqnr_db"] > n["sqnr_db"])}
+    return out
+
+
+def _plots(result, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    table = result["table"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    markers = dict(zip(QUALITY_FORMATS, "os^vDPX*"))
+    ncol = 3
+    nrow = (len(datasets) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, ds in zip(axes.flat, datasets):
+        for r in (r for r in table if r["dataset"] == ds):
+            ax.plot(r["bits_per_element"], r["sqnr_db"], markers.get(r["format"], "o"),
+                    label=r["format"], ms=7)
+        ax.axvline(NVFP4_BITS, color="gray", lw=0.6, ls=":")
+        tag = "SYNTHETIC" if "synthetic" in ds else "RANDOM-WEIGHT"
+        ax.set_title(f"{ds} ({tag})", fontsize=9)
+        ax.set_xlabel("bits per element")
+        ax.set_ylabel("SQNR (dB)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("SQNR vs bits/element per method (golden model; tiny models have random "
+                 "weights, synthetic data is synthetic)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "sqnr_vs_bits.png", dpi=110)
+    plt.close(fig)
+    files.append("sqnr_vs_bits.png")
+    sw = [r for r in result["sweep"] if r["param"] == "top_frac"]
+    if sw:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method in ("semdialect-decomp", "semdialect-full"):
+            for ds in dict.fromkeys(r["dataset"] for r in sw):
+                pts = sorted((r["value"], r["bits_per_element"], r["sqnr_db"]) for r in sw
+                             if r["dataset"] == ds and r["format"] == method)
+                if not pts:
+                    continue
+                b0, s0 = pts[0][1], pts[0][2]
+                ax.plot([p[1] - b0 for p in pts], [p[2] - s0 for p in pts],
+                        "o-" if method.endswith("decomp") else "s--",
+                        label=f"{ds} {method.split('-')[1]}", ms=4)
+        ax.set_xlabel("extra bits per element (vs top_frac = 0)")
+        ax.set_ylabel("SQNR gained (dB)")
+        ax.set_title("Activation decomposition: top-k % sweep (RANDOM-WEIGHT tiny models)",
+                     fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(out / "decomp_curve.png", dpi=110)
+        plt.close(fig)
+        files.append("decomp_curve.png")
+    return files
+
+
+def _f(x, p=2):
+    return "-" if x is None else f"{x:.{p}f}"
+
+
+def results_markdown(result: dict, plots=()) -> str:
+    table = result["table"]
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    cfg = result["config"]
+    lines = [
+        "# SemanticDialect quality benchmark" + (" (--quick)" if result["quick"] else ""),
+        "",
+        f"> {result['provenance']}",
+        "",
+        f"Method config: top_frac {cfg['top_frac']}, n_anchors {cfg['n_anchors']}, "
+        f"k_sub {cfg['k_sub']}, refresh {cfg['refresh']}, profile {cfg['profile']}, "
+        f"block {cfg['block_size']}; {result['steps']} denoising steps, seed {result['seed']}.",
+        "",
+        "## Datasets",
+        "",
+    ]
+    for ds in datasets:
+        lines.append(f"- `{ds}`: {result['labels'][ds]}")
+    lines += ["", "## SQNR (dB) / bits per element", "",
+              "| format | " + " | ".join(datasets) + " |",
+              "|---|" + "---:|" * len(datasets)]
+    cell = {(r["format"], r["dataset"]): r for r in table}
+    for fmt in dict.fromkeys(r["format"] for r in table):
+        vals = [f"{_f(cell[fmt, d]['sqnr_db'])} / {cell[fmt, d]['bits_per_element']:.3f}"
+                if (fmt, d) in cell else "-" for d in datasets]
+        lines.append(f"| {fmt} | " + " | ".join(vals) + " |")
+    lines += ["", "## Consistency (fractions; between consecutive steps / token vs its "
+              "anchor)", "",
+              "code = `consistency` (4-bit codes unchanged step to step), dial = "
+              "`dialect_consistency`, a-dial / a-code = token-vs-anchor agreement.", "",
+              "| format | dataset | code | dial | a-dial | a-code |",
+              "|---|---|---:|---:|---:|---:|"]
+    for r in table:
+        lines.append(f"| {r['format']} | {r['dataset']} | {_f(r['consistency'], 3)} | "
+                     f"{_f(r['dialect_consistency'], 3)} | "
+                     f"{_f(r['anchor_dialect_consistency'], 3)} | "
+                     f"{_f(r['anchor_code_consistency'], 3)} |")
+    lines += ["", "## Goal: semdialect-full <= 4.5 b/e with SQNR above NVFP4", "",
+              "| dataset | full b/e | full SQNR | nvfp4 b/e | nvfp4 SQNR | met |",
+              "|---|---:|---:|---:|---:|---|"]
+    for ds, gl in result["goal"].items():
+        lines.append(f"| {ds} | {gl['full_bits']:.3f} | {_f(gl['full_sqnr_db'])} | "
+                     f"{gl['nvfp4_bits']:.3f} | {_f(gl['nvfp4_sqnr_db'])} | "
+                     f"{'yes' if gl['met'] else 'no'} |")
+    if result["sweep"]:
+        lines += ["", "## Parameter sweep (captured RANDOM-WEIGHT tiny models; one parameter "
+                  "varied around the config above)", "",
+                  "| param | value | method | dataset | SQNR dB | b/e | dial | a-dial |",
+                  "|---|---|---|---|---:|---:|---:|---:|"]
+        for r in result["sweep"]:
+            lines.append(f"| {r['param']} | {r['value']} | {r['format']} | {r['dataset']} | "
+                         f"{_f(r['sqnr_db'])} | {r['bits_per_element']:.3f} | "
+                         f"{_f(r['dialect_consistency'], 3)} | "
+                         f"{_f(r['anchor_dialect_consistency'], 3)} |")
+    if result["e2e"]:
+        lines += ["", "## End to end: final-latent error vs the unquantized run "
+                  "(RANDOM-WEIGHT tiny models; Linear inputs + weights quantized)", "",
+                  "| model | steps | format | act b/e | latent MSE | latent PSNR dB | rel. err | "
+                  "act SQNR mean/min dB |", "|---|---:|---|---:|---:|---:|---:|---|"]
+        for r in result["e2e"]:
+            lines.append(f"| {r['model']} | {r['steps']} | {r['format']} | "
+                         f"{r['bits_per_element']:.3f} | {r['latent_mse']:.3e} | "
+                         f"{_f(r['latent_psnr_db'])} | {r['latent_rel_err']:.4f} | "
+                         f"{_f(r['act_sqnr_mean_db'])} / {_f(r['act_sqnr_min_db'])} |")
+    lines += ["", "## Attention source per sequence", ""]
+    for ds, srcs in result["attention_sources"].items():
+        if "synthetic" in ds:
+            lines.append(f"- `{ds}`: every sequence self-similarity")
+            continue
+        kinds: dict[str, int] = {}
+        for s in srcs.values():
+            k = s.split(":")[0].split("[")[0]
+            kinds[k] = kinds.get(k, 0) + 1
+        lines.append(f"- `{ds}`: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+    for p in plots:
+        lines += ["", f"![{p}]({p})"]
+    lines += ["", f"Wall time: {result['seconds']} s.", ""]
+    return "\n".join(lines)
+
+
+def cmd_quality(args) -> int:
+    from .cli import _quiet_libs
+
+    _quiet_libs()
+    run_quality(args.output, quick=args.quick, steps=args.steps, seed=args.seed,
+                e2e=not args.no_e2e, sweep=not args.no_sweep)
+    return 0
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    q = subparsers.add_parser(
+        "quality",
+        help="SemanticDialect quality benchmark: tiny models + synthetic, table, sweep, e2e",
+        description="Capture the tiny video DiTs (RANDOM-WEIGHT: " + ", ".join(QUALITY_MODELS)
+                    + ") and the synthetic profiles, run the golden quality table of "
+                    + ", ".join(QUALITY_FORMATS) + " on every dataset, sweep the method "
+                    "parameters, measure the end-to-end final-latent error per format, and "
+                    "write OUT/results.{md,json} and PNG plots.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    q.add_argument("-o", "--output", default="build/quality")
+    q.add_argument("--quick", action="store_true",
+                   help="smaller synthetic data, short sweep, e2e on wan-tiny only (2 steps)")
+    q.add_argument("--steps", type=int, default=3, help="denoising steps of the captures")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--no-e2e", action="store_true", help="skip the end-to-end runs")
+    q.add_argument("--no-sweep", action="store_true", help="skip the parameter sweep")
+    q.set_defaults(func=cmd_quality)
