@@ -1,4 +1,7 @@
-"""Shared helpers of the RTL tests: input blocks, golden results, stream drivers."""
+"""Shared helpers of the RTL tests: input blocks, golden results, stream drivers.
+
+Imported by the test modules as `rtl_testlib` (a unique name: several test folders
+have a conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from dataclasses import dataclass, field
 
 import ml_dtypes
 import numpy as np
-import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
@@ -314,12 +316,3 @@ def write_book(tmp_path, name, dialects, grid=0.5, emax=2):
                                 "dialects": dialects}))
     return path
 
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(12345)
-
-
-def pytest_configure(config):
-    # constructors that raise ValueError leave a half-built Elaboratable behind
-    config.addinivalue_line("filterwarnings", "ignore::amaranth.hdl.UnusedElaboratable")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_book
+from rtl_testlib import write_book
 
 from semdialect import golden
 from semdialect.cli import main as cli_main

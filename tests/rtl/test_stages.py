@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.sim import Simulator
-from conftest import DTYPES, edge_blocks, random_blocks, run_comb, to_int
+from rtl_testlib import DTYPES, edge_blocks, random_blocks, run_comb, to_int
 
 from semdialect import golden
 from semdialect.golden.dialects import (

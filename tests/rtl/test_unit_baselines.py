@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import check_against, edge_blocks, golden_expect, random_blocks, run_stream
+from rtl_testlib import check_against, edge_blocks, golden_expect, random_blocks, run_stream
 
 from semdialect.rtl import DialectFP4TwoStage, MXFP4Quantizer
 
@@ -40,7 +40,7 @@ def test_two_stage_needs_pairs():
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])
 def test_baselines_sweep_slow(fmt):
-    from conftest import boundary_bits
+    from rtl_testlib import boundary_bits
     rng = np.random.default_rng(99)
     for B in (16, 32, 64):
         x = np.concatenate([_blocks(rng, B, fmt, n=1500, every=1), boundary_bits(B, fmt)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import (
+from rtl_testlib import (
     check_against,
     edge_blocks,
     golden_expect,
@@ -125,7 +125,7 @@ def test_bad_parameters():
 @pytest.mark.parametrize("B", [16, 32, 64])
 def test_sweep_slow(fmt, B):
     rng = np.random.default_rng(B * 7 + len(fmt))
-    from conftest import boundary_bits
+    from rtl_testlib import boundary_bits
     x = np.concatenate([edge_blocks(B, fmt, rng=rng), random_blocks(rng, 1500, B, fmt),
                         boundary_bits(B, fmt)])
     for pipeline in (0, 4):
