@@ -139,7 +139,7 @@ PORT_MEANING = {
            "(absent at pipeline depth 0)",
     "i__valid": "input block valid",
     "i__ready": "input block accepted when valid & ready at a rising edge; "
-                "= ~o__valid | o__ready",
+                "= ~o__valid | o__ready (depth 0: = o__ready)",
     "i__payload": "input block (fields below)",
     "o__valid": "output block valid (a register output unless pipeline depth 0)",
     "o__ready": "downstream accepts the output block",

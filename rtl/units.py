@@ -5,10 +5,11 @@
 * `MXFP4Quantizer`      - OCP MXFP4 (E2M1, E8M0 scale) (numerics §4)
 
 Flow control: `amaranth.lib.stream` on both sides. The pipeline advances as a whole
-(`en = ~o.valid | o.ready`, and `i.ready = en`): `o.valid` is a register output (or
-`i.valid` itself at pipeline depth 0) and never depends on `o.ready`; a stalled output
-keeps its payload; each accepted block produces exactly one output block, in order,
-`latency` cycles after it was accepted when the output is never stalled. II = 1.
+(`en = ~o.valid | o.ready`, and `i.ready = en`; at depth 0 `i.ready = o.ready`): `o.valid`
+is a register output (or `i.valid` itself at pipeline depth 0) and never depends on
+`o.ready`; a stalled output keeps its payload; each accepted block produces exactly one
+output block, in order, `latency` cycles after it was accepted when the output is never
+stalled. II = 1.
 """
 
 from __future__ import annotations
@@ -101,7 +102,9 @@ class _Unit(wiring.Component):
         """Unpack, BlockMax, SharedExponent [cut exp] Normalize [cut norm]."""
         B = self.block_size
         en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        # depth 0: o.valid is i.valid, so pass ready straight through (no valid -> ready path)
+        m.d.comb += self.i.ready.eq(en if self.pipeline else self.o.ready)
         m.submodules.unpack = unpack = Unpack(self.fmt, B)
         m.submodules.blockmax = bmax = BlockMax(B)
         m.submodules.shexp = shexp = SharedExponent(self.fmt, emax)
