@@ -40,7 +40,7 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _datasets(out: Path, quick: bool, steps: int, seed: int):
+def _datasets(out: Path, quick: bool, steps: int, seed: int, progress=_say):
     """[(name, label, (tensors, manifest))]: tiny-model captures and synthetic profiles."""
     from .capture import capture_model
     from .synthetic import SYNTHETIC_PROFILES, synthetic_vectors
@@ -53,7 +53,7 @@ def _datasets(out: Path, quick: bool, steps: int, seed: int):
         t0 = time.time()
         tensors, manifest = capture_model(model, steps=steps, seed=seed)
         save_vectors(str(vec / f"{model}.safetensors"), tensors, manifest)
-        _say(f"[capture] {model}: {len(tensors)} tensors, {steps} steps, CFG "
+        progress(f"[capture] {model}: {len(tensors)} tensors, {steps} steps, CFG "
              f"({time.time() - t0:.1f} s) - {manifest['source']['label']}")
         data.append((model, manifest["source"]["label"], (tensors, manifest)))
     tokens, channels = (128, 256) if quick else (256, 512)
@@ -61,7 +61,7 @@ def _datasets(out: Path, quick: bool, steps: int, seed: int):
         tensors, manifest = synthetic_vectors(name, steps=steps, seed=seed, tokens=tokens,
                                               channels=channels)
         data.append((name, manifest["source"]["label"], (tensors, manifest)))
-        _say(f"[synthetic] {name}: {len(tensors)} tensors of {tokens} x {channels}")
+        progress(f"[synthetic] {name}: {len(tensors)} tensors of {tokens} x {channels}")
     return data
 
 
@@ -89,7 +89,7 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = MethodConfig()
-    data = _datasets(out, quick, steps, seed)
+    data = _datasets(out, quick, steps, seed, progress)
     seq_sets, labels, sources = [], {}, {}
     for name, label, (tensors, manifest) in data:
         seqs = sequences_from_vectors(tensors, manifest, cfg.block_size)
