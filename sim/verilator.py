@@ -169,14 +169,13 @@ def _ensure_book(cfg: SimConfig, cdir: Path) -> Path | None:
 
 def generate_command(cfg: SimConfig, book: Path | None, out: Path) -> list[str]:
     """`semdialect rtl generate` command line of a configuration."""
-    cmd = [sys.executable, "-m", "semdialect.cli", "rtl", "generate",
+    cmd = [sys.executable, "-m", "semdialect.cli", "rtl", "generate", "--unit", cfg.unit,
            "--block-size", str(cfg.block_size), "--input", cfg.input, "-o", str(out)]
-    if cfg.unit == "mxfp4":
-        cmd += ["--formatbook", "mxfp4"]
-    else:
-        cmd += ["--formatbook", str(book)]
-    if cfg.unit == "semdialect" and cfg.frac_bits is not None:
-        cmd += ["--frac-bits", str(cfg.frac_bits)]
+    cmd += ["--formatbook", "mxfp4" if cfg.unit == "mxfp4" else str(book)]
+    if cfg.unit == "semdialect":
+        if cfg.frac_bits is not None:
+            cmd += ["--frac-bits", str(cfg.frac_bits)]
+        cmd += ["--err-bits", str(cfg.err_bits)]
     if cfg.pipeline is not None:
         cmd += ["--pipeline", str(cfg.pipeline)]
     return cmd
@@ -224,14 +223,14 @@ def generate(cfg: SimConfig, *, force: bool = False) -> Generated:
 
 
 def _verilog_files(out: Path, manifest: dict) -> list[Path]:
-    names = manifest.get("files") or manifest.get("verilog")
-    if isinstance(names, str):
-        names = [names]
-    if names:
-        return [out / n for n in names]
-    files = sorted(out.glob("*.v")) + sorted(out.glob("*.sv"))
-    if not files:
-        raise RuntimeError(f"no Verilog in {out}")
+    """The manifest's Verilog files, preceded by its Verilator lint-waiver file (.vlt)."""
+    names = manifest.get("files")
+    if not names:
+        raise RuntimeError(f"RTL manifest in {out} lists no 'files'")
+    files = [out / n for n in names]
+    vlt = (manifest.get("lint_waivers") or {}).get("file")
+    if vlt and (out / vlt).exists():
+        files.insert(0, out / vlt)
     return files
 
 
@@ -267,8 +266,16 @@ def build(gen: Generated, *, waves: bool | None = None, coverage: bool | None = 
         args += ["--trace-fst", "--trace-structs"]
     if coverage:
         args += ["--coverage"]
-    vhash = _sha(*[f.read_bytes() for f in gen.verilog], gen.toplevel, json.dumps(args),
-                 _tool_versions())[:16]
+    # cocotb's runner passes --public-flat-rw (every signal of every module public, which
+    # blocks Verilator's optimizations and makes the C++ several times bigger); the
+    # testbench only touches the toplevel's ports, so only those are made public.
+    args += ["--no-public-flat-rw"]
+    public = gen.dir / "public.vlt"
+    public_text = ("`verilator_config\n"
+                   f'public_flat_rw -module "{gen.toplevel}" -var "*"\n')
+    sources = [*gen.verilog, public]
+    vhash = _sha(*[f.read_bytes() for f in gen.verilog], public_text, gen.toplevel,
+                 json.dumps(args), _tool_versions())[:16]
     obj = gen.dir / f"obj-{vhash}"
     ok = obj / "build.ok"
     os.environ.update(verilator_env())
@@ -277,6 +284,7 @@ def build(gen: Generated, *, waves: bool | None = None, coverage: bool | None = 
             return Built(gen, obj, waves, coverage, 0.0)
         shutil.rmtree(obj, ignore_errors=True)
         _prune(gen.dir, keep=obj)
+        public.write_text(public_text)
         _log(f"{gen.config.name}: building with Verilator into {obj}")
         t0 = time.perf_counter()
         runner = get_runner("verilator")
@@ -288,7 +296,7 @@ def build(gen: Generated, *, waves: bool | None = None, coverage: bool | None = 
             os.environ["MAKEFLAGS"] = " ".join(x for x in (old_mf, flags) if x)
         try:
             runner.build(
-                sources=gen.verilog,
+                sources=sources,
                 hdl_toplevel=gen.toplevel,
                 build_dir=obj,
                 build_args=args,

@@ -205,7 +205,7 @@ def test_corrupted_netlist_rom_is_caught():
     for f in gen.verilog:
         text = f.read_text()
         pat = re.compile(rf"(idx_rom\[{entry}\] = 3'h)([0-7]);")
-        text, k = pat.subn(lambda m: m.group(1) + str((int(m.group(2)) + 1) % 8), text)
+        text, k = pat.subn(lambda m: f"{m.group(1)}{(int(m.group(2)) + 1) % 8};", text)
         n_hits += k
         (bdir / "rtl" / f.name).write_text(text)
     assert n_hits == 1, f"expected one idx_rom[{entry}] initializer in the Verilog, found {n_hits}"
