@@ -29,7 +29,9 @@ def test_eval_json_schema(capsys):
         "synthetic-gaussian", "synthetic-laplace", "synthetic-student_t3",
         "synthetic-channel_outlier"}
     for r in rows:
-        assert set(r) == {"format", "dataset", "sqnr_db", "bits_per_element", "consistency"}
+        assert set(r) == {"format", "dataset", "sqnr_db", "bits_per_element", "consistency",
+                          "dialect_consistency", "anchor_dialect_consistency",
+                          "anchor_code_consistency", "attention"}
         assert r["consistency"] is None  # single-step data
         assert 10 < r["sqnr_db"] < 40
     bits = {r["format"]: r["bits_per_element"] for r in rows}
