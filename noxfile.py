@@ -141,9 +141,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def quality(session: nox.Session) -> None:
-    """SemanticDialect quality benchmark on captured and synthetic data."""
+    """SemanticDialect quality benchmark on captured and synthetic data (build/quality/)."""
     env = _ensure_env(session)
-    _py(session, env, "-m", "semdialect.cli", "eval", "--synthetic", *session.posargs)
+    _py(session, env, "-m", "semdialect.cli", "quality", "-o", "build/quality", *session.posargs)
 
 
 @nox.session(python=False)
