@@ -243,6 +243,17 @@ class Built:
     seconds: float  # Verilator + C++ build time (0 when cached)
 
 
+def _fst_supported() -> bool:
+    """Verilator 5.04x's FST writer needs the lz4 (and zlib) headers."""
+    cxx = os.environ.get("CXX", "c++")
+    try:
+        r = subprocess.run([cxx, "-E", "-x", "c++", "-"], input="#include <lz4.h>\n"
+                           "#include <zlib.h>\n", capture_output=True, text=True)
+    except OSError:
+        return False
+    return r.returncode == 0
+
+
 def _tool_versions() -> str:
     import cocotb
 
@@ -263,9 +274,17 @@ def build(gen: Generated, *, waves: bool | None = None, coverage: bool | None = 
     coverage = env_flag("COVERAGE") if coverage is None else coverage
     args = list(VERILATOR_ARGS)
     if waves:
-        args += ["--trace-fst", "--trace-structs"]
+        if _fst_supported():
+            args += ["--trace-fst", "--trace-structs"]
+        else:  # the runner's --trace alone gives VCD
+            _log("WAVES=1: lz4.h is missing (Verilator's FST writer needs liblz4-dev); "
+                 "writing dump.vcd instead of dump.fst")
+            args += ["--trace-structs"]
     if coverage:
-        args += ["--coverage"]
+        # line + toggle + user; not --coverage (adds expression coverage), which hits an
+        # internal error of Verilator 5.049 on Yosys' output ("AstNode is not of
+        # expected type ... SEL")
+        args += ["--coverage-line", "--coverage-toggle", "--coverage-user"]
     # cocotb's runner passes --public-flat-rw (every signal of every module public, which
     # blocks Verilator's optimizations and makes the C++ several times bigger); the
     # testbench only touches the toplevel's ports, so only those are made public.
@@ -333,8 +352,12 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
     from cocotb_tools.runner import get_runner
 
     gen = built.gen
-    run_dir = gen.dir / "runs" / f"{name or testcase}-{os.getpid()}"
+    label = name or testcase
+    run_dir = gen.dir / "runs" / f"{label}-{os.getpid()}"
     shutil.rmtree(run_dir, ignore_errors=True)
+    old_runs = sorted(run_dir.parent.glob(f"{label}-*"), key=lambda p: p.stat().st_mtime)
+    for p in old_runs[:-3]:  # keep the last three runs of each test
+        shutil.rmtree(p, ignore_errors=True)
     run_dir.mkdir(parents=True)
     summary = run_dir / "summary.json"
     spec = {
@@ -356,7 +379,9 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
     test_args = []
     if built.coverage:
         test_args += [f"+verilator+coverage+file+{run_dir / 'coverage.dat'}"]
-    old = os.environ.pop("WAVES", None)
+    # WAVES is passed explicitly; COVERAGE means Verilator coverage here, while cocotb
+    # would read it as "measure Python coverage of the testbench" (and need `coverage`)
+    saved = {k: os.environ.pop(k) for k in ("WAVES", "COVERAGE") if k in os.environ}
     try:
         runner.test(
             test_module=TB_MODULE,
@@ -378,8 +403,7 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
             f"log {run_dir / 'sim.log'}\n{_tail(run_dir / 'sim.log')}\nsummary: {detail}"
         ) from None
     finally:
-        if old is not None:
-            os.environ["WAVES"] = old
+        os.environ.update(saved)
     if not summary.exists():
         raise AssertionError(f"{gen.config.name}: {testcase} wrote no summary ({run_dir})")
     return json.loads(summary.read_text())

@@ -149,6 +149,35 @@ def test_latency_throughput(name):
     assert out["throughput_blocks_per_cycle"] > 0.99
 
 
+def test_vector_files():
+    """Both vector file kinds through the DUT: a frontend export (safetensors + manifest,
+    synthetic profile, float32 -> rounded to bf16) and a plain float32 .npy array."""
+    name = "semdialect-32" if "semdialect-32" in CONFIG_NAMES else CONFIG_NAMES[0]
+    pytest.importorskip("semdialect.sw.vectors")
+    from semdialect.sim import verilator as v
+    from semdialect.sw.synthetic import synthetic_vectors
+    from semdialect.sw.vectors import save_vectors
+
+    vdir = v.BUILD_ROOT / "vectors"
+    vdir.mkdir(parents=True, exist_ok=True)
+    st = vdir / "synthetic-channel-outliers.safetensors"
+    if not st.exists():
+        tensors, manifest = synthetic_vectors("synthetic-channel-outliers", steps=1,
+                                              tokens=64, channels=256, layers=2)
+        save_vectors(st, tensors, manifest)
+    npy = vdir / "laplace-f32.npy"
+    if not npy.exists():
+        rng = np.random.default_rng(3)
+        np.save(npy, (rng.laplace(size=(256, 64)) * 1e3).astype(np.float32))
+    for path in (st, npy):
+        s = _run(_built(name), "stream_test", {"n_blocks": 16, "seed": 9, "gap": 0.1,
+                                                "backpressure": 0.2, "vectors": str(path)},
+                 name=f"vectors-{path.stem}")
+        assert s["report"]["ok"], s["report_text"]
+        assert len(s["sources"]) == 2 and path.name in s["sources"][1], s["sources"]
+        assert s["report"]["blocks_checked"] > 16
+
+
 # ---------------------------------------------------------------------------------------
 # the testbench catches faults
 # ---------------------------------------------------------------------------------------

