@@ -201,7 +201,8 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
     """Blocks (N, b) in the DUT's input dtype from a vector file.
 
     * `.npy`: an array (N, b) (or anything whose last axis is a multiple of b) of float32,
-      float16 or bfloat16.
+      float16 or bfloat16 (NumPy saves ml_dtypes.bfloat16 as 2-byte void '|V2'; such a
+      file is read as bfloat16).
     * `.safetensors`: a frontend export (`semdialect.sw.vectors.load_vectors`); every
       floating-point input tensor (not the stored expected outputs) is used, its last
       axis zero-padded to a multiple of b (zeros never change a block's scale).
@@ -217,6 +218,8 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
     arrays: list[tuple[str, np.ndarray]] = []
     if p.suffix == ".npy":
         a = np.load(p, allow_pickle=False)
+        if a.dtype == np.dtype("V2"):  # np.save of an ml_dtypes.bfloat16 array
+            a = a.view(ml_dtypes.bfloat16)
         if a.dtype not in floats:
             raise TypeError(f"{p}: dtype {a.dtype} is not float32/float16/bfloat16")
         if a.shape[-1] % b:

@@ -145,6 +145,13 @@ def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> 
                            f"{tail}")
 
 
+def _stage(verilog: Path, wd: Path) -> str:
+    """Copy the Verilog into the work folder: YoWASP tools run in a WebAssembly sandbox
+    that only sees the current directory."""
+    shutil.copyfile(verilog, wd / "design.v")
+    return "design.v"
+
+
 def _cached(cache: Path | None, flow: str, key_parts: list[str], compute):
     key = hashlib.sha256("\0".join(key_parts).encode()).hexdigest()[:24]
     path = None
@@ -228,7 +235,7 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
         wd = Path(workdir or verilog.parent / f"synth-generic-{top}")
         wd.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        _run([tool("yosys"), "-q", "-p", script.format(v=verilog.resolve(), top=top)],
+        _run([tool("yosys"), "-q", "-p", script.format(v=_stage(verilog, wd), top=top)],
              wd, wd / "yosys.log")
         sec = time.perf_counter() - t0
         st = parse_stat_json((wd / "stat.json").read_text())
@@ -255,7 +262,11 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
     """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax."""
     verilog = Path(verilog)
     text = verilog.read_text()
-    ys = ("read_verilog {v}; synth_ecp5 -top {top} -json netlist.json; "
+    # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
+    # synth_ecp5: its memory_libmap pass aborts on them (Yosys 0.70), and asynchronous
+    # multi-port ROMs cannot use EBR anyway
+    ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
+          "memory_map; opt_clean; synth_ecp5 -top {top} -json netlist.json; "
           "tee -q -o stat.json stat -json")
     pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
                 "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
@@ -265,7 +276,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
         wd = Path(workdir or verilog.parent / f"synth-ecp5-{top}")
         wd.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        _run([tool("yosys"), "-q", "-p", ys.format(v=verilog.resolve(), top=top)], wd,
+        _run([tool("yosys"), "-q", "-p", ys.format(v=_stage(verilog, wd), top=top)], wd,
              wd / "yosys.log", timeout)
         t_syn = time.perf_counter() - t0
         st = parse_stat_json((wd / "stat.json").read_text())
@@ -313,13 +324,14 @@ def ice40_synth(verilog: Path, top: str, *, cache: Path | None = None,
     """Yosys synth_ice40 counts (no place-and-route) and whether they fit an iCE40 part."""
     verilog = Path(verilog)
     text = verilog.read_text()
-    ys = "read_verilog {v}; synth_ice40 -top {top}; tee -q -o stat.json stat -json"
+    ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
+          "memory_map; opt_clean; synth_ice40 -top {top}; tee -q -o stat.json stat -json")
 
     def compute() -> dict:
         wd = Path(workdir or verilog.parent / f"synth-ice40-{top}")
         wd.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        _run([tool("yosys"), "-q", "-p", ys.format(v=verilog.resolve(), top=top)], wd,
+        _run([tool("yosys"), "-q", "-p", ys.format(v=_stage(verilog, wd), top=top)], wd,
              wd / "yosys.log")
         st = parse_stat_json((wd / "stat.json").read_text())
         by = st["cells_by_type"]

@@ -68,7 +68,7 @@ def _vectors() -> list[str]:
     for p in paths:
         if not Path(p).exists():
             raise FileNotFoundError(f"SEMDIALECT_VECTORS: {p} does not exist")
-    return paths
+    return [str(Path(p).resolve()) for p in paths]  # the simulator runs in its run folder
 
 
 def _run(built, testcase: str, params: dict, name: str | None = None) -> dict:
@@ -166,10 +166,14 @@ def test_vector_files():
                                               tokens=64, channels=256, layers=2)
         save_vectors(st, tensors, manifest)
     npy = vdir / "laplace-f32.npy"
-    if not npy.exists():
+    npy16 = vdir / "gauss-bf16.npy"
+    if not npy.exists() or not npy16.exists():
+        import ml_dtypes
+
         rng = np.random.default_rng(3)
         np.save(npy, (rng.laplace(size=(256, 64)) * 1e3).astype(np.float32))
-    for path in (st, npy):
+        np.save(npy16, rng.standard_normal((100, 32)).astype(ml_dtypes.bfloat16))
+    for path in (st, npy, npy16):
         s = _run(_built(name), "stream_test", {"n_blocks": 16, "seed": 9, "gap": 0.1,
                                                 "backpressure": 0.2, "vectors": str(path)},
                  name=f"vectors-{path.stem}")
