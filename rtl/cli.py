@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from .generate import DEFAULT_SET, UNITS, build_unit, generate
+from .units import DEFAULT_INDEX, INDEX_MODES
 
 __all__ = ["register"]
 
@@ -14,7 +15,7 @@ __all__ = ["register"]
 def _generate(args) -> int:
     u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
                    input_format=args.input, frac_bits=args.frac_bits, err_bits=args.err_bits,
-                   pipeline=args.pipeline)
+                   pipeline=args.pipeline, index=args.index)
     t0 = time.perf_counter()
     man = generate(u, args.output, name=args.name)
     print(f"{Path(args.output) / man['files'][0]}: {man['toplevel']}, latency "
@@ -60,6 +61,10 @@ def register(subparsers) -> None:
     g.add_argument("--err-bits", type=int, default=None, help="W (semdialect; default 8)")
     g.add_argument("--pipeline", type=int, default=None,
                    help="pipeline registers = latency in cycles (default: the unit's)")
+    g.add_argument("--index", choices=INDEX_MODES, default=None,
+                   help="index stage (semdialect, dialectfp4): rom = one B-port ROM over "
+                   "(dialect, address); compare = per-block thresholds + per-lane "
+                   f"comparators (bit-identical; default {DEFAULT_INDEX})")
     g.add_argument("--name", default=None, help="toplevel module name (default: derived)")
     g.add_argument("-o", "--output", required=True, help="output directory")
     g.set_defaults(func=_generate)

@@ -20,7 +20,13 @@ from amaranth.back import verilog
 from semdialect import __version__
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
 
-from .units import DialectFP4TwoStage, MXFP4Quantizer, SemDialectQuantizer
+from .units import (
+    DEFAULT_INDEX,
+    INDEX_MODES,
+    DialectFP4TwoStage,
+    MXFP4Quantizer,
+    SemDialectQuantizer,
+)
 
 __all__ = ["build_unit", "generate", "DEFAULT_SET", "generator_version", "LINT_WAIVERS",
            "UNITS"]
@@ -74,7 +80,8 @@ def _resolve_unit(unit: str, formatbook) -> str:
 
 def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
                input_format: str = "bf16", frac_bits: int | None = None,
-               err_bits: int | None = None, pipeline: int | None = None):
+               err_bits: int | None = None, pipeline: int | None = None,
+               index: str | None = None):
     """The unit of the given parameters. unit 'auto': no formatbook -> SemanticDialect LUT
     engine on semdialect-32; formatbook 'mxfp4' -> MXFP4
     quantizer; the DialectFP4 book -> BlockDialect two-stage selector (as the golden
@@ -85,6 +92,12 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
         common["pipeline"] = pipeline
     if kind != "semdialect" and (frac_bits is not None or err_bits is not None):
         raise ValueError(f"--frac-bits/--err-bits only apply to the semdialect unit, not {kind}")
+    if index is not None:
+        if index not in INDEX_MODES:
+            raise ValueError(f"--index must be one of {', '.join(INDEX_MODES)}, got {index!r}")
+        if kind == "mxfp4":
+            raise ValueError("--index does not apply to the mxfp4 unit (arithmetic E2M1)")
+        common["index"] = index
     if kind == "mxfp4":
         if formatbook not in (None, "mxfp4"):
             raise ValueError("the mxfp4 unit takes no formatbook")
@@ -105,6 +118,8 @@ def toplevel_name(u) -> str:
     else:
         base = f"semdialect_{p['formatbook']}_f{p['frac_bits']}w{p['err_bits']}"
     base += f"_b{u.block_size}_{u.input_format}_p{u.pipeline}"
+    if p.get("index", DEFAULT_INDEX) != DEFAULT_INDEX:
+        base += f"_i{p['index']}"
     base = re.sub(r"[^A-Za-z0-9_]", "_", base)
     if base == "semdialect":
         base = "semdialect_unit"

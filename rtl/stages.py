@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -35,6 +36,8 @@ __all__ = [
     "DialectAdderTree",
     "MaskedArgmin",
     "IndexLut",
+    "INDEX_MODES",
+    "index_thresholds",
     "E2M1Round",
     "PairSelect",
     "BeneficialCount",
@@ -410,18 +413,52 @@ class MaskedArgmin(wiring.Component):
         return m
 
 
+INDEX_MODES = ("rom", "compare")
+
+
+def index_thresholds(idx_table) -> list[list[int]]:
+    """Per dialect the 7 address thresholds of the index LUT: thr[d][k] = the smallest
+    exact address whose index exceeds k (2^addr_bits when none does). Requires every
+    row IDX[d, :] to be non-decreasing in the address (true for RNE onto increasing
+    magnitudes); then IDX[d, a] = #{k : a >= thr[d][k]} exactly, which is checked here."""
+    tab = np.asarray(idx_table)
+    d_count, n_addr = tab.shape
+    n_idx = 8
+    out = []
+    for d in range(d_count):
+        row = tab[d]
+        if np.any(np.diff(row.astype(int)) < 0) or row.max() >= n_idx:
+            raise ValueError(f"index LUT row {d} is not monotonic: no comparator form")
+        thr = [int(np.argmax(row > k)) if np.any(row > k) else n_addr for k in range(n_idx - 1)]
+        rebuilt = (np.arange(n_addr)[:, None] >= np.array(thr)[None, :]).sum(1)
+        assert np.array_equal(rebuilt, row), d
+        out.append(thr)
+    return out
+
+
 class IndexLut(wiring.Component):
     """Element codes: sign << 3 | IDX[dialect, aq_i] from `LutSet.idx` (numerics §8.5-6);
-    all codes 0 for a NaN/Inf block. One ROM of D * 2^(I+Fq+1) 3-bit words at address
-    dialect << (I+Fq+1) | aq, read by B combinational ports."""
+    all codes 0 for a NaN/Inf block.
 
-    def __init__(self, idx_table, block_size: int):
+    mode 'rom': one ROM of D * 2^(I+Fq+1) 3-bit words at address dialect << (I+Fq+1) | aq,
+    read by B combinational ports.
+    mode 'compare': the same table in comparator form (`index_thresholds`): one small ROM
+    read per block gives the selected dialect's 7 address thresholds, and every lane
+    compares its exact address against them (a thermometer code, converted to the
+    3-bit index). Bit-identical to 'rom' for every (dialect, address); smaller because
+    the per-lane logic no longer depends on D."""
+
+    def __init__(self, idx_table, block_size: int, mode: str = "rom"):
+        if mode not in INDEX_MODES:
+            raise ValueError(f"index mode must be one of {INDEX_MODES}, got {mode!r}")
         self.table = idx_table
         self.block_size = block_size
+        self.mode = mode
         self.num_dialects, n_addr = idx_table.shape
         self.addr_bits = n_addr.bit_length() - 1
         assert n_addr == 1 << self.addr_bits
         self.id_bits = max(1, (self.num_dialects - 1).bit_length())
+        self.thresholds = index_thresholds(idx_table) if mode == "compare" else None
         super().__init__({
             "dialect": In(self.id_bits),
             "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
@@ -432,10 +469,29 @@ class IndexLut(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        words = [int(v) for v in self.table.reshape(-1)]
-        words += [0] * ((1 << self.id_bits) * (1 << self.addr_bits) - len(words))
-        outs = _rom(m, "idx_rom", 3, words,
-                    [Cat(self.idx_addr[i], self.dialect) for i in range(self.block_size)])
+        if self.mode == "rom":
+            words = [int(v) for v in self.table.reshape(-1)]
+            words += [0] * ((1 << self.id_bits) * (1 << self.addr_bits) - len(words))
+            outs = _rom(m, "idx_rom", 3, words,
+                        [Cat(self.idx_addr[i], self.dialect) for i in range(self.block_size)])
+        else:
+            tw = self.addr_bits + 1  # a threshold of 2^addr_bits means "never"
+            never = [1 << self.addr_bits] * 7
+            rows = self.thresholds + [never] * ((1 << self.id_bits) - self.num_dialects)
+            words = [sum(t << (k * tw) for k, t in enumerate(r)) for r in rows]
+            (word,) = _rom(m, "thr_rom", 7 * tw, words, [self.dialect])
+            thr = [word[k * tw:(k + 1) * tw] for k in range(7)]
+            outs = []
+            for i in range(self.block_size):
+                a = self.idx_addr[i]
+                up = Signal(7, name=f"thermo{i}")
+                m.d.comb += [up[k].eq(a >= thr[k]) for k in range(7)]
+                idx = Signal(3, name=f"idx{i}")
+                m.d.comb += idx.eq(Cat(
+                    (up[0] & ~up[1]) | (up[2] & ~up[3]) | (up[4] & ~up[5]) | up[6],
+                    (up[1] & ~up[3]) | up[5],
+                    up[3]))
+                outs.append(idx)
         for i, o in enumerate(outs):
             m.d.comb += self.codes[i].eq(Mux(self.bad, 0, Cat(o, self.sign[i])))
         return m

@@ -24,6 +24,7 @@ from semdialect.golden.dialects import _pairs, beneficial_table, two_stage_selec
 from semdialect.golden.elements import E2M1
 
 from .stages import (
+    INDEX_MODES,
     INPUT_FORMATS,
     BeneficialCount,
     BlockMax,
@@ -41,9 +42,14 @@ from .stages import (
 )
 
 __all__ = ["SemDialectQuantizer", "DialectFP4TwoStage", "MXFP4Quantizer", "BLOCK_SIZES",
-           "pair_table"]
+           "pair_table", "DEFAULT_INDEX", "INDEX_MODES"]
 
 BLOCK_SIZES = (16, 32, 64)
+
+#: index stage of the LUT-engine and two-stage units: 'rom' (one B-port ROM over
+#: (dialect, address)) or 'compare' (per-block thresholds + per-lane comparators);
+#: bit-identical, see stages.IndexLut and docs/architecture.md "Area exploration"
+DEFAULT_INDEX = "rom"
 
 
 def _middle_first(n: int) -> list[int]:
@@ -151,7 +157,10 @@ class SemDialectQuantizer(_Unit):
 
     def __init__(self, formatbook="semdialect-32", block_size: int = 32,
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
-                 pipeline: int = 4):
+                 pipeline: int = 4, index: str = DEFAULT_INDEX):
+        if index not in INDEX_MODES:
+            raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
+        self.index = index
         self.book = load_formatbook(formatbook)
         self.luts = build_luts(self.book, frac_bits, err_bits)
         if np.any(self.luts.err[:, 0] != 0):  # NaN/Inf blocks rely on ERR[d, 0] == 0
@@ -204,7 +213,7 @@ class SemDialectQuantizer(_Unit):
                  for k, v in carry.items()}
         carry["dialect"] = am.dialect
 
-        m.submodules.index_lut = ilut = IndexLut(self.luts.idx, B)
+        m.submodules.index_lut = ilut = IndexLut(self.luts.idx, B, self.index)
         m.d.comb += [ilut.dialect.eq(carry["dialect"]),
                      ilut.idx_addr.as_value().eq(carry.pop("idx_addr")),
                      ilut.sign.eq(carry.pop("sign")), ilut.bad.eq(carry.pop("bad"))]
@@ -226,6 +235,7 @@ class SemDialectQuantizer(_Unit):
             "idx_frac_bits": self.luts.idx_frac_bits,
             "pipeline": self.pipeline,
             "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
+            "index": self.index,
             "err_lut_bits": self.luts.err_rom_bits,
             "idx_lut_bits": self.luts.idx_rom_bits,
             "golden_call": (
@@ -255,7 +265,10 @@ class DialectFP4TwoStage(_Unit):
     IndexLut. No allowed-dialect mask (the golden two-stage selector takes none)."""
 
     def __init__(self, formatbook="dialectfp4", block_size: int = 32, input_format: str = "bf16",
-                 pipeline: int = 3):
+                 pipeline: int = 3, index: str = DEFAULT_INDEX):
+        if index not in INDEX_MODES:
+            raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
+        self.index = index
         self.book = load_formatbook(formatbook)
         _pairs(self.book)  # raises ValueError when the book is not paired
         self.num_dialects = self.book.num_dialects
@@ -286,7 +299,7 @@ class DialectFP4TwoStage(_Unit):
                      bc.bad.eq(carry["bad"])]
         carry["dialect"] = bc.dialect
         carry = self._cut(m, en, "count", carry)
-        m.submodules.index_lut = ilut = IndexLut(self.idx, B)
+        m.submodules.index_lut = ilut = IndexLut(self.idx, B, self.index)
         m.d.comb += [ilut.dialect.eq(carry["dialect"]),
                      ilut.idx_addr.as_value().eq(carry.pop("idx_addr")),
                      ilut.sign.eq(carry.pop("sign")), ilut.bad.eq(carry.pop("bad"))]
@@ -306,6 +319,7 @@ class DialectFP4TwoStage(_Unit):
             "idx_frac_bits": self.fq,
             "pipeline": self.pipeline,
             "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
+            "index": self.index,
             "idx_lut_bits": int(self.idx.size) * 3,
             "pair_rom_bits": int(self.pairs.size) * max(1, int(self.pairs.max()).bit_length()),
             "beneficial_rom_bits": int(self.ben.size),

@@ -243,6 +243,11 @@ def measure_cycles(unit, n_blocks: int = 48, seed: int = 0) -> dict:
                       "backpressure = ready on every other cycle)"}
 
 
+def _body(path: Path) -> str:
+    """Verilog text without its comment header (which names the generator version)."""
+    return "\n".join(ln for ln in path.read_text().splitlines() if not ln.startswith("//"))
+
+
 def _cocotb_cycles(cfg: ReportConfig, verilog: Path, manifest: dict, run: bool) -> dict | None:
     """cycles.json of the cocotb flow, when it simulated exactly this Verilog. With run,
     a missing/stale one is produced by the cocotb perf test
@@ -261,8 +266,8 @@ def _cocotb_cycles(cfg: ReportConfig, verilog: Path, manifest: dict, run: bool) 
         vfiles = sorted((simdir / "rtl").glob("*.v"))
         if not cj.exists() or len(vfiles) != 1:
             return None
-        if vfiles[0].read_text() != verilog.read_text():
-            return None  # the cocotb run simulated other Verilog (older generator)
+        if _body(vfiles[0]) != _body(verilog):
+            return None  # the cocotb run simulated other Verilog
         if cj.stat().st_mtime < vfiles[0].stat().st_mtime:
             return None
         d = json.loads(cj.read_text())

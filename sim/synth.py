@@ -137,10 +137,17 @@ def tool_version(name: str) -> str:
 
 
 def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> None:
+    if Path(cmd[0]).name.endswith("yosys"):  # -l: Yosys' own log keeps its ERROR lines
+        cmd = [cmd[0], "-l", log.name, *cmd[1:]]
+        log = log.with_suffix(".out")
     with open(log, "w") as f:
         r = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
     if r.returncode:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        text = log.read_text(errors="replace")
+        ylog = log.with_suffix(".log")
+        if ylog.exists() and ylog != log:
+            text = ylog.read_text(errors="replace") + text
+        tail = "\n".join(text.splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(cmd[:2])} ...` failed ({r.returncode}), log {log}:\n"
                            f"{tail}")
 
@@ -218,9 +225,9 @@ def parse_nextpnr_report(text: str) -> dict:
 # --------------------------------------------------------------------------------------
 
 GENERIC_SCRIPT = (
-    "read_verilog {v}; synth -flatten -top {top}; check -assert; "
+    "read_verilog {v}; synth -flatten -top {top}; check -assert; delete t:$scopeinfo; "
     "tee -q -o stat.json stat -json; "
-    "dfflegalize -cell $_DFF_P_ x; opt_clean; tee -q -o stat_cmos.json stat -json -tech cmos"
+    "dfflegalize -cell $_DFF_P_ 01; opt_clean; tee -q -o stat_cmos.json stat -json -tech cmos"
 )
 
 
@@ -243,8 +250,8 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
         return {
             "flow": "yosys-generic",
             "tool": tool_version("yosys"),
-            "script": "synth -flatten; check -assert; stat; dfflegalize -cell $_DFF_P_ x; "
-                      "stat -tech cmos",
+            "script": "synth -flatten; check -assert; delete t:$scopeinfo; stat; "
+                      "dfflegalize -cell $_DFF_P_ 01; stat -tech cmos",
             "cells": st["cells"],
             "cells_by_type": st["cells_by_type"],
             "flip_flops": flip_flop_count(st["cells_by_type"]),
@@ -264,9 +271,11 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
     text = verilog.read_text()
     # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
     # synth_ecp5: its memory_libmap pass aborts on them (Yosys 0.70), and asynchronous
-    # multi-port ROMs cannot use EBR anyway
+    # multi-port ROMs cannot use EBR anyway. -noabc9: ABC9's reintegration trips an
+    # assertion (rtlil.cc, connection width) on the semdialect units in Yosys 0.70, so
+    # the classic ABC mapping is used for every unit alike.
     ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
-          "memory_map; opt_clean; synth_ecp5 -top {top} -json netlist.json; "
+          "memory_map; opt_clean; synth_ecp5 -noabc9 -top {top} -json netlist.json; "
           "tee -q -o stat.json stat -json")
     pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
                 "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
