@@ -1,0 +1,122 @@
+"""The report flow (semdialect.sim.synth / semdialect.sim.reports, docs/reports.md):
+numbers parsed from real Yosys / nextpnr output on designs whose counts are known, the
+report.json schema, cycle measurement and configuration selection."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from semdialect.sim import reports, synth
+
+TINY = """
+module tiny(input clk, input en, input [3:0] a, input [3:0] b, output [3:0] y,
+            output reg [2:0] q);
+  assign y = a & b;
+  always @(posedge clk) if (en) q <= a[2:0] ^ b[2:0];
+endmodule
+"""
+
+# two registers with one LUT between them: a register-to-register path for an Fmax
+PIPE = """
+module pipe(input clk, input [3:0] a, output reg [3:0] q);
+  reg [3:0] r;
+  always @(posedge clk) begin r <= a; q <= r ^ {r[2:0], r[3]}; end
+endmodule
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    (d / "tiny.v").write_text(TINY)
+    (d / "pipe.v").write_text(PIPE)
+    return d
+
+
+def test_generic_counts_of_a_known_design(tiny):
+    """4 AND + 3 XOR + 3 enable flip-flops; transistors: AND 6, XOR 12, and each DFFE is
+    lowered to DFF (16) + MUX (12) by dfflegalize."""
+    r = synth.generic_synth(tiny / "tiny.v", "tiny", cache=tiny / "cache")
+    assert r["cells_by_type"] == {"$_AND_": 4, "$_XOR_": 3, "$_DFFE_PP_": 3}
+    assert r["cells"] == 10
+    assert r["flip_flops"] == 3
+    assert r["transistors"] == 4 * 6 + 3 * 12 + 3 * (16 + 12)
+    assert r["nand2_eq"] == pytest.approx(4 * 1.33 + 3 * 2.0 + 3 * 8.0, abs=0.05)
+    assert not r["cached"]
+    again = synth.generic_synth(tiny / "tiny.v", "tiny", cache=tiny / "cache")
+    assert again["cached"] and again["transistors"] == r["transistors"]
+
+
+def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
+    r = synth.ecp5_flow(tiny / "pipe.v", "pipe", cache=tiny / "cache")
+    assert r["ff"] == 8 and r["cells_by_type"]["TRELLIS_FF"] == 8
+    assert 4 <= r["lut4"] <= 8  # 4 XOR2 LUTs (+ constant drivers nextpnr may add)
+    assert r["fmax_mhz"] is not None and 100 < r["fmax_mhz"] < 2000
+    assert r["device"] == synth.ECP5_DEVICE["name"]
+
+
+def test_parsers_reject_incomplete_numbers():
+    stat = {"design": {"num_cells": 3, "num_cells_by_type": {"$_AND_": 2, "$foo": 1},
+                       "estimated_num_transistors": "12+"}}
+    with pytest.raises(ValueError, match="incomplete"):
+        synth.parse_stat_json(json.dumps(stat))
+    assert synth.parse_transistors("Estimated number of transistors:   144\n") == 144
+    with pytest.raises(ValueError):
+        synth.parse_transistors("Estimated number of transistors: 60+")
+    with pytest.raises(ValueError, match="NAND2"):
+        synth.nand2_equivalents({"$_FOO_": 1})
+    rep = {"fmax": {"clk": {"achieved": 197.66, "constraint": 100}},
+           "utilization": {"TRELLIS_COMB": {"available": 10, "used": 5},
+                           "DP16KD": {"available": 4, "used": 0}}}
+    p = synth.parse_nextpnr_report(json.dumps(rep))
+    assert p["fmax_mhz"] == {"clk": 197.66} and p["used"] == {"TRELLIS_COMB": 5}
+
+
+def test_measure_cycles_amaranth():
+    from semdialect.rtl import MXFP4Quantizer
+
+    for depth in (0, 2, 3):
+        c = reports.measure_cycles(MXFP4Quantizer(16, "bf16", pipeline=depth), n_blocks=12)
+        assert c["latency_cycles"] == depth
+        assert c["throughput_blocks_per_cycle"] == 1.0
+        assert c["elements_per_cycle"] == 16.0
+        assert c["throughput_blocks_per_cycle_backpressure50"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_select_configs():
+    names = [c.name for c in reports.select_configs(["dialects"])]
+    assert names[0] == "mxfp4" and "synthetic-d8" in names and "semdialect-32" in names
+    assert [c.name for c in reports.select_configs(quick=True)] == list(reports.QUICK)
+    with pytest.raises(ValueError):
+        reports.select_configs(["nope"])
+
+
+def test_report_json_schema_mxfp4(tmp_path):
+    """A real (small) report: the baseline alone, generic synthesis only."""
+    rep = reports.run_report(tmp_path, names=["mxfp4"], ecp5=False, run_cocotb=False,
+                             plots=False)
+    reports.validate_report(rep)
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    (row,) = on_disk["configs"]
+    for k in reports.REQUIRED_FIELDS:
+        assert k in row
+    assert row["config"] == "mxfp4" and row["area_ratio_vs_mxfp4"] == 1.0
+    assert row["latency_cycles"] == 2 and row["elements_per_cycle"] == 32
+    assert row["ecp5_lut4"] is None and row["fmax_mhz"] is None
+    assert row["cells"] == sum(row["cells_by_type"].values())
+    assert "Yosys" in row["generic_source"]
+    md = (tmp_path / "report.md").read_text()
+    assert "| mxfp4 | 32 |" in md and "foundry" in md
+    bad = dict(on_disk, configs=[{k: v for k, v in row.items() if k != "fmax_mhz"}])
+    with pytest.raises(AssertionError, match="fmax_mhz"):
+        reports.validate_report(bad)
+
+
+@pytest.mark.slow
+def test_quick_report_with_plots(tmp_path):
+    rep = reports.run_report(tmp_path, quick=True)
+    assert [r["config"] for r in rep["configs"]] == list(reports.QUICK)
+    sd = rep["configs"][1]
+    assert sd["area_ratio_vs_mxfp4"] > 1 and sd["lut_rom_bits"] == 32768 + 6144
