@@ -12,7 +12,7 @@ def _report(args) -> int:
     run_report(args.output, names=args.configs or None, quick=args.quick,
                ecp5=False if args.no_ecp5 else None,
                run_cocotb=False if args.no_cocotb else None,
-               plots=not args.no_plots)
+               plots=not args.no_plots, jobs=args.jobs)
     return 0
 
 
@@ -45,5 +45,8 @@ def register(subparsers) -> None:
                    help="never start the cocotb perf test; cycles from an existing "
                    "cycles.json or the Amaranth simulator")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="configurations synthesized in parallel (each Yosys/nextpnr run "
+                   "uses one core; default 1)")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
     p.set_defaults(func=lambda a: _list(a) if a.list else _report(a))

@@ -335,7 +335,7 @@ def sqnr_costs(points=SQNR_POINTS, shape=(64, 4096)) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def _measure(cfg: ReportConfig, out: Path, *, ecp5: bool, ice40: bool, run_cocotb: bool,
+def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocotb: bool,
              cache: Path) -> dict:
     t0 = time.perf_counter()
     man, vpath = generate(cfg, out)
@@ -407,6 +407,12 @@ def _measure(cfg: ReportConfig, out: Path, *, ecp5: bool, ice40: bool, run_cocot
     return row
 
 
+def _summary(r: dict) -> None:
+    _say(f"{r['config']}: {r['cells']} cells, {r['transistors']} transistors, "
+         f"{r['flip_flops']} FF, ECP5 {r['ecp5_lut4']} LUT4 @ {r['fmax_mhz']} MHz "
+         f"({r['seconds']} s)")
+
+
 def _ratios(rows: list[dict]) -> None:
     base = next(r for r in rows if r["config"] == "mxfp4")
     bt = base["transistors"] / base["elements_per_cycle"]
@@ -453,7 +459,7 @@ def validate_report(rep: dict) -> None:
 
 def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
                ecp5: bool | None = None, run_cocotb: bool | None = None,
-               sqnr: bool | None = None, plots: bool = True) -> dict:
+               sqnr: bool | None = None, plots: bool = True, jobs: int = 1) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
@@ -462,14 +468,29 @@ def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
     cfgs = select_configs(names, quick)
     sqnr = (not quick and any("explore" in c.groups for c in cfgs)) if sqnr is None else sqnr
     t0 = time.perf_counter()
-    rows = []
-    for cfg in cfgs:
-        rows.append(_measure(cfg, out, ecp5=ecp5, ice40=ecp5, run_cocotb=run_cocotb,
-                             cache=cache))
-        r = rows[-1]
-        _say(f"{cfg.name}: {r['cells']} cells, {r['transistors']} transistors, "
-             f"{r['flip_flops']} FF, ECP5 {r['ecp5_lut4']} LUT4 @ {r['fmax_mhz']} MHz "
-             f"({r['seconds']} s)")
+    for cfg in cfgs:  # formatbooks first (shared by the workers)
+        _book_path(cfg, out)
+    kw = dict(out=out, ecp5=ecp5, ice40=ecp5, run_cocotb=run_cocotb, cache=cache)
+    rows_by_name: dict[str, dict] = {}
+    if jobs > 1 and len(cfgs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        # the cocotb runs (which build with make -j themselves) stay in this process
+        with ProcessPoolExecutor(jobs) as ex:
+            futs = {c.name: ex.submit(_measure, c, **dict(kw, run_cocotb=False))
+                    for c in cfgs}
+            for name, f in futs.items():
+                rows_by_name[name] = f.result()
+                _summary(rows_by_name[name])
+        if run_cocotb:
+            for c in cfgs:
+                if c.sim and not rows_by_name[c.name]["cycles_source"].startswith("cocotb"):
+                    rows_by_name[c.name] = _measure(c, **kw)
+    else:
+        for c in cfgs:
+            rows_by_name[c.name] = _measure(c, **kw)
+            _summary(rows_by_name[c.name])
+    rows = [rows_by_name[c.name] for c in cfgs]
     _ratios(rows)
     rep = {
         "generator": "semdialect.sim.reports",

@@ -128,7 +128,8 @@ class Generated:
     manifest: dict
     manifest_path: Path
     book_path: Path | None  # the formatbook the unit was generated from (for the golden)
-    seconds: float  # generation time (0 when cached)
+    seconds: float  # generation time (as recorded when it was generated)
+    cached: bool = False
 
     @property
     def toplevel(self) -> str:
@@ -216,10 +217,16 @@ def generate(cfg: SimConfig, *, force: bool = False) -> Generated:
             shutil.rmtree(out, ignore_errors=True)
             os.replace(tmp, out)
             _log(f"{cfg.name}: generated in {seconds:.1f} s")
+        cached = seconds == 0.0
+        if cached:
+            try:
+                seconds = float((out / ".gen-seconds").read_text())
+            except (OSError, ValueError):
+                pass
         mpath = _find_manifest(out)
         manifest = json.loads(mpath.read_text())
         verilog = _verilog_files(out, manifest)
-    return Generated(cfg, cdir, verilog, manifest, mpath, book, seconds)
+    return Generated(cfg, cdir, verilog, manifest, mpath, book, seconds, cached)
 
 
 def _verilog_files(out: Path, manifest: dict) -> list[Path]:
@@ -240,7 +247,8 @@ class Built:
     obj_dir: Path
     waves: bool
     coverage: bool
-    seconds: float  # Verilator + C++ build time (0 when cached)
+    seconds: float  # Verilator + C++ build time (as recorded when it was built)
+    cached: bool = False
 
 
 def _fst_supported() -> bool:
@@ -252,6 +260,13 @@ def _fst_supported() -> bool:
     except OSError:
         return False
     return r.returncode == 0
+
+
+def _recorded(ok: Path) -> float:
+    try:
+        return float(json.loads(ok.read_text())["seconds"])
+    except (OSError, ValueError, KeyError):
+        return 0.0
 
 
 def _tool_versions() -> str:
@@ -300,7 +315,7 @@ def build(gen: Generated, *, waves: bool | None = None, coverage: bool | None = 
     os.environ.update(verilator_env())
     with _locked(gen.dir / ".build.lock"):
         if ok.exists():
-            return Built(gen, obj, waves, coverage, 0.0)
+            return Built(gen, obj, waves, coverage, _recorded(ok), cached=True)
         shutil.rmtree(obj, ignore_errors=True)
         _prune(gen.dir, keep=obj)
         public.write_text(public_text)

@@ -138,6 +138,9 @@ async def stream_test(dut):
     await mon_task
     wall = time.perf_counter() - t0
     cycles = bench.clock.now() - c0
+    # blocks out must equal blocks in: with ready held high, nothing more may come out
+    mon.bp = 0.0
+    await mon.run(expect=None, idle_limit=16 + 2 * (bench.itf.latency or 0))
 
     t1 = time.perf_counter()
     scales, dialects, codes, olast = bench.unpack(mon.values)

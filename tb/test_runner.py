@@ -131,8 +131,9 @@ def test_latency_throughput(name):
             modes["backpressure50"]["throughput_blocks_per_cycle"],
         "throughput_blocks_per_cycle_valid_gaps30": modes["gaps30"]["throughput_blocks_per_cycle"],
         "elements_per_cycle": modes["full"]["throughput_elements_per_cycle"],
-        "build_seconds": built.seconds or None,
-        "generate_seconds": built.gen.seconds or None,
+        "build_seconds": round(built.seconds, 1),
+        "generate_seconds": round(built.gen.seconds, 1),
+        "verilator_build": built.obj_dir.name,
     }
     st = _STREAM.get(name)
     if st:
