@@ -152,6 +152,13 @@ def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> 
                            f"{tail}")
 
 
+def _body(verilog: Path) -> str:
+    """The Verilog without `//` comment lines (the generated header names the generator
+    version, which changes with any rtl/*.py edit even when the design does not)."""
+    return "\n".join(ln for ln in Path(verilog).read_text().splitlines()
+                     if not ln.lstrip().startswith("//"))
+
+
 def _stage(verilog: Path, wd: Path) -> str:
     """Copy the Verilog into the work folder: YoWASP tools run in a WebAssembly sandbox
     that only sees the current directory."""
@@ -235,7 +242,7 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
                   workdir: Path | None = None) -> dict:
     """Yosys generic synthesis: cells by type, flip-flops, transistors, NAND2-eq."""
     verilog = Path(verilog)
-    text = verilog.read_text()
+    text = _body(verilog)
     script = GENERIC_SCRIPT
 
     def compute() -> dict:
@@ -268,14 +275,16 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
               seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600) -> dict:
     """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax."""
     verilog = Path(verilog)
-    text = verilog.read_text()
+    text = _body(verilog)
     # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
     # synth_ecp5: its memory_libmap pass aborts on them (Yosys 0.70), and asynchronous
-    # multi-port ROMs cannot use EBR anyway. -noabc9: ABC9's reintegration trips an
-    # assertion (rtlil.cc, connection width) on the semdialect units in Yosys 0.70, so
-    # the classic ABC mapping is used for every unit alike.
+    # multi-port ROMs cannot use EBR anyway. LUT mapping by classic ABC (`abc -lut 4`)
+    # instead of synth_ecp5's abc9, whose reintegration trips an assertion (rtlil.cc,
+    # connection width) on the semdialect units in Yosys 0.70; every unit alike.
     ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
-          "memory_map; opt_clean; synth_ecp5 -noabc9 -top {top} -json netlist.json; "
+          "memory_map; opt_clean; synth_ecp5 -top {top} -run begin:map_luts; "
+          "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+          "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
           "tee -q -o stat.json stat -json")
     pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
                 "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
@@ -332,7 +341,7 @@ def ice40_synth(verilog: Path, top: str, *, cache: Path | None = None,
                 workdir: Path | None = None) -> dict:
     """Yosys synth_ice40 counts (no place-and-route) and whether they fit an iCE40 part."""
     verilog = Path(verilog)
-    text = verilog.read_text()
+    text = _body(verilog)
     ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
           "memory_map; opt_clean; synth_ice40 -top {top}; tee -q -o stat.json stat -json")
 
