@@ -218,11 +218,14 @@ def test_corrupted_netlist_rom_is_caught():
     # which (dialect, address) does the stimulus use most? corrupt exactly that one
     from semdialect.golden import build_luts
     from semdialect.golden.dialects import normalize_blocks
-    from semdialect.sim.stimulus import mixed_stream
+    from semdialect.sim.stimulus import mixed_stream, random_masks
 
-    n = 3000
-    x, _ = mixed_stream(n, cfg.block_size, cfg.dtype, 21)
-    g = golden_quantize(cfg, x, None, book_path=gen.book_path)
+    n, seed = 3000, 21
+    x, _ = mixed_stream(n, cfg.block_size, cfg.dtype, seed)
+    # the same allowed-dialect masks stream_test draws (rng seeded with seed + 7)
+    masks = random_masks(n, int(gen.manifest["parameters"]["num_dialects"]),
+                         np.random.default_rng(seed + 7))
+    g = golden_quantize(cfg, x, masks, book_path=gen.book_path)
     luts = build_luts(str(gen.book_path), cfg.frac_bits or 3, cfg.err_bits)
     _, vv, bad = normalize_blocks(luts.book, x.astype(np.float32))
     aq = luts.idx_address(vv)
@@ -247,7 +250,7 @@ def test_corrupted_netlist_rom_is_caught():
     built = v.build(broken)
     # the run must fail (the DUT is wrong); the summary must name block and lane
     with pytest.raises(AssertionError) as ei:
-        v.run_tb(built, "stream_test", {"n_blocks": n, "seed": 21, "gap": 0.1,
+        v.run_tb(built, "stream_test", {"n_blocks": n, "seed": seed, "gap": 0.1,
                                         "backpressure": 0.2}, name="broken-rom")
     summary = json.loads((bdir / "runs" / f"broken-rom-{os.getpid()}" / "summary.json").read_text())
     assert summary["report"]["counts"]["code"] > 0, summary["report_text"]
