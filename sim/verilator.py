@@ -375,6 +375,9 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
         shutil.rmtree(p, ignore_errors=True)
     run_dir.mkdir(parents=True)
     summary = run_dir / "summary.json"
+    params = dict(params)
+    if params.get("vectors"):  # the simulator runs in run_dir
+        params["vectors"] = str(Path(params["vectors"]).resolve())
     spec = {
         "config": gen.config.to_json(),
         "manifest": gen.manifest,
@@ -420,7 +423,8 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
     finally:
         os.environ.update(saved)
     if not summary.exists():
-        raise AssertionError(f"{gen.config.name}: {testcase} wrote no summary ({run_dir})")
+        raise AssertionError(f"{gen.config.name}: {testcase} wrote no summary ({run_dir})\n"
+                             f"{_tail(run_dir / 'sim.log')}")
     return json.loads(summary.read_text())
 
 
