@@ -119,8 +119,9 @@ async def stream_test(dut):
     masks = bench.masks_for(n, rng)
     last = rng.integers(0, 2, size=n).astype(np.uint8)
     items = bench.pack(x, masks, last)
+    hit = None
     if p.get("corrupt_golden"):
-        _corrupt_golden(bench, x, masks)
+        hit = _corrupt_golden(bench, x, masks)
     expected = bench.golden(x, masks)
     t_gen = time.perf_counter() - t_gen
     dut._log.info("%s: %d blocks (%d elements); stimulus+golden %.1f s; %s",
@@ -161,9 +162,12 @@ async def stream_test(dut):
                   bench.cfg.name, cycles, wall, cycles / wall, rep.elements_checked / wall,
                   rep.text())
     assert len(drv.accepted) == n, f"only {len(drv.accepted)} of {n} blocks were accepted"
-    if p.get("corrupt_golden"):
-        # the testbench must catch a broken golden constant: pass only if it did
+    if hit is not None:
+        # the testbench must catch a broken golden constant: exactly the lanes that use
+        # the corrupted entry mismatch, and the report names them
         assert not rep.ok and rep.mismatches, "corrupted golden LUT was NOT detected"
+        assert rep.counts["code"] == int(hit.sum()), (rep.counts, int(hit.sum()))
+        assert all(hit[m.block, m.lane] for m in rep.mismatches if m.what == "code")
     else:
         assert rep.ok, rep.text()
 
@@ -202,6 +206,8 @@ def _corrupt_golden(bench: Bench, x: np.ndarray, masks) -> None:
     gd.quantize_to_dialect = _idx_lut_quantizer(broken)
     bench.summary["corrupted"] = {"dialect": int(d), "address": int(a),
                                   "uses": int(use[d, a])}
+    # (block, lane) positions that read the corrupted entry
+    return (ref.dialects[:, None] == d) & (aq == a) & ~bad[:, None]
 
 
 def _idx_lut_quantizer(luts):
