@@ -376,8 +376,9 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
     run_dir.mkdir(parents=True)
     summary = run_dir / "summary.json"
     params = dict(params)
-    if params.get("vectors"):  # the simulator runs in run_dir
-        params["vectors"] = str(Path(params["vectors"]).resolve())
+    for key in ("vectors", "vector_masks", "vector_last"):  # the simulator runs in run_dir
+        if params.get(key):
+            params[key] = str(Path(params[key]).resolve())
     spec = {
         "config": gen.config.to_json(),
         "manifest": gen.manifest,

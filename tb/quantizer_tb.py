@@ -16,6 +16,7 @@ by SEMDIALECT_TB_SPEC. Each test writes a summary JSON next to it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -107,6 +108,29 @@ def _stimulus(bench: Bench, n: int, seed: int):
     return np.ascontiguousarray(x), sources
 
 
+def _vector_side_inputs(bench: Bench, masks, last, n_vec: int) -> None:
+    """Per-block allowed masks / flags of the vector-file blocks (the last n_vec blocks),
+    e.g. SeDA sub-formatbook masks and the residual flag of activation decomposition
+    (sim/method_vectors.py); otherwise they stay random."""
+    p = bench.params
+    if p.get("vector_masks"):
+        if masks is None:
+            raise ValueError(f"{bench.cfg.name} has no mask port for vector_masks")
+        mv = np.load(p["vector_masks"]).astype(bool)[:n_vec]
+        if mv.shape != (n_vec, masks.shape[1]) or not mv.any(axis=1).all():
+            raise ValueError(f"vector_masks must be ({n_vec}, {masks.shape[1]}) with no "
+                             f"empty row, got {mv.shape}")
+        masks[len(masks) - n_vec:] = mv
+        bench.summary["vector_masks_sha256"] = hashlib.sha256(
+            np.ascontiguousarray(mv).tobytes()).hexdigest()
+    if p.get("vector_last"):
+        lv = np.load(p["vector_last"]).astype(np.uint8)[:n_vec]
+        if lv.shape != (n_vec,):
+            raise ValueError(f"vector_last must have shape ({n_vec},), got {lv.shape}")
+        last[len(last) - n_vec:] = lv
+        bench.summary["vector_last_sha256"] = hashlib.sha256(lv.tobytes()).hexdigest()
+
+
 @cocotb.test()
 async def stream_test(dut):
     bench = Bench(dut)
@@ -118,6 +142,7 @@ async def stream_test(dut):
     n = len(x)
     masks = bench.masks_for(n, rng)
     last = rng.integers(0, 2, size=n).astype(np.uint8)
+    _vector_side_inputs(bench, masks, last, n - int(p["n_blocks"]))
     items = bench.pack(x, masks, last)
     hit = None
     if p.get("corrupt_golden"):
