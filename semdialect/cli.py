@@ -15,6 +15,7 @@ ROOMS = (
     "semdialect.rtl.cli",
     "semdialect.sw.cli",
     "semdialect.sim.cli",
+    "semdialect.sim.tbcli",
     "semdialect.flow",
 )
 
