@@ -33,6 +33,18 @@ def sqnr_db(signal_pow: float, noise_pow: float) -> float:
     return 10.0 * math.log10(signal_pow / noise_pow)
 
 
+
+def accumulate_sqnr(stats: dict, name: str, x: torch.Tensor, xq: torch.Tensor) -> None:
+    """Add one call's signal and noise energy (finite elements, float64) to stats[name] =
+    [signal, noise, calls]; SQNR = 10 log10(signal / noise)."""
+    xf, qf = x.double(), xq.double()
+    ok = torch.isfinite(xf) & torch.isfinite(qf)
+    s = stats.setdefault(name, [0.0, 0.0, 0])
+    s[0] += float(torch.where(ok, xf * xf, 0).sum())
+    s[1] += float(torch.where(ok, (xf - qf) ** 2, 0).sum())
+    s[2] += 1
+
+
 class FakeQuant:
     """Fake-quantize the inputs (and, with weights=True, the weights) of every nn.Linear
     of `module` whose qualified name matches `layers` (regex; None: all)."""
@@ -58,12 +70,7 @@ class FakeQuant:
         def pre(_m, args):
             x = args[0]
             xq = fake_quantize(x, self.fmt, **self.options)
-            xf, qf = x.double(), xq.double()
-            ok = torch.isfinite(xf) & torch.isfinite(qf)
-            s = self.stats.setdefault(name, [0.0, 0.0, 0])
-            s[0] += float(torch.where(ok, xf * xf, 0).sum())
-            s[1] += float(torch.where(ok, (xf - qf) ** 2, 0).sum())
-            s[2] += 1
+            accumulate_sqnr(self.stats, name, x, xq)
             return (xq,) + tuple(args[1:])
         return pre
 

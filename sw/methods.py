@@ -28,13 +28,13 @@ from semdialect import golden
 from semdialect.golden.formatbook import load_formatbook
 from semdialect.golden.quality import JOINT_LAYOUTS, METHODS, MethodConfig, attention_for
 
+from .fakequant import accumulate_sqnr
 from .quant import (
     _book_key,
     _book_tables,
     _err_table,
-    floor_log2,
     lut_block_errors,
-    pow2,
+    normalize_blocks,
     quantize,
 )
 
@@ -125,13 +125,7 @@ def anchor_groups_from_attention(probs: torch.Tensor, n_anchors: int):
 def _normalized(book, x: torch.Tensor, block_size: int):
     """Normalized magnitudes v (float64) and bad-block flags of x's blocks (§7)."""
     t = _book_tables(_book_key(book), str(x.device))
-    xb = x.float().reshape(-1, block_size)
-    bad = ~torch.isfinite(xb).all(-1)
-    a = xb.abs()
-    amax = torch.where(bad, torch.zeros_like(a[:, 0]), a.amax(-1))
-    e = torch.clamp(floor_log2(amax) - t.emax, -127, 127)
-    v = a.double() * pow2(-e)[:, None]
-    v = torch.where(bad[:, None], torch.zeros_like(v), v)
+    _, v, bad = normalize_blocks(t, x.float().reshape(-1, block_size))
     return v, bad
 
 
@@ -396,12 +390,7 @@ class MethodFakeQuant:
                 xq = deq.reshape(x.shape).to(x.dtype)
             self.bits[0] += bits * x.numel()
             self.bits[1] += x.numel()
-            xf, qf = x.double(), xq.double()
-            ok = torch.isfinite(xf) & torch.isfinite(qf)
-            s = self.stats.setdefault(name, [0.0, 0.0, 0])
-            s[0] += float(torch.where(ok, xf * xf, 0).sum())
-            s[1] += float(torch.where(ok, (xf - qf) ** 2, 0).sum())
-            s[2] += 1
+            accumulate_sqnr(self.stats, name, x, xq)
             return (xq,) + tuple(args[1:])
         return pre
 

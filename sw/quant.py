@@ -345,6 +345,18 @@ def _two_stage(t: _BookTables, v: torch.Tensor, bad: torch.Tensor) -> torch.Tens
     return torch.where(bad, torch.zeros_like(d), d)
 
 
+def normalize_blocks(t: _BookTables, xb: torch.Tensor):
+    """Shared exponent e, normalized magnitudes v (float64, exact) and NaN/Inf-block flags
+    of blocks xb (nb, k) (numerics §7; golden.dialects.normalize_blocks)."""
+    bad = ~torch.isfinite(xb).all(-1)
+    a = xb.abs()
+    amax = torch.where(bad, torch.zeros_like(a[:, 0]), a.amax(-1))
+    e = torch.clamp(floor_log2(amax) - t.emax, -127, 127)
+    v = a.double() * pow2(-e)[:, None]
+    v = torch.where(bad[:, None], torch.zeros_like(v), v)
+    return e, v, bad
+
+
 def _dialect(x, fmt, default_book, default_selector, block_size=None, formatbook=None,
              selector=None, frac_bits=golden.DEFAULT_FRAC_BITS,
              err_bits=golden.DEFAULT_ERR_BITS, allowed=None):
@@ -360,12 +372,7 @@ def _dialect(x, fmt, default_book, default_selector, block_size=None, formatbook
     dev = str(x.device)
     key = _book_key(book)
     t = _book_tables(key, dev)
-    bad = ~torch.isfinite(xb).all(-1)
-    a = xb.abs()
-    amax = torch.where(bad, torch.zeros_like(a[:, 0]), a.amax(-1))
-    e = torch.clamp(floor_log2(amax) - t.emax, -127, 127)
-    v = a.double() * pow2(-e)[:, None]
-    v = torch.where(bad[:, None], torch.zeros_like(v), v)
+    e, v, bad = normalize_blocks(t, xb)
     mask = _allowed_mask(allowed, xb.shape[0], t.num_dialects, x.device)
     if selector == "lut":
         golden.build_luts(book, frac_bits, err_bits)  # validates frac_bits / err_bits
