@@ -20,8 +20,9 @@ def _list(args) -> int:
     from .reports import GROUPS, QUICK, REPORT_CONFIGS
 
     for c in REPORT_CONFIGS.values():
+        flags = ("" if c.ecp5 else "  (generic only)") + ("  (quick)" if c.name in QUICK else "")
         print(f"{c.name:28s} {c.unit:11s} B={c.block_size:<3d} book={c.formatbook} "
-              f"groups={','.join(c.groups)}{'  (quick)' if c.name in QUICK else ''}")
+              f"index={c.index or 'default'} groups={','.join(c.groups)}{flags}")
     print(f"groups: {', '.join(GROUPS)}")
     return 0
 

@@ -61,34 +61,43 @@ class ReportConfig:
 
 
 _SD = dict(unit="semdialect", formatbook="semdialect-32")
+_ROM = dict(_SD, index="rom")
+# ecp5=False: generic synthesis only in the default full run (synth_ecp5 + nextpnr of a
+# B = 32 LUT-engine unit takes 15-25 min on one core); `--ecp5-all` forces them.
+# The sweeps (dialects, depth, W/F) keep the ROM index stage (index='rom', the default
+# before issue #7) so that each of them changes one thing at a time against
+# semdialect-32-irom; the main configurations use the generator defaults.
 REPORT_CONFIGS: dict[str, ReportConfig] = {c.name: c for c in [
     ReportConfig("mxfp4", "mxfp4", formatbook=None, sim="mxfp4", ice40=True,
                  groups=("main", "baseline"), note="MXFP4 baseline (E2M1, E8M0)"),
     ReportConfig("semdialect-32-b16", block_size=16, sim="semdialect-32-b16",
-                 groups=("main", "block"), **_SD),
-    ReportConfig("semdialect-32", sim="semdialect-32", groups=("main", "block", "dialects",
-                                                                "depth", "explore"), **_SD),
+                 groups=("main", "block"), ecp5=False, **_SD),
+    ReportConfig("semdialect-32", sim="semdialect-32", groups=("main", "block"), **_SD),
     ReportConfig("semdialect-32-b64", block_size=64, sim="semdialect-32-b64",
-                 groups=("main", "block"), **_SD),
+                 groups=("main", "block"), ecp5=False, **_SD),
     ReportConfig("dialectfp4", "dialectfp4", formatbook="dialectfp4", sim="dialectfp4",
                  ice40=True, note="BlockDialect two-stage selector"),
-    # formatbook size (B = 32); D = 32 is semdialect-32 itself
+    # the pre-#7 default (ROM index stage): the reference point of the sweeps below
+    ReportConfig("semdialect-32-irom", groups=("dialects", "depth", "explore"),
+                 note="ROM index stage", **_ROM),
+    # formatbook size (B = 32, ROM index); D = 32 is semdialect-32-irom
     *[ReportConfig(f"synthetic-d{d}", formatbook=f"synthetic:{d}", unit="semdialect",
-                   groups=("dialects",)) for d in (8, 16, 64)],
-    # pipeline depth (semdialect-32, B = 32; the default depth 4 is semdialect-32)
-    *[ReportConfig(f"semdialect-32-p{p}", pipeline=p, groups=("depth",), **_SD)
-      for p in (1, 2, 6, 9, 14)],
-    # area exploration (B = 32, depth 4): bit-identical index stage, narrower/coarser LUTs
-    ReportConfig("semdialect-32-icompare", index="compare", groups=("explore",), **_SD,
-                 note="index stage as comparators (bit-identical)"),
-    ReportConfig("semdialect-32-w6", err_bits=6, groups=("explore",), **_SD,
+                   index="rom", groups=("dialects",), ecp5=False) for d in (8, 16, 64)],
+    # pipeline depth (B = 32, ROM index; the default depth 4 is semdialect-32-irom)
+    *[ReportConfig(f"semdialect-32-p{p}", pipeline=p, groups=("depth",),
+                   ecp5=p == 14, **_ROM) for p in (1, 14)],
+    # area exploration (B = 32, depth 4)
+    ReportConfig("semdialect-32-w6", err_bits=6, groups=("explore",), ecp5=False, **_ROM,
                  note="W = 6 (changes selection: SQNR cost)"),
-    ReportConfig("semdialect-32-f2", frac_bits=2, groups=("explore",), **_SD,
+    ReportConfig("semdialect-32-f2", frac_bits=2, groups=("explore",), ecp5=False, **_ROM,
                  note="F = 2 (changes selection: SQNR cost)"),
-    ReportConfig("semdialect-32-f2w6-icompare", frac_bits=2, err_bits=6, index="compare",
-                 groups=("explore",), **_SD, note="F = 2, W = 6, comparator index"),
-    ReportConfig("dialectfp4-icompare", "dialectfp4", formatbook="dialectfp4",
-                 index="compare", groups=("explore",), note="two-stage, comparator index"),
+    ReportConfig("semdialect-32-f2w6", frac_bits=2, err_bits=6, groups=("explore",),
+                 ecp5=False, **_SD, note="F = 2, W = 6, comparator index"),
+    ReportConfig("synthetic-d8-f2w6", formatbook="synthetic:8", unit="semdialect",
+                 frac_bits=2, err_bits=6, groups=("explore",), ecp5=False,
+                 note="smallest LUT engine explored: D = 8, F = 2, W = 6, comparator index"),
+    ReportConfig("dialectfp4-irom", "dialectfp4", formatbook="dialectfp4", index="rom",
+                 groups=("explore",), ecp5=False, note="two-stage, ROM index stage"),
 ]}
 
 GROUPS = ("main", "block", "dialects", "depth", "explore", "baseline")
@@ -336,7 +345,7 @@ def sqnr_costs(points=SQNR_POINTS, shape=(64, 4096)) -> dict:
 
 
 def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocotb: bool,
-             cache: Path) -> dict:
+             cache: Path, ecp5_all: bool = False) -> dict:
     t0 = time.perf_counter()
     man, vpath = generate(cfg, out)
     top = man["toplevel"]
@@ -371,7 +380,7 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
     row["generic_cached"] = g["cached"]
     row.update({"ecp5_lut4": None, "ecp5_ff": None, "ecp5_carry": None, "ecp5_dsp": None,
                 "ecp5_ebr": None, "fmax_mhz": None, "ecp5_source": None})
-    if ecp5 and cfg.ecp5:
+    if ecp5 and (cfg.ecp5 or ecp5_all):
         _say(f"{cfg.name}: synth_ecp5 + nextpnr-ecp5 ({synth.ECP5_DEVICE['name']})")
         e = synth.ecp5_flow(vpath, top, cache=cache, workdir=work / "ecp5")
         row.update({"ecp5_lut4": e["lut4"], "ecp5_ff": e["ff"], "ecp5_carry": e["carry_ccu2c"],
@@ -459,7 +468,8 @@ def validate_report(rep: dict) -> None:
 
 def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
                ecp5: bool | None = None, run_cocotb: bool | None = None,
-               sqnr: bool | None = None, plots: bool = True, jobs: int = 1) -> dict:
+               sqnr: bool | None = None, plots: bool = True, jobs: int = 1,
+               ecp5_all: bool = False) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
@@ -470,7 +480,8 @@ def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
     t0 = time.perf_counter()
     for cfg in cfgs:  # formatbooks first (shared by the workers)
         _book_path(cfg, out)
-    kw = dict(out=out, ecp5=ecp5, ice40=ecp5, run_cocotb=run_cocotb, cache=cache)
+    kw = dict(out=out, ecp5=ecp5, ice40=ecp5, run_cocotb=run_cocotb, cache=cache,
+              ecp5_all=ecp5_all)
     rows_by_name: dict[str, dict] = {}
     if jobs > 1 and len(cfgs) > 1:
         from concurrent.futures import ProcessPoolExecutor

@@ -152,11 +152,15 @@ def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> 
                            f"{tail}")
 
 
-def _body(verilog: Path) -> str:
-    """The Verilog without `//` comment lines (the generated header names the generator
-    version, which changes with any rtl/*.py edit even when the design does not)."""
-    return "\n".join(ln for ln in Path(verilog).read_text().splitlines()
+def _body(verilog: Path, top: str) -> str:
+    """The cache-key text of a design: the Verilog without `//` comment lines (the
+    generated header names the generator version, which changes with any rtl/*.py edit
+    even when the design does not) and with the top-level name (which prefixes every
+    sub-module name) replaced by a placeholder, so the same logic under another name
+    is the same design."""
+    text = "\n".join(ln for ln in Path(verilog).read_text().splitlines()
                      if not ln.lstrip().startswith("//"))
+    return text.replace(top, "TOP")
 
 
 def _stage(verilog: Path, wd: Path) -> str:
@@ -242,7 +246,7 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
                   workdir: Path | None = None) -> dict:
     """Yosys generic synthesis: cells by type, flip-flops, transistors, NAND2-eq."""
     verilog = Path(verilog)
-    text = _body(verilog)
+    text = _body(verilog, top)
     script = GENERIC_SCRIPT
 
     def compute() -> dict:
@@ -275,7 +279,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
               seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600) -> dict:
     """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax."""
     verilog = Path(verilog)
-    text = _body(verilog)
+    text = _body(verilog, top)
     # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
     # synth_ecp5: its memory_libmap pass aborts on them (Yosys 0.70), and asynchronous
     # multi-port ROMs cannot use EBR anyway. LUT mapping by classic ABC (`abc -lut 4`)
@@ -341,7 +345,7 @@ def ice40_synth(verilog: Path, top: str, *, cache: Path | None = None,
                 workdir: Path | None = None) -> dict:
     """Yosys synth_ice40 counts (no place-and-route) and whether they fit an iCE40 part."""
     verilog = Path(verilog)
-    text = _body(verilog)
+    text = _body(verilog, top)
     ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
           "memory_map; opt_clean; synth_ice40 -top {top}; tee -q -o stat.json stat -json")
 

@@ -18,6 +18,7 @@ from semdialect import golden
 from semdialect.rtl import DialectFP4TwoStage, SemDialectQuantizer
 from semdialect.rtl.generate import build_unit, toplevel_name
 from semdialect.rtl.stages import IndexLut, index_thresholds
+from semdialect.rtl.units import DEFAULT_INDEX
 
 
 def _word(vals, width):
@@ -76,18 +77,21 @@ def test_index_compare_every_entry(book, rng):
     run_comb(dut, tb)
 
 
-@pytest.mark.parametrize("B,fmt,pipeline", [(32, "bf16", 4), (16, "fp16", 0)])
-def test_semdialect_unit_index_compare(B, fmt, pipeline, rng):
-    dut = SemDialectQuantizer("semdialect-32", B, fmt, pipeline=pipeline, index="compare")
+@pytest.mark.parametrize("index,B,fmt,pipeline", [("compare", 32, "bf16", 4),
+                                                  ("compare", 16, "fp16", 0),
+                                                  ("rom", 32, "bf16", 4)])
+def test_semdialect_unit_index_modes(index, B, fmt, pipeline, rng):
+    dut = SemDialectQuantizer("semdialect-32", B, fmt, pipeline=pipeline, index=index)
     x = np.concatenate([edge_blocks(B, fmt, rng=rng)[::2], random_blocks(rng, 80, B, fmt)])
     lasts = [int(v) for v in rng.integers(0, 2, len(x))]
     res = run_stream(dut, x, None, lasts, rng=rng, p_gap=0.2, p_stall=0.2)
     check_against(res, golden_expect(x, "semdialect"), lasts)
-    assert dut.manifest_parameters()["index"] == "compare"
+    assert dut.manifest_parameters()["index"] == index
 
 
-def test_dialectfp4_unit_index_compare(rng):
-    dut = DialectFP4TwoStage("dialectfp4", 32, "bf16", index="compare")
+@pytest.mark.parametrize("index", ["compare", "rom"])
+def test_dialectfp4_unit_index_modes(index, rng):
+    dut = DialectFP4TwoStage("dialectfp4", 32, "bf16", index=index)
     x = np.concatenate([edge_blocks(32, "bf16", rng=rng)[::2],
                         random_blocks(rng, 80, 32, "bf16")])
     res = run_stream(dut, x, rng=rng, p_gap=0.2, p_stall=0.2)
@@ -95,10 +99,12 @@ def test_dialectfp4_unit_index_compare(rng):
 
 
 def test_build_unit_index_option():
-    u = build_unit(unit="semdialect", block_size=16, index="compare")
-    assert u.index == "compare" and toplevel_name(u).endswith("_icompare")
+    u = build_unit(unit="semdialect", block_size=16, index="rom")
+    assert u.index == "rom" and toplevel_name(u).endswith("_irom")
+    d = build_unit(unit="semdialect", block_size=16)
+    assert d.index == DEFAULT_INDEX == "compare"
     assert not toplevel_name(build_unit(unit="semdialect", block_size=16,
-                                        index="rom")).endswith("_irom")
+                                        index="compare")).endswith("_icompare")
     with pytest.raises(ValueError):
         build_unit(unit="mxfp4", index="compare")
     with pytest.raises(ValueError):

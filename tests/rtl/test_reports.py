@@ -87,7 +87,7 @@ def test_measure_cycles_amaranth():
 
 def test_select_configs():
     names = [c.name for c in reports.select_configs(["dialects"])]
-    assert names[0] == "mxfp4" and "synthetic-d8" in names and "semdialect-32" in names
+    assert names[0] == "mxfp4" and "synthetic-d8" in names and "semdialect-32-irom" in names
     assert [c.name for c in reports.select_configs(quick=True)] == list(reports.QUICK)
     with pytest.raises(ValueError):
         reports.select_configs(["nope"])
