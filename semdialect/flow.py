@@ -187,6 +187,28 @@ def stage_simulate(ctx: FlowContext) -> None:
         "(docs/verification.md).\n\n" + "\n".join(lines) + "\n")
 
 
+def stage_reports(ctx: FlowContext) -> None:
+    """Open-flow synthesis reports: Yosys generic gates (+ ECP5 place and route in full
+    mode), latency and throughput, area ratio against the MXFP4 baseline."""
+    from semdialect.sim.reports import render_markdown, run_report
+
+    out = ctx.out / "reports"
+    if ctx.quick:
+        rep = run_report(out, quick=True, plots=False)
+    else:
+        rep = run_report(out, names=["main"], ecp5=True, run_cocotb=False)
+    md = render_markdown(rep)
+    # keep the report's first table (one row per configuration) in the summary
+    lines = md.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("| config"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")),
+               len(lines))
+    ctx.sections.append(
+        "## Hardware report (open flows; not foundry-node figures)\n\n"
+        f"Full report: `{(out / 'report.md').as_posix()}` (docs/reports.md explains every "
+        "column).\n\n" + "\n".join(lines[start:end]) + "\n")
+
+
 STAGES = [
     ("capture activations", stage_capture),
     ("golden quality table (captured)", stage_captured_quality),
@@ -194,6 +216,7 @@ STAGES = [
     ("LUT resolution sweep", stage_lut_resolution),
     ("generate + lint Verilog", stage_verilog),
     ("simulate RTL vs golden", stage_simulate),
+    ("synthesis / cycle report", stage_reports),
 ]
 
 
