@@ -271,7 +271,7 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
             "seconds": round(sec, 1),
         }
 
-    return _cached(cache, "generic", [text, top, script, tool_version("yosys")], compute)
+    return _cached(cache, "generic", [text, script, tool_version("yosys")], compute)
 
 
 def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
@@ -336,7 +336,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
             (wd / "netlist.json").unlink(missing_ok=True)  # large; the report is kept
         return res
 
-    key = [text, top, ys, " ".join(pnr_args) if pnr else "nopnr", tool_version("yosys"),
+    key = [text, ys, " ".join(pnr_args) if pnr else "nopnr", tool_version("yosys"),
            tool_version("nextpnr-ecp5") if pnr else ""]
     return _cached(cache, "ecp5" if pnr else "ecp5syn", key, compute)
 
@@ -369,4 +369,4 @@ def ice40_synth(verilog: Path, top: str, *, cache: Path | None = None,
             "seconds": round(time.perf_counter() - t0, 1),
         }
 
-    return _cached(cache, "ice40", [text, top, ys, tool_version("yosys")], compute)
+    return _cached(cache, "ice40", [text, ys, tool_version("yosys")], compute)
