@@ -45,6 +45,7 @@ class SimConfig:
     frac_bits: int | None = None
     err_bits: int = 8
     pipeline: int | None = None
+    index: str | None = None  # index stage 'rom' | 'compare' (None: the generator default)
     tags: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -86,10 +87,11 @@ CONFIGS: dict[str, SimConfig] = {
         SimConfig("semdialect-32-fp16", "semdialect", 32, "fp16", "semdialect-32"),
         SimConfig("dialectfp4", "dialectfp4", 32, "bf16", "dialectfp4"),
         SimConfig("mxfp4", "mxfp4", 32, "bf16", None),
-        # a non-default formatbook (8 synthetic dialects), a coarser error LUT (F = 2)
-        # and a shallower pipeline
+        # a non-default formatbook (8 synthetic dialects), a coarser error LUT (F = 2),
+        # a shallower pipeline and the ROM index stage (the others use the default,
+        # the comparator stage), so both index stages are simulated
         SimConfig("synth8-f2", "semdialect", 32, "bf16", "synthetic:8", frac_bits=2,
-                  pipeline=2),
+                  pipeline=2, index="rom"),
     ]
 }
 

@@ -179,6 +179,8 @@ def generate_command(cfg: SimConfig, book: Path | None, out: Path) -> list[str]:
         cmd += ["--err-bits", str(cfg.err_bits)]
     if cfg.pipeline is not None:
         cmd += ["--pipeline", str(cfg.pipeline)]
+    if cfg.index is not None:
+        cmd += ["--index", cfg.index]
     return cmd
 
 
