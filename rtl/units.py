@@ -137,6 +137,17 @@ class _Unit(wiring.Component):
         carry = self._cut(m, en, "norm", carry)
         return en, carry
 
+    def _index_back(self, m, en, carry: dict, idx_table) -> None:
+        """Index LUT (selected dialect x exact lane address) -> 4-bit codes, the `out`
+        cut, and the output payload; shared by the LUT-engine and two-stage units."""
+        m.submodules.index_lut = ilut = IndexLut(idx_table, self.block_size, self.index)
+        m.d.comb += [ilut.dialect.eq(carry["dialect"]),
+                     ilut.idx_addr.as_value().eq(carry.pop("idx_addr")),
+                     ilut.sign.eq(carry.pop("sign")), ilut.bad.eq(carry.pop("bad"))]
+        carry["codes"] = ilut.codes.as_value()
+        carry = self._cut(m, en, "out", carry)
+        self._back(m, carry, carry["codes"], carry["dialect"])
+
     def _back(self, m, carry: dict, codes: Value, dialect: Value | None):
         p = self.o.payload
         m.d.comb += [self.o.valid.eq(carry["valid"]), p.last.eq(carry["last"]),
@@ -215,13 +226,7 @@ class SemDialectQuantizer(_Unit):
                  for k, v in carry.items()}
         carry["dialect"] = am.dialect
 
-        m.submodules.index_lut = ilut = IndexLut(self.luts.idx, B, self.index)
-        m.d.comb += [ilut.dialect.eq(carry["dialect"]),
-                     ilut.idx_addr.as_value().eq(carry.pop("idx_addr")),
-                     ilut.sign.eq(carry.pop("sign")), ilut.bad.eq(carry.pop("bad"))]
-        carry["codes"] = ilut.codes.as_value()
-        carry = self._cut(m, en, "out", carry)
-        self._back(m, carry, carry["codes"], carry["dialect"])
+        self._index_back(m, en, carry, self.luts.idx)
         return m
 
     def manifest_parameters(self) -> dict:
@@ -301,13 +306,7 @@ class DialectFP4TwoStage(_Unit):
                      bc.bad.eq(carry["bad"])]
         carry["dialect"] = bc.dialect
         carry = self._cut(m, en, "count", carry)
-        m.submodules.index_lut = ilut = IndexLut(self.idx, B, self.index)
-        m.d.comb += [ilut.dialect.eq(carry["dialect"]),
-                     ilut.idx_addr.as_value().eq(carry.pop("idx_addr")),
-                     ilut.sign.eq(carry.pop("sign")), ilut.bad.eq(carry.pop("bad"))]
-        carry["codes"] = ilut.codes.as_value()
-        carry = self._cut(m, en, "out", carry)
-        self._back(m, carry, carry["codes"], carry["dialect"])
+        self._index_back(m, en, carry, self.idx)
         return m
 
     def manifest_parameters(self) -> dict:
