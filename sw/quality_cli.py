@@ -231,12 +231,15 @@ def results_markdown(result: dict, plots=()) -> str:
     ]
     for ds in datasets:
         lines.append(f"- `{ds}`: {result['labels'][ds]}")
-    lines += ["", "## SQNR (dB) / bits per element", "",
+    lines += ["", "## SQNR (dB) / bits per element / consistency", "",
+              "Consistency: fraction of 4-bit codes unchanged between consecutive denoising "
+              "steps.", "",
               "| format | " + " | ".join(datasets) + " |",
               "|---|" + "---:|" * len(datasets)]
     cell = {(r["format"], r["dataset"]): r for r in table}
     for fmt in dict.fromkeys(r["format"] for r in table):
-        vals = [f"{_f(cell[fmt, d]['sqnr_db'])} / {cell[fmt, d]['bits_per_element']:.3f}"
+        vals = [f"{_f(cell[fmt, d]['sqnr_db'])} / {cell[fmt, d]['bits_per_element']:.3f} / "
+                f"{_f(cell[fmt, d]['consistency'], 3)}"
                 if (fmt, d) in cell else "-" for d in datasets]
         lines.append(f"| {fmt} | " + " | ".join(vals) + " |")
     lines += ["", "## Consistency (fractions; between consecutive steps / token vs its "
@@ -299,6 +302,11 @@ def cmd_quality(args) -> int:
     _quiet_libs()
     run_quality(args.output, quick=args.quick, steps=args.steps, seed=args.seed,
                 e2e=not args.no_e2e, sweep=not args.no_sweep)
+    # the one table on stdout: format x dataset -> SQNR / bits per element
+    md = (Path(args.output) / "results.md").read_text().splitlines()
+    start = md.index("## SQNR (dB) / bits per element / consistency")
+    end = next((i for i in range(start + 5, len(md)) if not md[i].startswith("|")), len(md))
+    print("\n".join(md[start:end]))
     return 0
 
 
