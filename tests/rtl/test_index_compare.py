@@ -10,14 +10,13 @@ from rtl_testlib import (
     edge_blocks,
     golden_expect,
     random_blocks,
-    run_comb,
     run_stream,
 )
 
 from semdialect import golden
 from semdialect.rtl import DialectFP4TwoStage, SemDialectQuantizer
 from semdialect.rtl.generate import build_unit, toplevel_name
-from semdialect.rtl.stages import IndexLut, index_thresholds
+from semdialect.rtl.stages import index_thresholds
 from semdialect.rtl.units import DEFAULT_INDEX
 
 
@@ -49,32 +48,6 @@ def test_non_monotonic_table_rejected():
     bad[1, 4] = 1
     with pytest.raises(ValueError, match="monotonic"):
         index_thresholds(bad)
-
-
-@pytest.mark.parametrize("book", ["semdialect-32", "dialectfp4"])
-def test_index_compare_every_entry(book, rng):
-    """Every (dialect, exact address), signs and NaN/Inf zeroing, as the ROM form."""
-    luts = golden.build_luts(book, 3, 8)
-    D, n_addr = luts.idx.shape
-    B = 16
-    dut = IndexLut(luts.idx, B, "compare")
-
-    async def tb(ctx):
-        for d in range(D):
-            ctx.set(dut.dialect, d)
-            for a0 in range(0, n_addr, B):
-                addrs = [(a0 + i) % n_addr for i in range(B)]
-                signs = rng.integers(0, 2, B)
-                ctx.set(dut.idx_addr.as_value(), _word(addrs, dut.addr_bits))
-                ctx.set(dut.sign, _word(signs, 1))
-                ctx.set(dut.bad, 0)
-                got = _lanes(ctx.get(dut.codes.as_value()), 4, B)
-                want = [int(s) << 3 | int(luts.idx[d, a]) for s, a in zip(signs, addrs)]
-                assert got == want, (d, a0)
-                ctx.set(dut.bad, 1)
-                assert ctx.get(dut.codes.as_value()) == 0
-
-    run_comb(dut, tb)
 
 
 @pytest.mark.parametrize("index,B,fmt,pipeline", [("compare", 32, "bf16", 4),

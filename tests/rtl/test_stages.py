@@ -204,13 +204,15 @@ def test_masked_argmin(D, cuts, rng):
     sim.run()
 
 
+@pytest.mark.parametrize("index", ["rom", "compare"])
 @pytest.mark.parametrize("book", ["semdialect-32", "dialectfp4"])
-def test_index_lut(book, rng):
-    """Every (dialect, exact address) entry, signs and the NaN/Inf zeroing."""
+def test_index_lut(book, index, rng):
+    """Every (dialect, exact address) entry, signs and the NaN/Inf zeroing, for both index
+    stages (a B-port ROM, or per-block thresholds and per-lane comparators)."""
     luts = golden.build_luts(book, 3, 8)
     D, n_addr = luts.idx.shape
     B = 16
-    dut = IndexLut(luts.idx, B)
+    dut = IndexLut(luts.idx, B, index)
 
     async def tb(ctx):
         for d in range(D):
