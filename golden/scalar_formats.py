@@ -78,6 +78,7 @@ E4M3_MIN_NORMAL = np.float32(2.0**-6)  # torchao's E4M3_EPS = finfo(float8_e4m3f
 # Floor of the tensor scale: keeps 1 / (s_t * s_b) finite in float32 for every block scale
 # s_b >= 2^-6 (numerics §5); only tensors with amax below 448 * 6 * 2^-120 reach it.
 TENSOR_SCALE_FLOOR = np.float32(2.0**-120)
+FP16_MAX = np.float32(65504.0)  # INT4's fp16 block scale saturates here (numerics §6)
 
 
 class NVFP4Format:
@@ -145,7 +146,7 @@ class Int4Format:
         bad = _nonfinite_blocks(xb)
         amax = np.where(bad, np.float32(0), np.abs(xb).max(axis=-1))
         # saturate: an fp16 scale never becomes Inf (numerics §6)
-        s16 = np.minimum(amax / np.float32(7), np.float32(65504)).astype(np.float16)
+        s16 = np.minimum(amax / np.float32(7), FP16_MAX).astype(np.float16)
         s = s16.astype(np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             q = np.where(s[..., None] > 0, xb / s[..., None], 0).astype(np.float32)

@@ -27,6 +27,13 @@ from semdialect import golden
 from semdialect.golden import elements as gel
 from semdialect.golden.dialects import beneficial_table
 from semdialect.golden.formatbook import load_formatbook
+from semdialect.golden.scalar_formats import (
+    E4M3_MAX,
+    E4M3_MIN_NORMAL,
+    F4_MAX,
+    FP16_MAX,
+    TENSOR_SCALE_FLOOR,
+)
 
 __all__ = ["quantize", "TorchQuantized", "FORMATS", "fake_quantize"]
 
@@ -166,7 +173,7 @@ def _mx_deq(q: TorchQuantized) -> torch.Tensor:
 # ------------------------------------------------------------------------ NVFP4 (§5)
 
 _E2M1 = _elem(gel.E2M1)
-_UE4M3 = _Elem("ue4m3", 3, gel.UE4M3.emin, gel.UE4M3.max_code, 448.0, 7, 8)
+_UE4M3 = _Elem("ue4m3", 3, gel.UE4M3.emin, gel.UE4M3.max_code, float(E4M3_MAX), 7, 8)
 
 
 def _nvfp4(x, block_size=None, tensor_amax=None):
@@ -182,18 +189,21 @@ def _nvfp4(x, block_size=None, tensor_amax=None):
         fin = torch.where(torch.isfinite(a), a, torch.zeros((), dtype=f32, device=x.device))
         tensor_amax = fin.amax() if fin.numel() else torch.zeros((), dtype=f32)
     tensor_amax = torch.as_tensor(tensor_amax, dtype=f32, device=x.device)
-    # numerics §5: s_t = max(fp32(amax / 2688), 2^-120), 1 for an all-zero tensor
+    # numerics §5 (constants shared with the golden model): s_t = max(fp32(amax / 2688),
+    # 2^-120), 1 for an all-zero tensor; s_b clamped to [2^-6, 448] (torchao's E4M3_EPS)
     st = torch.where(tensor_amax > 0,
-                     torch.clamp(tensor_amax / torch.tensor(448.0 * 6.0, dtype=f32,
-                                                            device=x.device), min=2.0**-120),
+                     torch.clamp(tensor_amax / torch.tensor(float(E4M3_MAX * F4_MAX), dtype=f32,
+                                                            device=x.device),
+                                 min=float(TENSOR_SCALE_FLOOR)),
                      torch.ones((), dtype=f32, device=x.device))
-    block_scale = amax_b / torch.tensor(6.0, dtype=f32)
-    scaled = torch.clamp(block_scale / st, 2.0**-6, 448.0)  # torchao's E4M3_EPS
+    block_scale = amax_b / torch.tensor(float(F4_MAX), dtype=f32)
+    scaled = torch.clamp(block_scale / st, float(E4M3_MIN_NORMAL), float(E4M3_MAX))
     sb_code = encode_minifloat(_UE4M3, scaled)
     sb = _table("ue4m3", str(x.device))[sb_code.to(torch.int64)].float()
     recip = (torch.ones((), dtype=f32, device=x.device) / st) / sb
     y = xb * recip[..., None]
-    y = torch.clamp(torch.where(bad[..., None], torch.zeros_like(y), y), -6.0, 6.0)
+    y = torch.clamp(torch.where(bad[..., None], torch.zeros_like(y), y), -float(F4_MAX),
+                    float(F4_MAX))
     codes = encode_minifloat(_E2M1, y)
     codes = torch.where(bad[..., None], torch.zeros_like(codes), codes)
     sb_code = torch.where(bad, torch.full_like(sb_code, 0x7F), sb_code)
@@ -218,7 +228,7 @@ def _int4(x, block_size=None):
     bad = ~torch.isfinite(xb).all(-1)
     zero = torch.zeros((), dtype=torch.float32, device=x.device)
     amax = torch.where(bad, zero, xb.abs().amax(-1))
-    s16 = torch.clamp(amax / torch.tensor(7.0, dtype=torch.float32), max=65504.0).half()
+    s16 = torch.clamp(amax / torch.tensor(7.0, dtype=torch.float32), max=float(FP16_MAX)).half()
     s = s16.float()[..., None]
     q = torch.where(s > 0, xb / torch.where(s > 0, s, torch.ones_like(s)), zero)
     q = torch.clamp(torch.round(torch.where(bad[..., None], zero, q)), -7, 7)
