@@ -105,6 +105,8 @@ class PayloadLayout:
         out = {}
         for name, f in self.fields.items():
             fb = bits[:, f.offset:f.offset + f.bits].reshape(-1, f.count, f.width)
-            v = (fb.astype(np.uint64) << np.arange(f.width, dtype=np.uint64)).sum(-1)
+            dt = _uint_dtype(f.width).newbyteorder("=")  # the narrowest that holds it
+            v = (fb.astype(dt) << np.arange(f.width, dtype=dt)).sum(-1, dtype=dt)
+            v = v.astype(np.uint64)
             out[name] = v[:, 0] if f.count == 1 else v
         return out
