@@ -27,6 +27,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from semdialect.errors import InputFileError
+
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
@@ -75,7 +77,7 @@ EXPECTED_FIELDS = ("codes", "scales", "dialects", "tensor_scale")
 HEADER_LIMIT = 100 * 1024 * 1024  # a sane bound on a header, against corrupt lengths
 
 
-class VectorFileError(ValueError):
+class VectorFileError(InputFileError):
     """A vector file is missing, corrupt, or does not match its manifest."""
 
 
