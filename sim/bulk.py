@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semdialect.errors import SimulationError, UsageError
+
 from .configs import GoldenResult, golden_quantize
 from .payload import words_of
 from .rtlspec import DutInterface, interface_from_manifest
@@ -53,7 +55,7 @@ HARNESS = Path(__file__).resolve().parent / "bulk_harness.cpp"
 RESET_CYCLES = 3
 
 
-class CycleBudgetExceeded(RuntimeError):
+class CycleBudgetExceeded(SimulationError):
     """The stream did not finish within its cycle budget (a hang or a stall)."""
 
 
@@ -208,7 +210,7 @@ def _simulate(exe: Path, words: np.ndarray, out_words: int, work: Path, *, seed:
         cmd += [str(trace[0]), str(trace[1]), str(trace[2])]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode not in (0, 3):
-        raise RuntimeError(f"bulk harness {exe} failed ({r.returncode}): {r.stderr.strip()}")
+        raise SimulationError(f"bulk harness {exe} failed ({r.returncode}): {r.stderr.strip()}")
     stats = json.loads(r.stdout.strip().splitlines()[-1])
     if r.returncode == 3:
         raise CycleBudgetExceeded(
@@ -235,7 +237,7 @@ def run_bulk(bb: BulkBuild, x: np.ndarray, masks: np.ndarray | None, last: np.nd
         raise ValueError(f"{cfg.name}: blocks must be (N, {cfg.block_size}) {cfg.dtype}, got "
                          f"{x.shape} {x.dtype}")
     if not (0.0 <= gap < 1.0 and 0.0 <= backpressure < 1.0):
-        raise ValueError(f"gap and backpressure must be probabilities in [0, 1), got {gap}, "
+        raise UsageError(f"gap and backpressure must be probabilities in [0, 1), got {gap}, "
                          f"{backpressure}")
     n = len(x)
     t_all = time.perf_counter()
@@ -325,7 +327,7 @@ def side_by_side(config: str = "semdialect-32", cocotb_elements: int = 1 << 20,
     for name, val in (("cocotb_elements", cocotb_elements), ("bulk_elements", bulk_elements),
                       ("repeats", repeats)):
         if not isinstance(val, int) or val <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {val!r}")
+            raise UsageError(f"must be a positive integer, got {val!r}", name)
     cfg = get_config(config)
     gen = v.generate(cfg)
     built = v.build(gen)

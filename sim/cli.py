@@ -53,6 +53,8 @@ def _list(args) -> int:
 
 
 def register(subparsers) -> None:
+    from semdialect.validate import positive_int_arg, probability_arg
+
     p = subparsers.add_parser(
         "report", help="area / Fmax / cycle reports of the generated units",
         description="Generate each configuration's Verilog, synthesize it with open flows "
@@ -71,7 +73,7 @@ def register(subparsers) -> None:
                    help="never start the cocotb perf test; cycles from an existing "
                    "cycles.json or the Amaranth simulator")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("-j", "--jobs", type=int, default=1,
+    p.add_argument("-j", "--jobs", type=positive_int_arg, default=1,
                    help="configurations synthesized in parallel (each Yosys/nextpnr run "
                    "uses one core; default 1)")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
@@ -90,19 +92,19 @@ def register(subparsers) -> None:
     r.add_argument("-o", "--output", default="build/regress", help="output directory")
     r.add_argument("--vectors", default=None, metavar="FILE",
                    help="captured vector file (.safetensors export or .npy)")
-    r.add_argument("--elements", type=int, default=None,
+    r.add_argument("--elements", type=positive_int_arg, default=None,
                    help="elements per configuration: the first N of --vectors, or a "
                    "synthetic random/edge stream of N elements without --vectors")
     r.add_argument("--configs", nargs="+", default=["semdialect-32"], metavar="NAME",
                    help="simulated configurations (semdialect sim list)")
-    r.add_argument("--shard-elements", type=int, default=1 << 20,
+    r.add_argument("--shard-elements", type=positive_int_arg, default=1 << 20,
                    help="elements per shard (default 2^20)")
-    r.add_argument("--seeds", type=int, default=1,
+    r.add_argument("--seeds", type=positive_int_arg, default=1,
                    help="seeds per slice (flow control, masks, last flags)")
-    r.add_argument("--gap", type=float, default=0.1, help="probability of a valid gap")
-    r.add_argument("--backpressure", type=float, default=0.2,
+    r.add_argument("--gap", type=probability_arg, default=0.1, help="probability of a valid gap")
+    r.add_argument("--backpressure", type=probability_arg, default=0.2,
                    help="probability of ready low")
-    r.add_argument("--workers", type=int, default=None,
+    r.add_argument("--workers", type=positive_int_arg, default=None,
                    help="workers of the embedded LocalCluster (default: the cores)")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="existing Dask scheduler (tcp://HOST:8786) instead of a LocalCluster")
@@ -111,9 +113,9 @@ def register(subparsers) -> None:
     r.add_argument("--compare-cocotb", action="store_true",
                    help="also measure the compiled path against the cocotb stream test "
                    "side by side (first configuration) -> speedup_vs_cocotb")
-    r.add_argument("--cocotb-elements", type=int, default=1 << 20)
-    r.add_argument("--bulk-elements", type=int, default=1 << 23)
-    r.add_argument("--repeats", type=int, default=1,
+    r.add_argument("--cocotb-elements", type=positive_int_arg, default=1 << 20)
+    r.add_argument("--bulk-elements", type=positive_int_arg, default=1 << 23)
+    r.add_argument("--repeats", type=positive_int_arg, default=1,
                    help="alternating cocotb/compiled measurements (medians)")
     r.add_argument("--scaling", action="store_true",
                    help="measure elements/s at 1 and N workers and the overhead per shard")

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 __all__ = ["ShardSpec", "plan_shards", "run_shard", "run_regress", "open_client",
            "measure_scaling",
            "render_markdown", "validate_args"]
@@ -77,34 +79,34 @@ def validate_args(*, configs, vectors, elements, shard_elements, seeds, gap, bac
     from .configs import CONFIGS
 
     if not configs:
-        raise ValueError("no configuration given")
+        raise UsageError("no configuration given")
     for c in configs:
         if c not in CONFIGS:
-            raise ValueError(f"unknown configuration {c!r}; known: {', '.join(CONFIGS)}")
+            raise UsageError(f"unknown configuration {c!r}; known: {', '.join(CONFIGS)}")
     if vectors is not None:
         p = Path(vectors)
         if not p.is_file():
-            raise ValueError(f"vector file {vectors} does not exist")
+            raise UsageError(f"vector file {vectors} does not exist")
         if p.suffix not in (".npy", ".safetensors"):
-            raise ValueError(f"vector file {vectors}: expected .npy or .safetensors")
+            raise UsageError(f"vector file {vectors}: expected .npy or .safetensors")
     if elements is not None and (not isinstance(elements, int) or elements <= 0):
-        raise ValueError(f"--elements must be a positive integer, got {elements!r}")
+        raise UsageError(f"--elements must be a positive integer, got {elements!r}")
     if vectors is None and elements is None:
-        raise ValueError("give --vectors FILE or --elements N (synthetic stream)")
+        raise UsageError("give --vectors FILE or --elements N (synthetic stream)")
     if not isinstance(shard_elements, int) or shard_elements <= 0:
-        raise ValueError(f"--shard-elements must be a positive integer, got {shard_elements!r}")
+        raise UsageError(f"--shard-elements must be a positive integer, got {shard_elements!r}")
     if not isinstance(seeds, int) or seeds <= 0:
-        raise ValueError(f"--seeds must be a positive integer, got {seeds!r}")
+        raise UsageError(f"--seeds must be a positive integer, got {seeds!r}")
     for name, v in (("--gap", gap), ("--backpressure", backpressure)):
         if not 0.0 <= v < 1.0:
-            raise ValueError(f"{name} must be a probability in [0, 1), got {v}")
+            raise UsageError(f"{name} must be a probability in [0, 1), got {v}")
     if workers is not None and (not isinstance(workers, int) or workers <= 0):
-        raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
     if workers is not None and scheduler:
-        raise ValueError("--workers sizes the embedded LocalCluster; it cannot be combined "
+        raise UsageError("--workers sizes the embedded LocalCluster; it cannot be combined "
                          "with --scheduler")
     if scheduler is not None and ("://" not in scheduler and ":" not in scheduler):
-        raise ValueError(f"--scheduler must be an address like tcp://HOST:8786, got "
+        raise UsageError(f"--scheduler must be an address like tcp://HOST:8786, got "
                          f"{scheduler!r}")
 
 
@@ -286,8 +288,8 @@ def run_regress(out_dir="build/regress", *, configs=("semdialect-32",), vectors=
         for k in ("cocotb_elements", "bulk_elements", "repeats"):
             v = compare_cocotb.get(k, 1)
             if not isinstance(v, int) or v <= 0:
-                raise ValueError(f"--{k.replace('_', '-')} must be a positive integer, "
-                                 f"got {v!r}")
+                raise UsageError(f"must be a positive integer, got {v!r}",
+                                 f"--{k.replace('_', '-')}")
     validate_args(configs=configs, vectors=vectors, elements=elements,
                   shard_elements=shard_elements, seeds=seeds, gap=gap,
                   backpressure=backpressure, workers=workers, scheduler=scheduler)
