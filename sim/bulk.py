@@ -15,6 +15,7 @@ Port names and payload field offsets come from the RTL manifest (`sim.rtlspec`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -152,6 +153,7 @@ def verilated_name(name: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=4)
 def _verilator_version(vroot: str) -> str:
     r = subprocess.run([str(Path(vroot) / "bin" / "verilator"), "--version"],
                        capture_output=True, text=True)

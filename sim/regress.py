@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semdialect.errors import UsageError
+from semdialect.errors import SimulationError, UsageError
 
 __all__ = ["ShardSpec", "plan_shards", "run_shard", "run_regress", "open_client",
            "measure_scaling",
@@ -196,6 +196,9 @@ def _stimulus_digest() -> str:
     return _sha((Path(__file__).parent / "stimulus.py").read_text())
 
 
+_UNITS: dict[tuple[str, str], object] = {}  # per worker process: (config, Verilog sha) -> build
+
+
 def run_shard(spec: dict, waves: bool = False, wave_dir: str | None = None) -> dict:
     """One shard on a worker: generate + build (cached), stream, compare."""
     from . import verilator as v
@@ -205,18 +208,21 @@ def run_shard(spec: dict, waves: bool = False, wave_dir: str | None = None) -> d
     s = ShardSpec(**spec)
     t0 = time.perf_counter()
     cfg = get_config(s.config)
-    gen = v.generate(cfg)
-    if verilog_hash(gen) != s.verilog_sha:
-        raise RuntimeError(f"{s.config}: this worker generates different Verilog than the "
-                           f"client (sha {verilog_hash(gen)[:12]} != {s.verilog_sha[:12]}): "
-                           "same checkout and tool versions on every worker")
-    bb = build_bulk(gen)
+    bb = _UNITS.get((s.config, s.verilog_sha))
+    if bb is None:  # first shard of this unit in this worker process
+        gen = v.generate(cfg)
+        if verilog_hash(gen) != s.verilog_sha:
+            raise SimulationError(
+                f"{s.config}: this worker generates different Verilog than the client (sha "
+                f"{verilog_hash(gen)[:12]} != {s.verilog_sha[:12]}): same checkout and tool "
+                "versions on every worker")
+        bb = _UNITS[(s.config, s.verilog_sha)] = build_bulk(gen)
     t_build = time.perf_counter() - t0
     if s.source.startswith("file:"):
         x = source_blocks(cfg, s.source, None)[s.start:s.stop]
         got = _sha(np.ascontiguousarray(x).tobytes(), cfg.input, cfg.block_size)
         if got != s.blocks_sha:
-            raise RuntimeError(f"{s.config}: blocks {s.start}-{s.stop} of {s.source} differ "
+            raise SimulationError(f"{s.config}: blocks {s.start}-{s.stop} of {s.source} differ "
                                "from the client's (the vector file changed?)")
     else:
         x = source_blocks(cfg, s.source, s.blocks)
