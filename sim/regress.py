@@ -230,7 +230,7 @@ def run_shard(spec: dict, waves: bool = False, wave_dir: str | None = None) -> d
     masks, last = _side_inputs(cfg, bb.itf.num_dialects, s.blocks_sha, s.seed, len(x))
     wd = Path(wave_dir) / s.key if (waves and wave_dir) else None
     res = run_bulk(bb, x, masks, last, seed=s.seed, gap=s.gap, backpressure=s.backpressure,
-                   offset=s.start, waves=waves, workdir=wd)
+                   offset=s.start, waves=waves, wave_dir=wd)
     out = res.to_json()
     out.pop("waves", None)
     return {"spec": s.to_json(), "result_version": RESULT_VERSION, "ok": res.report.ok,
@@ -275,7 +275,7 @@ def open_client(scheduler: str | None = None, workers: int | None = None):
         return Client(scheduler, timeout="30s")
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=":0", silence_logs=40)
     return Client(cluster)
 
 
