@@ -16,6 +16,7 @@ from .inputs import as_float32
 from .lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS, LutSet, build_luts
 from .quantized import QuantizedTensor, pack_codes, unpack_codes
 from .scalar_formats import MX_FORMATS, Int4Format, NVFP4Format
+from .two_level import TwoLevelTables, build_two_level
 
 __all__ = [
     "quantize",
@@ -28,6 +29,8 @@ __all__ = [
     "BUILTIN_BOOKS",
     "build_luts",
     "LutSet",
+    "build_two_level",
+    "TwoLevelTables",
     "pack_codes",
     "unpack_codes",
     "encode_e8m0",
@@ -53,7 +56,7 @@ def quantize(x, fmt: str, **options) -> QuantizedTensor:
     """Quantize `x` (float32 / float16 / bfloat16 ndarray) in blocks along its last axis.
 
     Options (all keyword): ``block_size`` (every format); ``tensor_amax`` (nvfp4);
-    ``formatbook`` (name or path), ``selector`` ('lut' | 'mse' | 'two-stage'),
+    ``formatbook`` (name or path), ``selector`` ('lut' | 'mse' | 'two-stage' | 'two-level'),
     ``frac_bits``, ``err_bits``, ``allowed`` (dialect ids or a bool mask per block)
     for the dialect formats. See docs/numerics.md.
     """
