@@ -172,6 +172,8 @@ def build_class_formatbook(
     class_bits: int = 3,
     class_size: int = 4,
     *,
+    n_dialects: int | None = None,
+    pool: Formatbook | None = None,
     name: str = "custom-classes",
     block_size: int = 32,
     frac_bits: int = 4,
@@ -181,50 +183,81 @@ def build_class_formatbook(
     provenance: dict | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[Formatbook, dict]:
-    """A class-structured book (numerics §15): 2^class_bits classes of class_size dialects.
+    """A class-structured book (numerics §15): N = 2^class_bits classes of K = class_size
+    dialects, from calibration values x. Two modes, by the dialect count D:
 
-    The calibration blocks are split by their §15.1 class; without a mask a block only
-    sees its own class, so the objective (sum over blocks of the smallest LUT-estimated
-    error within the block's class) separates into one greedy + swap problem per class.
-    Classes are solved in order 0, 1, ...; a dialect already taken by a lower class is
-    excluded (dialects of a book are distinct). A class with no calibration block gets the
-    dialects the whole calibration set prefers. Dialect ids: class c holds
-    c*K .. c*K + K - 1, each class in book order (top descending, then lexicographic).
-    Deterministic for a given calibration set.
+    - **partition** (D = N * K, the default): every class gets its own K dialects. Without
+      a mask a block only sees its class, so the objective (sum over blocks of the
+      smallest LUT-estimated error within the block's class) separates into one greedy +
+      swap problem per class over all candidates; classes are solved in order 0, 1, ...
+      and a dialect already taken by a lower class is excluded (dialects are distinct).
+      Class c holds ids c*K .. c*K + K - 1, each class in book order.
+    - **pool** (D < N * K): the classes share a D-dialect pool: `pool` if given, else the
+      `build_formatbook(x, D)` book (with the default settings: semdialect-32 exactly).
+      Each class picks its K dialects from the pool by the same greedy + swap on its
+      blocks; classes may overlap. Pool dialects no class picked are dropped (ids
+      renumbered in pool order), so every dialect is in a class.
+
+    A class without calibration blocks is solved on all blocks. Deterministic for a given
+    calibration set.
     """
     from .two_level import block_class
 
     say = progress or (lambda s: None)
     n_cls = 1 << class_bits
-    cands = candidate_dialects(grid_log2, emax)
-    if n_cls * class_size > len(cands):
-        raise ValueError(f"{n_cls} x {class_size} dialects exceed the {len(cands)} candidates")
+    d_total = n_cls * class_size if n_dialects is None and pool is None else (
+        pool.num_dialects if pool is not None else n_dialects)
+    if d_total > n_cls * class_size:
+        raise ValueError(f"{d_total} dialects do not fit {n_cls} classes of {class_size}")
+    if pool is None and d_total < n_cls * class_size:
+        pool, _ = build_formatbook(x, d_total, name="pool", block_size=block_size,
+                                   frac_bits=frac_bits, grid_log2=grid_log2, emax=emax,
+                                   refine_passes=refine_passes, progress=progress)
+    if pool is not None:
+        grid_log2, emax = pool.grid_log2, pool.emax
+        cands = pool.magnitudes
+        if class_size > len(cands):
+            raise ValueError(f"class size {class_size} exceeds the pool's {len(cands)} dialects")
+    else:
+        cands = candidate_dialects(grid_log2, emax)
+        if n_cls * class_size > len(cands):
+            raise ValueError(f"{n_cls} x {class_size} dialects exceed the {len(cands)} "
+                             "candidates")
     template = Formatbook("template", grid_log2, emax, (tuple(int(c) for c in cands[-1]),))
     hist, vmax = address_histograms(x, template, block_size, frac_bits, with_vmax=True)
     if len(hist) == 0:
         raise ValueError("no finite calibration blocks")
     err = error_table(cands, template, frac_bits, err_bits=None).astype(np.float32)
     cls = block_class(_ClassRule(class_bits, emax), vmax)
-    say(f"{len(cands)} candidates x {len(hist)} calibration blocks, {n_cls} classes of "
-        f"{class_size}; blocks per class {np.bincount(cls, minlength=n_cls).tolist()}")
+    counts = np.bincount(cls, minlength=n_cls).tolist()
+    say(f"{len(cands)} {'pool dialects' if pool is not None else 'candidates'} x "
+        f"{len(hist)} calibration blocks, {n_cls} classes of {class_size}; blocks per "
+        f"class {counts}")
     used: list[int] = []
-    members, counts, totals = [], [], []
+    picks, totals = [], []
     for c in range(n_cls):
-        rows = hist[cls == c]
-        if len(rows) == 0:
-            rows = hist
+        rows = hist[cls == c] if counts[c] else hist
         cost = rows.astype(np.float32) @ err.T
-        chosen = _greedy_swap(cost, class_size, refine_passes, banned=used)
+        chosen = _greedy_swap(cost, class_size, refine_passes,
+                              banned=used if pool is None else ())
         used += chosen
-        members.append(_book_order(tuple(int(m) for m in cands[i]) for i in chosen))
-        counts.append(int((cls == c).sum()))
+        picks.append(chosen)
         totals.append(float(cost[:, chosen].min(axis=1).sum(dtype=np.float64)))
-        say(f"class {c}: {counts[-1]} blocks, total error {totals[-1]:.0f}")
-    dialects = tuple(d for m in members for d in m)
-    classes = tuple(tuple(range(c * class_size, (c + 1) * class_size)) for c in range(n_cls))
+        say(f"class {c}: {counts[c]} blocks, total error {totals[-1]:.0f}")
+    if pool is None:
+        dialects = tuple(d for ch in picks for d in _book_order(
+            tuple(int(m) for m in cands[i]) for i in ch))
+        classes = tuple(tuple(range(c * class_size, (c + 1) * class_size))
+                        for c in range(n_cls))
+    else:
+        keep = sorted({i for ch in picks for i in ch})
+        new_id = {old: new for new, old in enumerate(keep)}
+        dialects = tuple(pool.dialects[i] for i in keep)
+        classes = tuple(tuple(sorted(new_id[i] for i in ch)) for ch in picks)
     book = Formatbook(name, grid_log2, emax, dialects, provenance=provenance or {},
                       class_bits=class_bits, classes=classes)
     report = {"calibration_blocks": int(len(hist)), "candidates": int(len(cands)),
+              "mode": "partition" if pool is None else "pool",
               "class_blocks": counts, "class_total_error": totals,
               "total_error": float(sum(t for t, n in zip(totals, counts) if n))}
     return book, report
@@ -258,27 +291,37 @@ def build_default_book(seed: int = 0, progress=None) -> tuple[Formatbook, dict]:
     return build_formatbook(x, 32, name="semdialect-32", provenance=prov, progress=progress)
 
 
-CLASS_BOOK_COMMAND = (
-    "semdialect formatbook build --synthetic --dialects 32 --class-bits 3 --seed 0 "
-    "-o golden/formatbooks/semdialect-32c8x4.json"
-)
+#: The shipped class-structured books: name -> (class_bits, class_size, dialects).
+CLASS_BOOKS = {"semdialect-32c8x4": (3, 4, 32), "semdialect-32c8x8": (3, 8, 32)}
 
 
-def build_default_class_book(seed: int = 0, progress=None) -> tuple[Formatbook, dict]:
-    """The shipped class-structured `semdialect-32c8x4` book (8 classes x 4 dialects),
-    reproducibly (see CLASS_BOOK_COMMAND); same calibration set as `semdialect-32`."""
+def class_book_command(name: str) -> str:
+    b, k, d = CLASS_BOOKS[name]
+    return (f"semdialect formatbook build --synthetic --dialects {d} --class-bits {b} "
+            f"--class-size {k} --seed 0 -o golden/formatbooks/{name}.json")
+
+
+def build_default_class_book(name: str = "semdialect-32c8x8", seed: int = 0, progress=None,
+                             pool: Formatbook | None = None) -> tuple[Formatbook, dict]:
+    """A shipped class-structured book, reproducibly (`class_book_command(name)`); same
+    calibration set as `semdialect-32`. semdialect-32c8x4: 8 disjoint classes of 4
+    (partition); semdialect-32c8x8: semdialect-32's 32 dialects, same ids, in 8
+    overlapping classes of 8 (pool)."""
+    b, k, d = CLASS_BOOKS[name]
     x = default_calibration(seed)
+    mode = ("per class over all candidates, disjoint classes" if b and d == k << b else
+            "pool = the semdialect-32 build; per class over the pool")
     prov = {
-        "command": CLASS_BOOK_COMMAND,
+        "command": class_book_command(name),
         "calibration": "synthetic: gaussian, laplace, student_t3, channel_outlier; "
                        "2048 blocks of 32 each (semdialect.golden.builder.default_calibration)",
         "seed": seed,
         "objective": "per block-max class (numerics §15.1): sum over the class's blocks of "
                      "min over the class of the LUT-estimated squared error (F=4, "
-                     "unsaturated); greedy forward selection + swap refinement per class",
+                     f"unsaturated); greedy forward selection + swap refinement ({mode})",
     }
-    return build_class_formatbook(x, 3, 4, name="semdialect-32c8x4", provenance=prov,
-                                  progress=progress)
+    return build_class_formatbook(x, b, k, n_dialects=None if pool else d, pool=pool,
+                                  name=name, provenance=prov, progress=progress)
 
 
 def split_blocks(x: np.ndarray, block_size: int, holdout: float, seed: int):
@@ -302,10 +345,15 @@ def holdout_report(book: Formatbook, x_holdout: np.ndarray, block_size: int = 32
         return {}
     x = x.reshape(-1, 16 * block_size) if len(x) % 16 == 0 else x
     out = {}
-    qt = quantize(x, "semdialect", formatbook=book, block_size=block_size)
+    qt = quantize(x, "semdialect", formatbook=book, block_size=block_size, selector="lut")
     out[f"semdialect ({book.name})"] = round(sqnr_db(x, qt.dequantize()), 4)
+    if book.has_classes:
+        qt = quantize(x, "semdialect", formatbook=book, block_size=block_size,
+                      selector="two-level")
+        out[f"semdialect ({book.name}, two-level)"] = round(sqnr_db(x, qt.dequantize()), 4)
     usage = np.bincount(qt.dialects.ravel(), minlength=book.num_dialects)
-    for name, fmt, opts in [("semdialect (semdialect-32)", "semdialect", {}),
+    for name, fmt, opts in [("semdialect (semdialect-32)", "semdialect",
+                             {"formatbook": "semdialect-32", "selector": "lut"}),
                             ("dialectfp4", "dialectfp4", {}), ("mxfp4", "mxfp4", {}),
                             ("nvfp4", "nvfp4", {})]:
         if x.shape[-1] % (16 if fmt == "nvfp4" else block_size) == 0:

@@ -24,7 +24,8 @@ BOOK_DIR = Path(__file__).resolve().parent / "formatbooks"
 BUILTIN_BOOKS = {
     "dialectfp4": BOOK_DIR / "dialectfp4.json",
     "semdialect-32": BOOK_DIR / "semdialect-32.json",
-    "semdialect-32c8x4": BOOK_DIR / "semdialect-32c8x4.json",  # 8 classes x 4 (§15)
+    "semdialect-32c8x4": BOOK_DIR / "semdialect-32c8x4.json",  # 8 disjoint classes x 4 (§15)
+    "semdialect-32c8x8": BOOK_DIR / "semdialect-32c8x8.json",  # semdialect-32 in 8 classes x 8
 }
 LEVELS = 8  # magnitudes per dialect: a 3-bit index, plus the sign bit = 4 bits
 SCHEMA_VERSION = 1
