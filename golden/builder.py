@@ -207,7 +207,7 @@ def build_class_formatbook(
     n_cls = 1 << class_bits
     d_total = n_cls * class_size if n_dialects is None and pool is None else (
         pool.num_dialects if pool is not None else n_dialects)
-    if d_total > n_cls * class_size:
+    if pool is None and d_total > n_cls * class_size:
         raise ValueError(f"{d_total} dialects do not fit {n_cls} classes of {class_size}")
     if pool is None and d_total < n_cls * class_size:
         pool, _ = build_formatbook(x, d_total, name="pool", block_size=block_size,

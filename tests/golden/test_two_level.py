@@ -300,3 +300,28 @@ def test_builder_shapes_small_settings():
     assert book.class_size == 8 and set(book.dialects) <= set(pool.dialects)
     q = G.quantize(x.reshape(-1, 1024), "semdialect", formatbook=book, selector="two-level")
     assert np.isfinite(q.dequantize()).all()
+
+
+def test_cli_builds_class_books_from_vectors(tmp_path, capsys):
+    """`semdialect formatbook build --class-bits`: partition (8 x 2) and pool (2 classes of
+    6 from an 8-dialect pool); a bad shape is one error line with exit code 2."""
+    from semdialect.cli import main
+    from semdialect.golden.builder import default_calibration
+
+    np.save(tmp_path / "cal.npy", default_calibration(2, blocks_per_dataset=64))
+    rc = main(["formatbook", "build", "--vectors", str(tmp_path / "cal.npy"), "--dialects",
+               "16", "--class-bits", "3", "-o", str(tmp_path / "c8x2.json")])
+    assert rc == 0
+    book = G.load_formatbook(tmp_path / "c8x2.json")
+    assert (book.num_classes, book.class_size, book.num_dialects) == (8, 2, 16)
+    rc = main(["formatbook", "build", "--vectors", str(tmp_path / "cal.npy"), "--dialects",
+               "8", "--class-bits", "1", "--class-size", "6", "-o", str(tmp_path / "p.json")])
+    assert rc == 0
+    book = G.load_formatbook(tmp_path / "p.json")
+    assert book.num_classes == 2 and book.class_size == 6 and book.num_dialects <= 8
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["mode"] == "pool"
+    assert any("two-level" in k for k in report["heldout_sqnr_db"])
+    rc = main(["formatbook", "build", "--synthetic", "--dialects", "32", "--class-bits", "3",
+               "--class-size", "2", "-o", str(tmp_path / "bad.json")])
+    assert rc == 2 and "cannot hold 32 dialects" in capsys.readouterr().err
