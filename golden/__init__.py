@@ -45,7 +45,9 @@ _IMPLS = {
     "nvfp4": NVFP4Format(),
     "int4": Int4Format(),
     "dialectfp4": DialectFormat("dialectfp4", "dialectfp4", selector="two-stage"),
-    "semdialect": DialectFormat("semdialect", "semdialect-32", selector="lut"),
+    # default: two-level selection on the class-structured book (numerics §15.7); the
+    # selector defaults by book: 'two-level' for class books, 'lut' otherwise
+    "semdialect": DialectFormat("semdialect", "semdialect-32c8x8", selector=None),
 }
 
 #: Every format name `quantize` accepts.

@@ -193,6 +193,17 @@ def _cmd_formatbook_show(args) -> int:
           f"x 3 b = {luts.idx_rom_bits} bits")
     for i, d in enumerate(book.dialects):
         print(f"  {i:3d}: " + " ".join(f"{m * book.grid:4g}" for m in d))
+    if book.has_classes:
+        from .two_level import build_two_level
+
+        t = build_two_level(book, args.frac_bits, args.err_bits)
+        step = 2.0 ** (book.emax - book.class_bits)
+        print(f"classes (numerics §15): {book.num_classes} x {book.class_size}, block max "
+              f"truncated to {step:g}; class ROM {t.num_classes} x {t.luts.err.shape[1]} x "
+              f"{t.k} x {t.luts.err_bits} b = {t.class_rom_bits} bits")
+        for c, ids in enumerate(book.classes):
+            lo = 2.0**book.emax + c * step
+            print(f"  class {c} [{lo:g}, {lo + step:g}): {list(ids)}")
     if args.export:
         out = Path(args.export)
         out.mkdir(parents=True, exist_ok=True)

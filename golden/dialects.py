@@ -23,7 +23,8 @@ from .quantized import QuantizedTensor
 from .scalar_formats import block_exponent
 from .two_level import build_two_level, two_level_select
 
-__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select"]
+__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select",
+           "default_selector"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
 SELECTORS = ("lut", "mse", "two-stage", "two-level")
@@ -135,13 +136,18 @@ def two_stage_select(book: Formatbook, v: np.ndarray, bad: np.ndarray) -> np.nda
     return np.where(bad, 0, d)
 
 
+def default_selector(book: Formatbook) -> str:
+    """numerics §15.7: 'two-level' on a class-structured book, else the exhaustive 'lut'."""
+    return "two-level" if book.has_classes else "lut"
+
+
 class DialectFormat:
     """A formatbook format. selector: 'lut' (§8), 'mse' (exact), 'two-stage' (§9),
     'two-level' (§15, class-structured books)."""
 
     code_bits = 4
 
-    def __init__(self, name: str, book: str, selector: str, default_block: int = 32):
+    def __init__(self, name: str, book: str, selector: str | None, default_block: int = 32):
         self.name = name
         self.default_book = book
         self.default_selector = selector
@@ -152,7 +158,7 @@ class DialectFormat:
                  allowed=None) -> QuantizedTensor:
         k = self.default_block if block_size is None else block_size
         book = load_formatbook(formatbook or self.default_book)
-        selector = selector or self.default_selector
+        selector = selector or self.default_selector or default_selector(book)
         if selector not in SELECTORS:
             raise ValueError(f"unknown selector {selector!r}: use one of {', '.join(SELECTORS)}")
         xb = to_blocks(x32, k)

@@ -75,7 +75,7 @@ def _build_cached(book: Formatbook, frac_bits: int, err_bits: int) -> TwoLevelTa
     return TwoLevelTables(luts, ids, err)
 
 
-def build_two_level(book="semdialect-32", frac_bits: int = DEFAULT_FRAC_BITS,
+def build_two_level(book="semdialect-32c8x8", frac_bits: int = DEFAULT_FRAC_BITS,
                     err_bits: int = DEFAULT_ERR_BITS) -> TwoLevelTables:
     """The §15 tables of a class-structured book (cached). The book must declare classes."""
     book = load_formatbook(book)

@@ -141,11 +141,31 @@ def run_study(quick: bool = False, progress=None) -> dict:
     }
 
 
+def markdown_table(result: dict) -> str:
+    """The docs/results.md table of a study result."""
+    lines = ["| point | classes | K | D | bits/elem | F | W | B | mean loss synthetic (dB) | "
+             "mean loss captured (dB) | mean loss (dB) | max loss (dB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p in result["points"]:
+        lines.append(
+            f"| {p['point']} | {p['classes']} | {p['K']} | {p['dialects']} | "
+            f"{p['bits_per_element']:.4f} | {p['frac_bits']} | {p['err_bits']} | "
+            f"{p['block_size']} | {p['mean_loss_synthetic_db']:.4f} | "
+            f"{p['mean_loss_captured_db']:.4f} | {p['mean_loss_db']:.4f} | "
+            f"{p['max_loss_db']:.4f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quick", action="store_true", help="few points, small data")
+    p.add_argument("--markdown", metavar="JSON", help="print the table of a result file")
     args = p.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as fh:
+            print(markdown_table(json.load(fh)))
+        return 0
     res = run_study(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
     with open(args.output, "w") as fh:
         json.dump(res, fh, indent=1)

@@ -2,8 +2,8 @@
 
 Device-agnostic torch code (CPU, CUDA): no numpy in the hot path. Tables (dialect
 values, error/index LUTs, the two-stage beneficial-range table, the two-level class
-tables) come from
-`semdialect.golden` once per (formatbook, device) so there is one source of truth.
+tables) come from `semdialect.golden` once per (formatbook, device) so there is one
+source of truth.
 
 Exactness strategy (numerics §1): powers of two are built from their bits, scaling by
 them is exact; MX and dialect formats normalize in float64 (exact for every float32/
@@ -27,6 +27,7 @@ import torch
 from semdialect import golden
 from semdialect.golden import elements as gel
 from semdialect.golden.dialects import beneficial_table
+from semdialect.golden.dialects import default_selector as golden_default_selector
 from semdialect.golden.formatbook import load_formatbook
 from semdialect.golden.scalar_formats import (
     E4M3_MAX,
@@ -412,8 +413,8 @@ def _dialect(x, fmt, default_book, default_selector, block_size=None, formatbook
              selector=None, frac_bits=golden.DEFAULT_FRAC_BITS,
              err_bits=golden.DEFAULT_ERR_BITS, allowed=None):
     k = block_size or 32
-    selector = selector or default_selector
     book = load_formatbook(formatbook or default_book)
+    selector = selector or default_selector or golden_default_selector(book)
     if selector not in ("lut", "two-stage", "two-level"):
         raise ValueError(f"selector {selector!r} is not in the torch reference: use 'lut', "
                          "'two-stage' or 'two-level' ('mse' is golden-model only)")
@@ -494,8 +495,8 @@ def quantize(x: torch.Tensor, fmt: str, **options) -> TorchQuantized:
         return _call(_dialect, fmt, x, options, fmt=fmt, default_book="dialectfp4",
                      default_selector="two-stage")
     if fmt == "semdialect":
-        return _call(_dialect, fmt, x, options, fmt=fmt, default_book="semdialect-32",
-                     default_selector="lut")
+        return _call(_dialect, fmt, x, options, fmt=fmt, default_book="semdialect-32c8x8",
+                     default_selector=None)  # by book: two-level on class books (§15.7)
     raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
 
 
