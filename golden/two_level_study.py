@@ -2,7 +2,8 @@
 the measurement behind the default decision and the design-space points of
 docs/architecture.md.
 
-    python -m semdialect.golden.two_level_study -o docs/data/two_level_sqnr.json
+    python -m semdialect.golden.two_level_study -o docs/data/two_level_sqnr.json \
+        --books-dir docs/data/two_level_books
 
 Datasets: the benchmark's four synthetic sets (`semdialect eval`: 256 x 4096, seed 0) and
 the captured activations of the flow's tiny models (`semdialect quality`: wan-tiny,
@@ -31,7 +32,8 @@ from .formatbook import load_formatbook
 __all__ = ["study_points", "run_study", "CAPTURE_MODELS"]
 
 CAPTURE_MODELS = ("wan-tiny", "mmdit-tiny", "cogvideox-tiny")
-COMMAND = "python -m semdialect.golden.two_level_study -o docs/data/two_level_sqnr.json"
+COMMAND = ("python -m semdialect.golden.two_level_study -o docs/data/two_level_sqnr.json "
+           "--books-dir docs/data/two_level_books")
 
 
 def study_points(quick: bool = False):
@@ -57,10 +59,23 @@ def _book(spec, cache: dict, block_size: int = 32):
         mode, b, k = spec
         x = default_calibration(0, block_size=block_size)
         pool = load_formatbook("semdialect-32") if mode == "pool" else None
-        name = f"study-{mode}-c{1 << b}x{k}"
+        name = f"study-{mode}-c{1 << b}x{k}" + (f"-b{block_size}" if block_size != 32 else "")
         cache[spec, block_size], _ = build_class_formatbook(
             x, b, k, pool=pool, name=name, block_size=block_size)
     return cache[spec, block_size]
+
+
+def _book_command(spec, block_size: int) -> str:
+    """The CLI build of a study book. Pool mode: the CLI rebuilds the pool, identical to
+    the shipped semdialect-32 for B = 32; for B != 32 the study keeps semdialect-32 as
+    the pool, so only the saved book file reproduces those points exactly."""
+    mode, b, k = spec
+    d = 32 if mode == "pool" else k << b
+    cmd = (f"semdialect formatbook build --synthetic --dialects {d} --class-bits {b} "
+           f"--class-size {k} --seed 0")
+    if block_size != 32:  # the CLI would rebuild the pool at this B; the study keeps
+        cmd += f" --block-size {block_size}"  # semdialect-32 as the pool (see docstring)
+    return cmd
 
 
 def _datasets(quick: bool, progress):
@@ -95,7 +110,11 @@ def _pooled_sqnr(xs, block_size: int, **opts) -> float:
     return 10 * np.log10(sig / noise)
 
 
-def run_study(quick: bool = False, progress=None) -> dict:
+def run_study(quick: bool = False, progress=None, books_dir=None) -> dict:
+    """Every study point; books_dir: also save each point's book there (RTL units for
+    the design-space plot are built from these files)."""
+    from pathlib import Path
+
     say = progress or (lambda s: None)
     data = _datasets(quick, say)
     books: dict = {}
@@ -103,6 +122,11 @@ def run_study(quick: bool = False, progress=None) -> dict:
     rows = []
     for label, spec, f, w, blk in study_points(quick):
         book = _book(spec, books, blk)
+        book_file = None
+        if books_dir is not None:
+            Path(books_dir).mkdir(parents=True, exist_ok=True)
+            book_file = str(Path(books_dir) / f"{book.name}.json")
+            book.save(book_file)
         losses = {}
         for ds, xs in data:
             key = (ds, f, w, blk)
@@ -126,6 +150,13 @@ def run_study(quick: bool = False, progress=None) -> dict:
             "mean_loss_captured_db": round(float(np.mean(cap)), 4) if cap else None,
             "max_loss_db": round(float(max(losses.values())), 4),
             "book_hash": book.content_hash,
+            "book_name": book.name,
+            "book_file": book_file,
+            "book_command": _book_command(spec, blk),
+            "class_rom": {"classes": book.num_classes, "K": book.class_size,
+                          "addresses": 2 << (book.int_bits + f), "entry_bits": w,
+                          "bits": book.num_classes * book.class_size
+                          * (2 << (book.int_bits + f)) * w},
         }
         rows.append(row)
         say(f"{label:26s} D={book.num_dialects:3d} mean loss {row['mean_loss_db']:+.4f} dB "
@@ -161,12 +192,14 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quick", action="store_true", help="few points, small data")
     p.add_argument("--markdown", metavar="JSON", help="print the table of a result file")
+    p.add_argument("--books-dir", help="save every point's class book (JSON) here")
     args = p.parse_args(argv)
     if args.markdown:
         with open(args.markdown) as fh:
             print(markdown_table(json.load(fh)))
         return 0
-    res = run_study(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    res = run_study(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True),
+                    books_dir=args.books_dir)
     with open(args.output, "w") as fh:
         json.dump(res, fh, indent=1)
         fh.write("\n")
