@@ -172,6 +172,91 @@ def run_study(quick: bool = False, progress=None, books_dir=None) -> dict:
     }
 
 
+SEDA_COMMAND = "python -m semdialect.golden.two_level_study --seda -o docs/data/two_level_seda.json"
+
+
+def _class_aware_sub_book(rows, k_sub: int, book, block_size: int = 32) -> np.ndarray:
+    """Study variant of seda.profile_sub_formatbook for class books: a dialect outside a
+    block's §15.1 class costs that block 1e12 (under two-level it cannot pick it), so the
+    greedy pick first covers the classes the group's blocks fall in. Not used by the
+    SeDA methods (they run the exhaustive engine on semdialect-32)."""
+    from .dialects import lut_block_errors, normalize_blocks
+    from .inputs import as_float32, to_blocks
+    from .two_level import block_class, build_two_level
+
+    t = build_two_level(book)
+    xb = to_blocks(as_float32(np.asarray(rows)), block_size).reshape(-1, block_size)
+    _, v, bad = normalize_blocks(book, xb)
+    v = v[~bad]
+    cost = lut_block_errors(t.luts, v).astype(np.float64)
+    cls = block_class(book, v.max(axis=-1, initial=0.0))
+    inclass = np.zeros(cost.shape, bool)
+    for c in range(t.num_classes):
+        inclass[np.ix_(cls == c, t.class_ids[c])] = True
+    cost = np.where(inclass, cost, 1e12)
+    chosen: list[int] = []
+    best = np.full(len(cost), np.inf)
+    for _ in range(k_sub):
+        totals = np.minimum(cost, best[:, None]).sum(axis=0)
+        totals[chosen] = np.inf
+        c = int(np.argmin(totals))
+        chosen.append(c)
+        best = np.minimum(best, cost[:, c])
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def run_seda_study(progress=None, k_sub: int = 16, n_anchors: int = 2) -> dict:
+    """SeDA (numerics §14: group-profiled sub-books of k_sub, n_anchors anchors per layer,
+    re-picked every step) through the exhaustive engine on semdialect-32 and through
+    the two-level selector on semdialect-32c8x8 (mask ∩ class, §15.3), on the tiny-model
+    captures; pooled SQNR per model."""
+    from semdialect.sw.capture import capture_model
+
+    from .quality import sequences_from_vectors, token_attention
+    from .seda import (
+        anchor_groups_from_attention,
+        profile_rows,
+        profile_sub_formatbook,
+        quantize_seda,
+    )
+
+    say = progress or (lambda s: None)
+    lut_book, tl_book = load_formatbook("semdialect-32"), load_formatbook("semdialect-32c8x8")
+    variants = {
+        "seda exhaustive (semdialect-32, lut)": (lut_book, profile_sub_formatbook),
+        "seda two-level (semdialect-32c8x8)": (tl_book, profile_sub_formatbook),
+        "seda two-level, class-aware sub-books": (tl_book, _class_aware_sub_book),
+    }
+    out = {}
+    for model in CAPTURE_MODELS:
+        seqs = sequences_from_vectors(*capture_model(model, steps=3, seed=0))
+        acc = {k: [0.0, 0.0] for k in [*variants, "plain two-level", "plain exhaustive"]}
+
+        def add(key, x64, deq, acc=acc):
+            acc[key][0] += float(np.sum(x64**2))
+            acc[key][1] += float(np.sum((x64 - deq) ** 2))
+
+        for s in seqs:
+            for i, x in enumerate(s.x):
+                if x.shape[-1] % 32:
+                    continue
+                probs = token_attention(x, s.attn[i] if s.attn else None)
+                anchors, group = anchor_groups_from_attention(probs, min(n_anchors, len(x)))
+                rows = profile_rows(x, group, anchors, "group")
+                x64 = x.astype(np.float32).astype(np.float64)
+                for key, (bk, prof) in variants.items():
+                    sub = np.stack([prof(r, k_sub, bk) for r in rows])
+                    r = quantize_seda(x, group, anchors, k_sub, book=bk, sub_books=sub)
+                    add(key, x64, r.qt.dequantize())
+                add("plain two-level", x64, quantize(x, "semdialect").dequantize())
+                add("plain exhaustive", x64,
+                    quantize(x, "semdialect", formatbook="semdialect-32").dequantize())
+        out[model] = {k: round(10 * np.log10(a / b), 4) for k, (a, b) in acc.items()}
+        say(f"{model}: {out[model]}")
+    return {"command": SEDA_COMMAND, "k_sub": k_sub, "n_anchors": n_anchors,
+            "profile": "group, re-picked every step", "sqnr_db": out}
+
+
 def markdown_table(result: dict) -> str:
     """The docs/results.md table of a study result."""
     lines = ["| point | classes | K | D | bits/elem | F | W | B | mean loss synthetic (dB) | "
@@ -193,10 +278,18 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="few points, small data")
     p.add_argument("--markdown", metavar="JSON", help="print the table of a result file")
     p.add_argument("--books-dir", help="save every point's class book (JSON) here")
+    p.add_argument("--seda", action="store_true",
+                   help="SeDA through the exhaustive and the two-level selector instead")
     args = p.parse_args(argv)
     if args.markdown:
         with open(args.markdown) as fh:
             print(markdown_table(json.load(fh)))
+        return 0
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if args.seda:
+        with open(args.output, "w") as fh:
+            json.dump(run_seda_study(progress=say), fh, indent=1)
+            fh.write("\n")
         return 0
     res = run_study(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True),
                     books_dir=args.books_dir)
