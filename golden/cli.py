@@ -265,7 +265,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("-o", "--output", required=True)
     b.set_defaults(func=_cmd_formatbook_build)
     s = fsub.add_parser("show", help="print a book, its hash and LUT sizes; export LUTs")
-    s.add_argument("book", help="built-in name (semdialect-32, dialectfp4) or JSON path")
+    s.add_argument("book", help="built-in name (semdialect-32, semdialect-32c8x8, "
+                   "semdialect-32c8x4, dialectfp4) or JSON path")
     s.add_argument("--frac-bits", type=int, default=DEFAULT_FRAC_BITS)
     s.add_argument("--err-bits", type=int, default=DEFAULT_ERR_BITS)
     s.add_argument("--export", metavar="DIR", help="write the LUTs as .npy and JSON")

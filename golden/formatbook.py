@@ -283,7 +283,7 @@ def _validate_classes(book: Formatbook, src: str) -> None:
 
 
 def load_formatbook(book: str | Path | Formatbook) -> Formatbook:
-    """A built-in name ('semdialect-32', 'dialectfp4'), a path to a JSON file, or a book."""
+    """A built-in name (BUILTIN_BOOKS), a path to a JSON file, or a book."""
     if isinstance(book, Formatbook):
         return book
     key = str(book)
