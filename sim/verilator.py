@@ -181,6 +181,10 @@ def generate_command(cfg: SimConfig, book: Path | None, out: Path) -> list[str]:
         cmd += ["--pipeline", str(cfg.pipeline)]
     if cfg.index is not None:
         cmd += ["--index", cfg.index]
+    if cfg.rom_style is not None:
+        cmd += ["--rom-style", cfg.rom_style]
+    if cfg.selector is not None:
+        cmd += ["--selector", cfg.selector]
     return cmd
 
 
