@@ -8,8 +8,10 @@ Verilator is needed.
 
 Sessions:
   tests       golden model, sw frontend and RTL unit tests (pytest tests/)
-  rtl-tests   cocotb + Verilator testbenches, quick suite (CI)
-  rtl-regress cocotb long sweep (not in CI)
+  rtl-tests   cocotb + Verilator testbenches, quick suite, and the compiled/Dask
+              regression tests (CI)
+  rtl-regress cocotb long sweep, then the big sharded regression on the compiled path
+              (LocalCluster; build/regress/summary.md) (not in CI)
   verilog     generate the default Verilog set into build/rtl/
   reports     synthesis / cycle reports into build/reports/
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
@@ -37,6 +39,8 @@ nox.options.sessions = ["ci"]
 ROOT = Path(__file__).resolve().parent
 ENV_DIR = ROOT / ".nox" / "semdialect-env"
 STAMP_INPUTS = ("pyproject.toml", "constraints.txt")
+#: the RTL test files: cocotb testbenches, and the compiled path + Dask sharding
+RTL_TESTS = ("tb/test_runner.py", "tb/test_regress.py")
 
 
 def _stamp() -> str:
@@ -114,14 +118,25 @@ def rtl_tests(session: nox.Session) -> None:
     env = _ensure_env(session)
     if not (ROOT / "tb").joinpath("test_runner.py").exists():
         session.error("tb/test_runner.py does not exist yet: the cocotb flow is issue #4")
-    _pytest(session, env, "tb/test_runner.py", "-m", "not slow")
+    _pytest(session, env, *RTL_TESTS, "-m", "not slow")
 
 
 @nox.session(name="rtl-regress", python=False)
 def rtl_regress(session: nox.Session) -> None:
-    """cocotb long sweep: all configurations, many millions of elements (not in CI)."""
+    """cocotb long sweep, then the big sharded regression on the compiled path: every
+    configuration, 2^25 elements x 2 seeds each, plus the captured-vector file when the
+    flow has written one, and the side-by-side speed against cocotb (not in CI)."""
     env = _ensure_env(session)
-    _pytest(session, env, "tb/test_runner.py", "-m", "slow")
+    _pytest(session, env, *RTL_TESTS, "-m", "slow")
+    from_file = ROOT / "build" / "flow" / "wan-tiny.safetensors"
+    _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
+        "--configs", "semdialect-32", "semdialect-32-b16", "semdialect-32-b64",
+        "semdialect-32-fp16", "dialectfp4", "mxfp4", "synth8-f2",
+        "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb", "--repeats", "3")
+    if from_file.exists():
+        _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress-captured",
+            "--vectors", str(from_file), "--configs", "semdialect-32", "dialectfp4",
+            "mxfp4", "--seeds", "4", "--shard-elements", str(1 << 17))
 
 
 @nox.session(python=False)
@@ -174,7 +189,7 @@ def ci(session: nox.Session) -> None:
     _py(session, env, "-m", "ruff", "check", ".")
     _pytest(session, env, "tests", "-m", "not slow", "-n", "2")
     if (ROOT / "tb" / "test_runner.py").exists():
-        _pytest(session, env, "tb/test_runner.py", "-m", "not slow")
+        _pytest(session, env, *RTL_TESTS, "-m", "not slow")
     _py(session, env, "-m", "semdialect.cli", "flow", "--quick")
 
 
