@@ -9,6 +9,8 @@ The single numeric truth of the project (docs/numerics.md). Public API::
 
 from __future__ import annotations
 
+from semdialect.errors import InputTypeError, UsageError
+
 from .dialects import DialectFormat
 from .elements import E2M1, E2M3, E3M2, E4M3, E5M2, INT8_MX, UE4M3, decode_e8m0, encode_e8m0
 from .formatbook import BUILTIN_BOOKS, Formatbook, FormatbookError, load_formatbook
@@ -65,14 +67,14 @@ def quantize(x, fmt: str, **options) -> QuantizedTensor:
     try:
         impl = _IMPLS[fmt]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}") from None
+        raise UsageError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}") from None
     x32 = as_float32(x)
     import inspect
 
     params = inspect.signature(impl.quantize).parameters
     unknown = [k for k in options if k not in params]
     if unknown:
-        raise TypeError(
+        raise InputTypeError(
             f"format {fmt!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(p for p in params if p != 'x32')}"
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semdialect.errors import InputFileError
+
 __all__ = [
     "Formatbook",
     "FormatbookError",
@@ -33,8 +35,9 @@ CLASS_RULE = "block-max"  # the one class rule (numerics §15.1)
 MAX_CLASS_BITS = 6
 
 
-class FormatbookError(ValueError):
-    """A formatbook file or object is malformed; the message names the field."""
+class FormatbookError(InputFileError):
+    """A formatbook file or object is malformed; the message names the file (or the book)
+    and the field. A ValueError (semdialect.errors family)."""
 
 
 @dataclass(frozen=True)

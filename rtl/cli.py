@@ -6,6 +6,9 @@ import json
 import time
 from pathlib import Path
 
+from semdialect.paths import check_output_dir, write_file_group
+from semdialect.validate import check_verilog_identifier
+
 from .generate import DEFAULT_SET, SELECTORS, UNITS, build_unit, generate
 from .romstyle import DEFAULT_ROM_STYLE, ROM_STYLES
 from .units import DEFAULT_INDEX, INDEX_MODES
@@ -14,6 +17,9 @@ __all__ = ["register"]
 
 
 def _generate(args) -> int:
+    check_output_dir(args.output, "-o")  # before the (slow) build
+    if args.name is not None:
+        check_verilog_identifier(args.name, "--name")
     u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
                    input_format=args.input, frac_bits=args.frac_bits, err_bits=args.err_bits,
                    pipeline=args.pipeline, index=args.index, target_mhz=args.target_mhz,
@@ -27,7 +33,7 @@ def _generate(args) -> int:
 
 
 def _generate_defaults(args) -> int:
-    out = Path(args.output)
+    out = check_output_dir(args.output, "-o")
     index = []
     for label, kw in DEFAULT_SET:
         u = build_unit(**kw)
@@ -39,7 +45,7 @@ def _generate_defaults(args) -> int:
         index.append({"label": label, "toplevel": top, "dir": top,
                       "manifest": f"{top}/{top}.json", "latency": man["latency"]})
         print(f"{label}: {out / top / man['files'][0]} ({time.perf_counter() - t0:.1f} s)")
-    (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    write_file_group(out, {"index.json": json.dumps(index, indent=2) + "\n"})
     return 0
 
 

@@ -242,10 +242,12 @@ def run_flow(out: str = "build/flow", quick: bool = False, seed: int = 0) -> int
         timings.append((name, dt))
         _say(f"[flow {i}/{len(STAGES)}] {name}: done in {dt:.1f} s")
     from semdialect import __version__
+    from semdialect.versions import versions_line
 
     head = (f"# semdialect flow summary\n\nsemdialect {__version__}, "
             f"{'quick' if quick else 'full'} mode, seed {seed}, "
             f"total {time.perf_counter() - t_all:.1f} s.\n\n"
+            f"Versions: {versions_line()}.\n\n"
             "| stage | time (s) |\n|---|---:|\n"
             + "\n".join(f"| {n} | {t:.1f} |" for n, t in timings) + "\n")
     summary = ctx.out / "summary.md"
