@@ -346,7 +346,21 @@ def _cocotb_cycles(cfg: ReportConfig, verilog: Path, manifest: dict, run: bool) 
             "throughput_blocks_per_cycle_backpressure50":
                 d.get("throughput_blocks_per_cycle_backpressure50"),
             "elements_per_cycle": d["elements_per_cycle"],
+            "simulation_speed": _sim_speed(d),
             "source": f"cocotb + Verilator perf test ({_rel(simdir / 'cycles.json')})"}
+
+
+def _sim_speed(d: dict) -> dict | None:
+    """Simulation speed of the cocotb stream test and, when `semdialect regress
+    --compare-cocotb` measured it side by side, of the compiled path (sim/bulk.py)."""
+    if "bulk" not in d:
+        return None
+    return {"cocotb_elements_per_s": d["cocotb_side_by_side"]["elements_per_s"],
+            "cocotb_cycles_per_s": d["cocotb_side_by_side"]["cycles_per_s"],
+            "bulk_elements_per_s": d["bulk"]["elements_per_s"],
+            "bulk_cycles_per_s": d["bulk"]["cycles_per_s"],
+            "bulk_build_seconds": d["bulk"]["build_seconds"],
+            "speedup_vs_cocotb": d["speedup_vs_cocotb"]}
 
 
 # --------------------------------------------------------------------------------------
@@ -469,6 +483,7 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
                 "throughput_blocks_per_cycle_backpressure50":
                     cyc["throughput_blocks_per_cycle_backpressure50"],
                 "elements_per_cycle": cyc["elements_per_cycle"],
+                "simulation_speed": cyc.get("simulation_speed"),
                 "cycles_source": cyc["source"]})
     row["elements_per_second"] = (round(row["elements_per_cycle"] * row["fmax_mhz"] * 1e6)
                                   if row["fmax_mhz"] else None)
@@ -660,6 +675,18 @@ def render_markdown(rep: dict) -> str:
                  f"{r['throughput_blocks_per_cycle']} | "
                  f"{_fmt(r['throughput_blocks_per_cycle_backpressure50'], 3)} | "
                  f"{r['cycles_source']} |")
+    sp = [r for r in rows if r.get("simulation_speed")]
+    if sp:
+        L += ["", "## Simulation speed (side by side, `semdialect regress --compare-cocotb`)",
+              "", "| config | cocotb cycles/s | cocotb elements/s | compiled cycles/s | "
+              "compiled elements/s | compiled build s | speedup_vs_cocotb |",
+              "|---|---|---|---|---|---|---|"]
+        for r in sp:
+            v = r["simulation_speed"]
+            L.append(f"| {r['config']} | {v['cocotb_cycles_per_s']:,.0f} | "
+                     f"{v['cocotb_elements_per_s']:,.0f} | {v['bulk_cycles_per_s']:,.0f} | "
+                     f"{v['bulk_elements_per_s']:,.0f} | {v['bulk_build_seconds']} | "
+                     f"{v['speedup_vs_cocotb']:.1f}x |")
     ice = [r for r in rows if r.get("ice40_lut4") is not None]
     if ice:
         L += ["", "## iCE40 (Yosys synth_ice40 counts only)", "",
