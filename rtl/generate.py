@@ -19,6 +19,7 @@ from amaranth.back import verilog
 
 from semdialect import __version__
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
+from semdialect.golden.lut import check_lut_size
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
@@ -34,6 +35,10 @@ __all__ = ["build_unit", "generate", "DEFAULT_SET", "generator_version", "LINT_W
            "UNITS"]
 
 UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
+
+#: Largest error / index ROM the generator elaborates (entries = dialects x addresses,
+#: docs/limits.md); the report sweeps need at most 2^13 (64 dialects, F = 3).
+MAX_RTL_LUT_ENTRIES = 1 << 16
 
 #: Verilator -Wall warning classes waived for the generated files (all stylistic
 #: artefacts of Yosys' write_verilog, see docs/architecture.md "Lint"); every other
@@ -104,6 +109,11 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
         if formatbook not in (None, "mxfp4"):
             raise ValueError("the mxfp4 unit takes no formatbook")
         return MXFP4Quantizer(**common)
+    book = load_formatbook(formatbook or ("dialectfp4" if kind == "dialectfp4"
+                                          else "semdialect-32"))
+    f = (3 if frac_bits is None else frac_bits) if kind == "semdialect" \
+        else book.grid_frac_bits + 1
+    check_lut_size(book, f, MAX_RTL_LUT_ENTRIES, "ROM")  # before elaborating any ROM
     if kind == "dialectfp4":
         return DialectFP4TwoStage(formatbook=formatbook or "dialectfp4", **common)
     return SemDialectQuantizer(formatbook=formatbook or "semdialect-32",

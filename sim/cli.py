@@ -7,7 +7,11 @@ __all__ = ["register"]
 
 
 def _report(args) -> int:
+    from semdialect.paths import check_output_dir
+
     from .reports import run_report
+
+    check_output_dir(args.output, "-o")  # before any synthesis
 
     run_report(args.output, names=args.configs or None, quick=args.quick,
                ecp5=False if args.no_ecp5 else None,
@@ -28,6 +32,8 @@ def _list(args) -> int:
 
 
 def register(subparsers) -> None:
+    from semdialect.validate import positive_int_arg
+
     p = subparsers.add_parser(
         "report", help="area / Fmax / cycle reports of the generated units",
         description="Generate each configuration's Verilog, synthesize it with open flows "
@@ -46,7 +52,7 @@ def register(subparsers) -> None:
                    help="never start the cocotb perf test; cycles from an existing "
                    "cycles.json or the Amaranth simulator")
     p.add_argument("--no-plots", action="store_true")
-    p.add_argument("-j", "--jobs", type=int, default=1,
+    p.add_argument("-j", "--jobs", type=positive_int_arg, default=1,
                    help="configurations synthesized in parallel (each Yosys/nextpnr run "
                    "uses one core; default 1)")
     p.add_argument("--list", action="store_true", help="list the configurations and exit")
