@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from ._parallel import run_chunks
 from .elements import E2M1, E2M3, E3M2, E4M3, E5M2, E8M0_NAN, INT8_MX, UE4M3, floor_log2
 from .inputs import to_blocks
@@ -81,6 +83,18 @@ TENSOR_SCALE_FLOOR = np.float32(2.0**-120)
 FP16_MAX = np.float32(65504.0)  # INT4's fp16 block scale saturates here (numerics §6)
 
 
+def check_tensor_amax(v) -> np.float32:
+    """tensor_amax must be a finite real number >= 0 that float32 holds (numerics §5)."""
+    a = np.asarray(v)
+    if a.ndim != 0 or a.dtype.kind not in "iuf":
+        raise UsageError(f"tensor_amax must be a real number, got {v!r}")
+    with np.errstate(over="ignore"):
+        f = np.float32(a)
+    if not np.isfinite(f) or f < 0:
+        raise UsageError(f"tensor_amax must be finite and >= 0 (in float32), got {v!r}")
+    return f
+
+
 class NVFP4Format:
     """NVFP4: E2M1 elements, UE4M3 block scale per 16, float32 tensor scale (§5).
 
@@ -103,7 +117,7 @@ class NVFP4Format:
         if tensor_amax is None:
             finite = a[np.isfinite(a)]
             tensor_amax = finite.max() if finite.size else np.float32(0)
-        tensor_amax = np.float32(tensor_amax)
+        tensor_amax = check_tensor_amax(tensor_amax)
         if tensor_amax > 0:
             s_t = max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
         else:

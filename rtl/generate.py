@@ -19,6 +19,7 @@ from amaranth.back import verilog
 
 from semdialect import __version__
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
+from semdialect.golden.lut import check_lut_size
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
@@ -43,6 +44,9 @@ SELECTORS = ("lut", "two-level")
 #: the semdialect unit's default selector, by book as in the golden model (numerics
 #: §15.7): two-level on a class-structured book, the exhaustive LUT engine otherwise
 DEFAULT_SELECTOR = "by book"
+#: Largest error / index ROM the generator elaborates (entries = dialects x addresses,
+#: docs/limits.md); the report sweeps need at most 2^13 (64 dialects, F = 3).
+MAX_RTL_LUT_ENTRIES = 1 << 16
 
 #: Verilator -Wall warning classes waived for the generated files (all stylistic
 #: artefacts of Yosys' write_verilog, see docs/architecture.md "Lint"); every other
@@ -133,12 +137,17 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
             raise ValueError("the mxfp4 unit takes no formatbook")
         return MXFP4Quantizer(**common)
     if kind == "dialectfp4":
+        book = load_formatbook(formatbook or "dialectfp4")
+        check_lut_size(book, book.grid_frac_bits + 1, MAX_RTL_LUT_ENTRIES, "ROM")
         return DialectFP4TwoStage(formatbook=formatbook or "dialectfp4", **common)
     fw = dict(frac_bits=3 if frac_bits is None else frac_bits,
               err_bits=8 if err_bits is None else err_bits)
     if selector is None:  # by book: two-level on class-structured books (numerics §15.7)
         book = load_formatbook(formatbook or DEFAULT_TWO_LEVEL_BOOK)
         selector = "two-level" if book.has_classes else "lut"
+    book = load_formatbook(formatbook or (DEFAULT_TWO_LEVEL_BOOK if selector == "two-level"
+                                          else "semdialect-32"))
+    check_lut_size(book, fw["frac_bits"], MAX_RTL_LUT_ENTRIES, "ROM")  # before any ROM
     if selector == "two-level":
         return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
                                   **common)

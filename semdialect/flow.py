@@ -230,7 +230,9 @@ STAGES = [
 
 
 def run_flow(out: str = "build/flow", quick: bool = False, seed: int = 0) -> int:
-    ctx = FlowContext(Path(out), quick, seed)
+    from .paths import check_output_dir
+
+    ctx = FlowContext(check_output_dir(out, "-o"), quick, seed)  # before any stage runs
     ctx.out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
     timings = []

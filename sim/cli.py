@@ -7,7 +7,11 @@ __all__ = ["register"]
 
 
 def _report(args) -> int:
+    from semdialect.paths import check_output_dir
+
     from .reports import run_report
+
+    check_output_dir(args.output, "-o")  # before any synthesis
 
     run_report(args.output, names=args.configs or None, quick=args.quick,
                ecp5=False if args.no_ecp5 else None,
