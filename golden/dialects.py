@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._parallel import run_chunks
+from .bitaddress import block_exponent_bits, coarsen_map, magnitude_address, magnitude_bits
 from .elements import E8M0_NAN
 from .formatbook import Formatbook, load_formatbook
 from .inputs import to_blocks
@@ -25,6 +26,7 @@ from .scalar_formats import block_exponent
 __all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
+HIST_BLOCKS = 1 << 11  # blocks per histogram of the address path (stays in L2 cache)
 
 
 def normalize_blocks(book: Formatbook, xb: np.ndarray):
@@ -53,6 +55,41 @@ def lut_block_errors(luts: LutSet, v: np.ndarray) -> np.ndarray:
         hist = np.bincount(addr.ravel(), minlength=m * n_addr).reshape(m, n_addr)
         out[s : s + m] = np.rint(hist @ err_t).astype(np.int64)
     return out
+
+
+def address_luts(luts: LutSet, fine_bits: int):
+    """The error and index LUTs re-addressed by one address at `fine_bits` >= F, g + 1
+    fractional bits (gathers from `luts`: the same tables, no second source):
+    (err (D, n) int64, idx (D, n) uint8)."""
+    ib = luts.book.int_bits
+    err = luts.err[:, coarsen_map(ib, fine_bits, luts.frac_bits)]
+    idx = luts.idx[:, coarsen_map(ib, fine_bits, luts.idx_frac_bits)]
+    return err, idx
+
+
+def address_block_errors(err: np.ndarray, addr: np.ndarray) -> np.ndarray:
+    """sum_i err[d, addr_i] for every block and dialect: (nb, D) int64, from address
+    histograms times the error matrix. The sums are integers; float32 holds them exactly
+    when k * max(err) < 2^24 (any summation order, FMA or not), else float64 does."""
+    nb, k = addr.shape
+    n_dial, n_addr = err.shape
+    exact32 = k * int(err.max(initial=0)) < (1 << 24)
+    ftype = np.float32 if exact32 else np.float64
+    err_t = np.ascontiguousarray(err.T, dtype=ftype)
+    # GEMMs below OpenBLAS's threading threshold (M*N*K <= 2^18) run single-threaded:
+    # run_chunks already uses every core, and BLAS threads spinning against a loaded
+    # machine made the product up to 100x slower. (Numerically neutral: sums are exact.)
+    rows = max(8, (1 << 18) // (n_dial * n_addr))
+    out = np.empty((nb, n_dial), dtype=ftype)
+    base = np.arange(min(nb, HIST_BLOCKS))[:, None] * n_addr
+    for s in range(0, nb, HIST_BLOCKS):
+        ac = addr[s : s + HIST_BLOCKS]
+        m = len(ac)
+        hist = np.bincount((ac + base[:m]).ravel(), minlength=m * n_addr)
+        hist = hist.reshape(m, n_addr).astype(ftype)
+        for r in range(0, m, rows):
+            np.matmul(hist[r : r + rows], err_t, out=out[s + r : s + min(m, r + rows)])
+    return out.astype(np.int64)
 
 
 def allowed_mask(allowed, n_blocks: int, n_dialects: int) -> np.ndarray | None:
@@ -161,6 +198,10 @@ class DialectFormat:
         if selector == "two-stage" and mask is not None:
             raise ValueError("the two-stage selector does not take an allowed mask")
         luts = build_luts(book, frac_bits, err_bits) if selector == "lut" else None
+        if luts is not None:  # one address at the finer of F and g + 1 feeds both LUTs
+            fine_bits = max(luts.frac_bits, luts.idx_frac_bits)
+            err_f, idx_f = address_luts(luts, fine_bits)
+            idx_flat = idx_f.ravel()
         codes = np.empty(xb.shape, dtype=np.uint8)
         scales = np.empty(len(xb), dtype=np.uint8)
         d = np.empty(len(xb), dtype=np.int64)
@@ -168,17 +209,25 @@ class DialectFormat:
         def chunk(s0, s1):
             xc = xb[s0:s1]
             mc = mask[s0:s1] if mask is not None and mask.ndim == 2 else mask
-            e, v, bad = normalize_blocks(book, xc)
-            if selector == "lut":
-                dc = masked_argmin(lut_block_errors(luts, v), mc)
-            elif selector == "mse":
-                dc = masked_argmin(exact_block_errors(book.values, v), mc)
+            if luts is not None:  # integer path from the float32 bits (bitaddress.py)
+                ab = magnitude_bits(xc)
+                e, bad = block_exponent_bits(ab, book.emax)
+                ab[bad] = 0
+                addr = magnitude_address(ab, e, fine_bits, book.int_bits)
+                dc = masked_argmin(address_block_errors(err_f, addr), mc)
             else:
-                dc = two_stage_select(book, v, bad)
+                e, v, bad = normalize_blocks(book, xc)
+                if selector == "mse":
+                    dc = masked_argmin(exact_block_errors(book.values, v), mc)
+                else:
+                    dc = two_stage_select(book, v, bad)
             if mc is not None:  # NaN/Inf blocks: lowest allowed id (§8.7)
                 first = np.argmax(np.broadcast_to(mc, (len(xc), book.num_dialects)), axis=-1)
                 dc = np.where(bad, first, dc)
-            idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
+            if luts is not None:  # exact RNE through the index LUT (§8.5)
+                idx = idx_flat[dc[:, None] * idx_f.shape[1] + addr]
+            else:
+                idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
             cc = (np.signbit(xc).astype(np.uint8) << 3) | idx
             cc[bad] = 0
             codes[s0:s1] = cc

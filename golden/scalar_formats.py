@@ -5,6 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._parallel import run_chunks
+from .bitaddress import (
+    block_exponent_bits,
+    element_address_bits,
+    element_code_table,
+    magnitude_address,
+    magnitude_bits,
+)
 from .elements import E2M1, E2M3, E3M2, E4M3, E5M2, E8M0_NAN, INT8_MX, UE4M3, floor_log2
 from .inputs import to_blocks
 from .quantized import QuantizedTensor
@@ -47,6 +54,9 @@ class MXFormat:
 
     def _quantize_blocks(self, xb: np.ndarray):
         """(nb, k) float32 blocks -> (codes (nb, k) uint8, scale codes (nb,) uint8)."""
+        fq = element_address_bits(self.elem)
+        if fq is not None:
+            return self._quantize_blocks_by_address(xb, fq)
         bad = _nonfinite_blocks(xb)
         a = np.abs(xb)
         amax = np.where(bad, 0, a.max(axis=-1))
@@ -60,6 +70,19 @@ class MXFormat:
         codes[bad] = 0
         scales = np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
         return codes, scales
+
+    def _quantize_blocks_by_address(self, xb: np.ndarray, fq: int):
+        """The same codes through the exact address of x * 2^-e (bitaddress.py): integer
+        shifts from the float32 bits and one lookup in the element's code table."""
+        el = self.elem
+        ab = magnitude_bits(xb)
+        e, bad = block_exponent_bits(ab, el.emax)
+        ab[bad] = 0
+        addr = magnitude_address(ab, e, fq, el.emax + 1)
+        codes = element_code_table(el)[addr]
+        codes |= np.signbit(xb).astype(np.uint8) << el.sign_shift
+        codes[bad] = 0
+        return codes, np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
 
     def dequantize(self, qt: QuantizedTensor) -> np.ndarray:
         vals = self.elem.decode(qt.block_view(qt.codes))
