@@ -16,7 +16,7 @@ from .elements import E2M1, E2M3, E3M2, E4M3, E5M2, E8M0_NAN, INT8_MX, UE4M3, fl
 from .inputs import to_blocks
 from .quantized import QuantizedTensor
 
-__all__ = ["MXFormat", "NVFP4Format", "Int4Format", "block_exponent"]
+__all__ = ["MXFormat", "NVFP4Format", "Int4Format", "block_exponent", "nvfp4_tensor_scale"]
 
 
 def block_exponent(amax: np.ndarray, emax: int) -> np.ndarray:
@@ -104,6 +104,14 @@ TENSOR_SCALE_FLOOR = np.float32(2.0**-120)
 FP16_MAX = np.float32(65504.0)  # INT4's fp16 block scale saturates here (numerics §6)
 
 
+def nvfp4_tensor_scale(tensor_amax) -> np.float32:
+    """s_t = max(fp32(amax / (448 * 6)), 2^-120); 1 for amax = 0 (numerics §5)."""
+    tensor_amax = np.float32(tensor_amax)
+    if tensor_amax > 0:
+        return max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
+    return np.float32(1)
+
+
 class NVFP4Format:
     """NVFP4: E2M1 elements, UE4M3 block scale per 16, float32 tensor scale (§5).
 
@@ -126,11 +134,7 @@ class NVFP4Format:
         if tensor_amax is None:
             finite = a[np.isfinite(a)]
             tensor_amax = finite.max() if finite.size else np.float32(0)
-        tensor_amax = np.float32(tensor_amax)
-        if tensor_amax > 0:
-            s_t = max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
-        else:
-            s_t = np.float32(1)
+        s_t = nvfp4_tensor_scale(tensor_amax)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             block_scale = (amax_b / F4_MAX).astype(np.float32)
             scaled = np.clip((block_scale / s_t).astype(np.float32), E4M3_MIN_NORMAL, E4M3_MAX)
