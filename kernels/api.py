@@ -42,7 +42,9 @@ _BLOCKS_DEVICE = 64
 
 def interpreted() -> bool:
     """True when the kernels were compiled for Triton's CPU interpreter."""
-    return isinstance(tk.shared_exponent_quant_kernel, triton.runtime.interpreter.InterpretedFunction)
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(tk.shared_exponent_quant_kernel, InterpretedFunction)
 
 
 @dataclass
