@@ -57,14 +57,19 @@ def magnitude_address(ab: np.ndarray, e: np.ndarray, frac_bits: int, int_bits: i
     exponents e (nb,) with |x| < 2^(e + int_bits). int32, shape of ab."""
     if 23 - frac_bits - (int_bits - 1) < 0:  # sh >= 0 needs F + emax <= 23
         raise ValueError(f"{frac_bits} fractional + {int_bits} integer bits exceed float32")
-    ex = ab >> 23
-    ee = np.maximum(ex, 1)
-    mant = ab - ((ee - 1) << 23)  # M: the hidden bit restored for normals
+    ee = ab >> 23
+    np.maximum(ee, 1, out=ee)  # Ee (in place: this runs on every element)
     sh = (np.int32(150 - frac_bits) + e)[..., None] - ee
     np.minimum(sh, MAX_ADDRESS_SHIFT, out=sh)
+    ee -= 1
+    ee <<= 23
+    mant = np.subtract(ab, ee, out=ee)  # M: the hidden bit restored for normals
     t = mant >> sh
-    sticky = (t << sh) != mant
-    return (t << 1) | sticky
+    sticky = t << sh
+    np.not_equal(sticky, mant, out=sticky, casting="unsafe")  # 0 / 1
+    t <<= 1
+    t |= sticky
+    return t
 
 
 def coarsen_map(int_bits: int, fine_bits: int, coarse_bits: int) -> np.ndarray:
