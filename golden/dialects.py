@@ -22,11 +22,14 @@ from .lut import (
 )
 from .quantized import QuantizedTensor
 from .scalar_formats import block_exponent
+from .two_level import build_two_level, class_from_address, two_level_select_from_errors
 
-__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select"]
+__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select",
+           "default_selector"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
 HIST_BLOCKS = 1 << 11  # blocks per histogram of the address path (stays in L2 cache)
+SELECTORS = ("lut", "mse", "two-stage", "two-level")
 
 
 def normalize_blocks(book: Formatbook, xb: np.ndarray):
@@ -170,12 +173,18 @@ def two_stage_select(book: Formatbook, v: np.ndarray, bad: np.ndarray) -> np.nda
     return np.where(bad, 0, d)
 
 
+def default_selector(book: Formatbook) -> str:
+    """numerics §15.7: 'two-level' on a class-structured book, else the exhaustive 'lut'."""
+    return "two-level" if book.has_classes else "lut"
+
+
 class DialectFormat:
-    """A formatbook format. selector: 'lut' (§8), 'mse' (exact), 'two-stage' (§9)."""
+    """A formatbook format. selector: 'lut' (§8), 'mse' (exact), 'two-stage' (§9),
+    'two-level' (§15, class-structured books)."""
 
     code_bits = 4
 
-    def __init__(self, name: str, book: str, selector: str, default_block: int = 32):
+    def __init__(self, name: str, book: str, selector: str | None, default_block: int = 32):
         self.name = name
         self.default_book = book
         self.default_selector = selector
@@ -186,9 +195,9 @@ class DialectFormat:
                  allowed=None) -> QuantizedTensor:
         k = self.default_block if block_size is None else block_size
         book = load_formatbook(formatbook or self.default_book)
-        selector = selector or self.default_selector
-        if selector not in ("lut", "mse", "two-stage"):
-            raise ValueError(f"unknown selector {selector!r}: use 'lut', 'mse' or 'two-stage'")
+        selector = selector or self.default_selector or default_selector(book)
+        if selector not in SELECTORS:
+            raise ValueError(f"unknown selector {selector!r}: use one of {', '.join(SELECTORS)}")
         xb = to_blocks(x32, k)
         lead = xb.shape[:-1]
         xb = xb.reshape(-1, k)
@@ -197,8 +206,10 @@ class DialectFormat:
             raise ValueError("allowed mask rows must match the number of blocks")
         if selector == "two-stage" and mask is not None:
             raise ValueError("the two-stage selector does not take an allowed mask")
-        luts = build_luts(book, frac_bits, err_bits) if selector == "lut" else None
-        if luts is not None:  # one address at the finer of F and g + 1 feeds both LUTs
+        fast = selector in ("lut", "two-level")  # integer path from the float32 bits
+        luts = build_luts(book, frac_bits, err_bits) if fast else None
+        tables = build_two_level(book, frac_bits, err_bits) if selector == "two-level" else None
+        if fast:  # one address at the finer of F and g + 1 feeds both LUTs
             fine_bits = max(luts.frac_bits, luts.idx_frac_bits)
             err_f, idx_f = address_luts(luts, fine_bits)
             idx_flat = idx_f.ravel()
@@ -209,22 +220,27 @@ class DialectFormat:
         def chunk(s0, s1):
             xc = xb[s0:s1]
             mc = mask[s0:s1] if mask is not None and mask.ndim == 2 else mask
-            if luts is not None:  # integer path from the float32 bits (bitaddress.py)
+            if fast:  # (bitaddress.py; equal to the float64 path bit for bit)
                 ab = magnitude_bits(xc)
                 e, bad = block_exponent_bits(ab, book.emax)
                 ab[bad] = 0
                 addr = magnitude_address(ab, e, fine_bits, book.int_bits)
-                dc = masked_argmin(address_block_errors(err_f, addr), mc)
+                err = address_block_errors(err_f, addr)
+                if selector == "lut":
+                    dc = masked_argmin(err, mc)
+                else:  # NaN/Inf blocks select as all-zero ones (§15.4)
+                    dc = two_level_select_from_errors(
+                        tables, class_from_address(book, addr, fine_bits), err, mc)
             else:
                 e, v, bad = normalize_blocks(book, xc)
                 if selector == "mse":
                     dc = masked_argmin(exact_block_errors(book.values, v), mc)
                 else:
                     dc = two_stage_select(book, v, bad)
-            if mc is not None:  # NaN/Inf blocks: lowest allowed id (§8.7)
+            if mc is not None and selector != "two-level":  # NaN/Inf: lowest allowed (§8.7)
                 first = np.argmax(np.broadcast_to(mc, (len(xc), book.num_dialects)), axis=-1)
                 dc = np.where(bad, first, dc)
-            if luts is not None:  # exact RNE through the index LUT (§8.5)
+            if fast:  # exact RNE through the index LUT (§8.5)
                 idx = idx_flat[dc[:, None] * idx_f.shape[1] + addr]
             else:
                 idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
@@ -236,7 +252,7 @@ class DialectFormat:
 
         run_chunks(chunk, len(xb), k)
         opts = {"formatbook": book.name, "selector": selector}
-        if selector == "lut":
+        if selector in ("lut", "two-level"):
             opts.update(frac_bits=frac_bits, err_bits=err_bits)
         qt = QuantizedTensor(
             self.name, k, codes.reshape(x32.shape), scales.reshape(lead),

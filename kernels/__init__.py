@@ -1,4 +1,4 @@
-"""semdialect.kernels: Triton kernels bit-exact with the golden model (numerics §15).
+"""semdialect.kernels: Triton kernels bit-exact with the golden model (numerics §16).
 
 Fused quantize / dequantize for `semdialect` (exhaustive LUT-engine selector over a
 candidate set, optional SeDA mask), `mxfp4` and `nvfp4`, from float32 / float16 /

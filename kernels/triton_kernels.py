@@ -1,6 +1,6 @@
 """Triton kernels: fused block quantize / dequantize, bit-exact with semdialect.golden.
 
-Every step is integer arithmetic on bit patterns (docs/numerics.md §15):
+Every step is integer arithmetic on bit patterns (docs/numerics.md §16):
 
 - inputs are loaded as raw bits (int16 for fp16/bf16, int32 for fp32) and widened to
   float32 bits by integer code, so no conversion, rounding mode or flush-to-zero of the

@@ -97,3 +97,28 @@ def test_mx_address_path_equals_codec_path(fmt, k, monkeypatch):
 def test_big_element_formats_keep_the_codec_path():
     for fmt in ("mxfp8_e4m3", "mxfp8_e5m2", "mxint8"):
         assert ba.element_address_bits(sf.MX_FORMATS[fmt].elem) is None
+
+
+@pytest.mark.parametrize("book_name", ["semdialect-32c8x8", "semdialect-32c8x4"])
+@pytest.mark.parametrize("frac_bits", [1, 3, 5])
+def test_two_level_fast_path_equals_float64_path(book_name, frac_bits):
+    """Class from the block-max address and in-class argmin of the exhaustive sums equal
+    two_level_select on the float64 v (class rule, effective class with masks, ties)."""
+    from semdialect.golden.two_level import build_two_level, two_level_select
+
+    rng = np.random.default_rng(frac_bits + len(book_name))
+    xb = adversarial(rng, 2500, 32)
+    tables = build_two_level(book_name, frac_bits, 8)
+    book = tables.book
+    e, v, bad = normalize_blocks(book, xb)
+    for mask in (None, rng.random((len(xb), 32)) < 0.15):
+        if mask is not None:
+            mask[np.arange(len(xb)), rng.integers(0, 32, len(xb))] = True
+        want_d = two_level_select(tables, v, mask)
+        want = (np.signbit(xb).astype(np.uint8) << 3) | quantize_to_dialect(
+            book.values, want_d, v).astype(np.uint8)
+        want[bad] = 0
+        qt = G.quantize(xb, "semdialect", formatbook=book_name, selector="two-level",
+                        frac_bits=frac_bits, allowed=mask)
+        assert np.array_equal(qt.dialects.ravel(), want_d)
+        assert np.array_equal(qt.codes, want)

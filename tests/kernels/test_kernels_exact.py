@@ -1,4 +1,4 @@
-"""Triton kernels bit-exact with semdialect.golden (numerics §15) on adversarial data:
+"""Triton kernels bit-exact with semdialect.golden (numerics §16) on adversarial data:
 ties and rounding boundaries +-1 ulp at every block scale, zeros, -0, subnormals,
 NaN/Inf blocks, huge values, random SeDA masks, odd shapes, non-contiguous inputs, for
 float32, float16 and bfloat16 input. Runs in Triton's interpreter on CPU (CI) or on CUDA
