@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from .elements import floor_log2
 
 __all__ = [
@@ -56,7 +58,7 @@ def magnitude_address(ab: np.ndarray, e: np.ndarray, frac_bits: int, int_bits: i
     """floor(|x| 2^(F-e)) << 1 | sticky for finite magnitude bits ab (nb, k) and block
     exponents e (nb,) with |x| < 2^(e + int_bits). int32, shape of ab."""
     if 23 - frac_bits - (int_bits - 1) < 0:  # sh >= 0 needs F + emax <= 23
-        raise ValueError(f"{frac_bits} fractional + {int_bits} integer bits exceed float32")
+        raise UsageError(f"{frac_bits} fractional + {int_bits} integer bits exceed float32")
     ee = ab >> 23
     np.maximum(ee, 1, out=ee)  # Ee (in place: this runs on every element)
     sh = (np.int32(150 - frac_bits) + e)[..., None] - ee
@@ -76,7 +78,7 @@ def coarsen_map(int_bits: int, fine_bits: int, coarse_bits: int) -> np.ndarray:
     """Address at `coarse_bits` fractional bits of every address at `fine_bits` >= it:
     t' = t >> (fine - coarse), sticky' = sticky | (dropped bits != 0). (2^(I+fine+1),)"""
     if coarse_bits > fine_bits:
-        raise ValueError("coarsen_map needs coarse_bits <= fine_bits")
+        raise UsageError("coarsen_map needs coarse_bits <= fine_bits")
     a = np.arange(2 << (int_bits + fine_bits), dtype=np.int64)
     t, s = a >> 1, a & 1
     d = fine_bits - coarse_bits

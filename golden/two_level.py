@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from .formatbook import Formatbook, FormatbookError, load_formatbook
 from .lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS, LutSet, build_luts
 
@@ -153,7 +155,7 @@ def class_from_address(book: Formatbook, addr: np.ndarray, fine_bits: int) -> np
     b = book.class_bits
     drop = fine_bits - (b - book.emax)
     if drop < 0:
-        raise ValueError(f"addresses at {fine_bits} fractional bits cannot give {b} class bits")
+        raise UsageError(f"addresses at {fine_bits} fractional bits cannot give {b} class bits")
     t = ((addr.max(axis=-1) >> 1) >> drop).astype(np.int64)
     return np.clip(t - (1 << b), 0, (1 << b) - 1)
 

@@ -22,11 +22,13 @@ import torch
 import triton
 
 from semdialect import golden
+from semdialect.errors import InputTypeError, UsageError
 from semdialect.golden.bitaddress import element_address_bits, element_code_table
-from semdialect.golden.dialects import address_luts, allowed_mask
+from semdialect.golden.dialects import address_luts, allowed_mask, default_selector
 from semdialect.golden.formatbook import load_formatbook
 from semdialect.golden.lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS
 from semdialect.golden.scalar_formats import nvfp4_tensor_scale
+from semdialect.golden.two_level import build_two_level
 
 from . import triton_kernels as tk
 
@@ -66,16 +68,16 @@ class KernelQuantized:
 
 def _check(x, k: int) -> None:
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
+        raise InputTypeError(f"expected a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in _IN_KIND:
-        raise TypeError(f"unsupported input dtype {x.dtype}: the kernels take float32, "
+        raise InputTypeError(f"unsupported input dtype {x.dtype}: the kernels take float32, "
                         "float16 and bfloat16 tensors")
     if x.ndim == 0:
-        raise ValueError("expected at least a 1-D tensor (blocks run along the last axis)")
+        raise UsageError("expected at least a 1-D tensor (blocks run along the last axis)")
     if k < 2 or k & (k - 1):
-        raise ValueError(f"the kernels need a power-of-two block size >= 2, got {k}")
+        raise UsageError(f"the kernels need a power-of-two block size >= 2, got {k}")
     if x.shape[-1] % k:
-        raise ValueError(f"last axis of shape {tuple(x.shape)} is {x.shape[-1]}, not a "
+        raise UsageError(f"last axis of shape {tuple(x.shape)} is {x.shape[-1]}, not a "
                          f"multiple of the block size {k}")
     if x.device.type == "cpu" and not interpreted():
         raise RuntimeError("CPU tensors need Triton's interpreter: set TRITON_INTERPRET=1 "
@@ -98,7 +100,7 @@ def _per_program(g: int | None) -> int:
     if g is None:
         return _BLOCKS_INTERPRETED if interpreted() else _BLOCKS_DEVICE
     if g < 1 or g & (g - 1):
-        raise ValueError(f"blocks_per_program must be a power of two, got {g}")
+        raise UsageError(f"blocks_per_program must be a power of two, got {g}")
     return g
 
 
@@ -121,7 +123,7 @@ def _candidates_and_mask(allowed, candidates, n_blocks: int, n_dialects: int, de
     if candidates is not None:
         ids = np.unique(np.asarray(candidates, dtype=np.int64))
         if ids.size == 0 or ids[0] < 0 or ids[-1] >= n_dialects:
-            raise ValueError(f"candidate dialect ids must be in 0..{n_dialects - 1}")
+            raise UsageError(f"candidate dialect ids must be in 0..{n_dialects - 1}")
     else:
         ids = np.arange(n_dialects)
     mask = None
@@ -132,29 +134,31 @@ def _candidates_and_mask(allowed, candidates, n_blocks: int, n_dialects: int, de
         if m.ndim == 1:
             ids = ids[m[ids]]
             if ids.size == 0:
-                raise ValueError("allowed mask and candidates leave no dialect")
+                raise UsageError("allowed mask and candidates leave no dialect")
         else:
             if not m[:, ids].any(axis=-1).all():
-                raise ValueError("allowed mask leaves a block with no candidate dialect")
-            mask = torch.as_tensor(m.astype(np.uint8), device=device)
+                raise UsageError("allowed mask leaves a block with no candidate dialect")
+            mask = torch.as_tensor(np.ascontiguousarray(m, dtype=np.uint8), device=device)
     return torch.as_tensor(ids.astype(np.int32), device=device), mask
 
 
 def quantize(x: torch.Tensor, fmt: str, *, block_size: int | None = None, formatbook=None,
              frac_bits: int = DEFAULT_FRAC_BITS, err_bits: int = DEFAULT_ERR_BITS,
-             allowed=None, candidates=None, tensor_amax=None,
+             selector: str | None = None, allowed=None, candidates=None, tensor_amax=None,
              blocks_per_program: int | None = None) -> KernelQuantized:
     """Quantize x in blocks along its last axis, bit-exact with `golden.quantize`.
 
-    semdialect: ``formatbook``, ``frac_bits``, ``err_bits``, ``allowed`` (dialect ids, a
-    (D,) or (n_blocks, D) bool mask: SeDA) as golden, and ``candidates``: the dialect ids
-    the exhaustive LUT selector searches (default all). nvfp4: ``tensor_amax``.
+    semdialect: ``formatbook`` (default: golden's), ``selector`` ('lut' exhaustive |
+    'two-level'; default by book, as golden), ``frac_bits``, ``err_bits``, ``allowed``
+    (dialect ids, a (D,) or (n_blocks, D) bool mask: SeDA) as golden, and
+    ``candidates``: the dialect ids the exhaustive selector searches (default all).
+    nvfp4: ``tensor_amax``.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown kernel format {fmt!r}; kernels exist for {', '.join(FORMATS)}")
+        raise UsageError(f"unknown kernel format {fmt!r}; kernels exist for {', '.join(FORMATS)}")
     k = block_size or (16 if fmt == "nvfp4" else 32)
     if fmt == "nvfp4" and k != 16:
-        raise ValueError(f"nvfp4 uses blocks of 16 elements, got block_size={k}")
+        raise UsageError(f"nvfp4 uses blocks of 16 elements, got block_size={k}")
     _check(x, k)
     g = _per_program(blocks_per_program)
     dev = x.device
@@ -186,16 +190,35 @@ def quantize(x: torch.Tensor, fmt: str, *, block_size: int | None = None, format
                 raw, sr, sc, n_blocks, bpr, tab, tab, tab, 0, tab, 1,
                 packed, n // 2, scales, scales,
                 IN_KIND=kind, K=k, G=g, EMAX=golden.E2M1.emax,
-                FINE=element_address_bits(golden.E2M1), N_ADDR=tab.numel(), SELECT=False,
+                FINE=element_address_bits(golden.E2M1), N_ADDR=tab.numel(), SELECT=0,
                 HAS_MASK=False)
     else:
-        book = load_formatbook(formatbook or "semdialect-32")
+        book = load_formatbook(formatbook or golden.DEFAULT_SEMDIALECT_BOOK)
+        selector = selector or default_selector(book)
+        if selector not in ("lut", "two-level"):
+            raise UsageError(f"the kernels implement selector 'lut' and 'two-level', got "
+                             f"{selector!r}")
         err, idx, fine, err_max = _dialect_tables(book, int(frac_bits), int(err_bits),
                                                   str(dev))
         if k * err_max >= 1 << 31:
-            raise ValueError(f"block size {k} x error LUT entries {err_max} overflow int32")
+            raise UsageError(f"block size {k} x error LUT entries {err_max} overflow int32")
+        if selector == "two-level" and candidates is not None:
+            raise UsageError("candidates are the exhaustive selector's; two-level searches "
+                             "the block's class")
         cand, mask = _candidates_and_mask(allowed, candidates, n_blocks, book.num_dialects,
                                           dev)
+        classes = {}
+        if selector == "two-level":
+            tables = build_two_level(book, frac_bits, err_bits)
+            cand = torch.as_tensor(np.ascontiguousarray(tables.class_ids, dtype=np.int32),
+                                   device=dev)
+            if mask is None and allowed is not None:  # (D,) mask / ids: same for all blocks
+                m = allowed_mask(np.asarray(allowed), n_blocks, book.num_dialects)
+                mask = torch.as_tensor(np.ascontiguousarray(
+                    np.broadcast_to(m, (n_blocks, m.shape[-1])), dtype=np.uint8), device=dev)
+            classes = dict(N_CLASSES=tables.num_classes, CLASS_SIZE=tables.k,
+                           CLASS_BITS=book.class_bits,
+                           CLASS_DROP=fine - (book.class_bits - book.emax))
         dialects = torch.empty(n_blocks, dtype=torch.uint8, device=dev)
         if n_blocks:
             tk.shared_exponent_quant_kernel[_grid(n_blocks, g)](
@@ -203,9 +226,10 @@ def quantize(x: torch.Tensor, fmt: str, *, block_size: int | None = None, format
                 mask if mask is not None else cand, book.num_dialects,
                 packed, n // 2, scales, dialects,
                 IN_KIND=kind, K=k, G=g, EMAX=book.emax, FINE=fine, N_ADDR=err.shape[1],
-                SELECT=True, HAS_MASK=mask is not None)
+                SELECT=1 if selector == "lut" else 2, HAS_MASK=mask is not None, **classes)
         out.dialects = dialects.reshape(*lead, bpr)
-        out.options = {"formatbook": book, "frac_bits": frac_bits, "err_bits": err_bits}
+        out.options = {"formatbook": book, "selector": selector, "frac_bits": frac_bits,
+                       "err_bits": err_bits}
     out.packed = packed.reshape(*lead, n // 2)
     out.scales = scales.reshape(*lead, bpr)
     return out

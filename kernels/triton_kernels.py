@@ -171,16 +171,35 @@ def _block_coords(pid, n_blocks, blocks_per_row, G: tl.constexpr, K: tl.constexp
 
 
 @triton.jit
+def _try_dialect(d, best, best_d, err_ptr, addr_e, addr_o, mask_ptr, b, valid, n_dialects,
+                 N_ADDR: tl.constexpr, HAS_MASK: tl.constexpr):
+    """Integer LUT sum of dialect d (G,) per block; keep it if strictly smaller, or equal
+    with a lower id (ties to the lowest id whatever the candidate order); disallowed
+    dialects (mask 0) sum to 2^31 - 2, above every real sum."""
+    row = err_ptr + d[:, None] * N_ADDR
+    s = tl.sum(tl.load(row + addr_e), axis=1) + tl.sum(tl.load(row + addr_o), axis=1)
+    if HAS_MASK:
+        ok = tl.load(mask_ptr + b.to(tl.int64) * n_dialects + d, mask=valid, other=1)
+        s = tl.where(ok != 0, s, 2147483646)
+    better = (s < best) | ((s == best) & (d < best_d))
+    return tl.where(better, s, best), tl.where(better, d, best_d)
+
+
+@triton.jit
 def shared_exponent_quant_kernel(
     x_ptr, stride_r, stride_c, n_blocks, blocks_per_row,
     err_ptr, idx_ptr, cand_ptr, n_cand, mask_ptr, n_dialects,
     codes_ptr, code_stride, scales_ptr, dialects_ptr,
     IN_KIND: tl.constexpr, K: tl.constexpr, G: tl.constexpr, EMAX: tl.constexpr,
     FINE: tl.constexpr, N_ADDR: tl.constexpr, SELECT: tl.constexpr, HAS_MASK: tl.constexpr,
+    N_CLASSES: tl.constexpr = 1, CLASS_SIZE: tl.constexpr = 1, CLASS_BITS: tl.constexpr = 0,
+    CLASS_DROP: tl.constexpr = 0,
 ):
-    """E8M0-scaled 4-bit formats: `semdialect` (SELECT: LUT-engine selection over the
-    candidate ids in cand_ptr, optional allowed mask (n_blocks, n_dialects) uint8) and
-    MX fp4 (no selection: idx_ptr is the element code table, one row)."""
+    """E8M0-scaled 4-bit formats. SELECT 0: MX fp4 (no selection: idx_ptr is the element
+    code table, one row). SELECT 1: `semdialect`, exhaustive LUT engine over the n_cand
+    ids at cand_ptr. SELECT 2: two-level (numerics §15): cand_ptr is the (N_CLASSES,
+    CLASS_SIZE) class table, the class comes from the block-max address. Optional allowed
+    mask (n_blocks, n_dialects) uint8 in both selectors."""
     pid = tl.program_id(0)
     b, valid, row, col0 = _block_coords(pid, n_blocks, blocks_per_row, G, K)
     j = tl.arange(0, K // 2)
@@ -194,21 +213,41 @@ def shared_exponent_quant_kernel(
     ao = tl.where(bad[:, None], 0, ao)
     addr_e = _address(ae, e[:, None], FINE)
     addr_o = _address(ao, e[:, None], FINE)
-    if SELECT:
+    if SELECT == 1:
         # integer LUT sums, integer argmin, ties to the lowest id (numerics §8.4)
         best = tl.full((G,), 2147483647, tl.int32)
         best_d = tl.zeros((G,), tl.int32)
         for c in range(n_cand):
-            d = tl.load(cand_ptr + c)
-            row_ptr = err_ptr + d * N_ADDR
-            s = tl.sum(tl.load(row_ptr + addr_e), axis=1) + tl.sum(tl.load(row_ptr + addr_o),
-                                                                   axis=1)
-            if HAS_MASK:
-                ok = tl.load(mask_ptr + b.to(tl.int64) * n_dialects + d, mask=valid, other=1)
-                s = tl.where(ok != 0, s, 2147483646)
-            better = (s < best) | ((s == best) & (d < best_d))
-            best = tl.where(better, s, best)
-            best_d = tl.where(better, d, best_d)
+            d = tl.load(cand_ptr + c) + tl.zeros((G,), tl.int32)
+            best, best_d = _try_dialect(d, best, best_d, err_ptr, addr_e, addr_o, mask_ptr,
+                                        b, valid, n_dialects, N_ADDR, HAS_MASK)
+        tl.store(dialects_ptr + b, best_d.to(tl.uint8), mask=valid)
+        tab = idx_ptr + best_d[:, None] * N_ADDR
+    elif SELECT == 2:
+        # class = clamp(floor(vmax 2^(b - emax)) - 2^b, 0, 2^b - 1) (§15.1): floor is
+        # monotone, so it is the largest address's t shifted right
+        tmax = tl.maximum(tl.max(addr_e, axis=1), tl.max(addr_o, axis=1)) >> 1
+        cls = tl.minimum(tl.maximum((tmax >> CLASS_DROP) - (1 << CLASS_BITS), 0),
+                         N_CLASSES - 1)
+        if HAS_MASK:  # effective class (§15.3): smallest >= cls with an allowed id, else
+            up = tl.full((G,), N_CLASSES, tl.int32)  # the largest below
+            down = tl.full((G,), -1, tl.int32)
+            for c2 in tl.static_range(N_CLASSES):
+                ne = tl.zeros((G,), tl.int32)
+                for jj in tl.static_range(CLASS_SIZE):
+                    dd = tl.load(cand_ptr + c2 * CLASS_SIZE + jj)
+                    ok = tl.load(mask_ptr + b.to(tl.int64) * n_dialects + dd, mask=valid,
+                                 other=1)
+                    ne = ne | (ok != 0).to(tl.int32)
+                up = tl.where((ne != 0) & (cls <= c2) & (up == N_CLASSES), c2, up)
+                down = tl.where((ne != 0) & (cls > c2), c2, down)
+            cls = tl.where(up < N_CLASSES, up, down)
+        best = tl.full((G,), 2147483647, tl.int32)
+        best_d = tl.zeros((G,), tl.int32)
+        for jj in tl.static_range(CLASS_SIZE):  # the K adder trees, ties to the lowest id
+            d = tl.load(cand_ptr + cls * CLASS_SIZE + jj)
+            best, best_d = _try_dialect(d, best, best_d, err_ptr, addr_e, addr_o, mask_ptr,
+                                        b, valid, n_dialects, N_ADDR, HAS_MASK)
         tl.store(dialects_ptr + b, best_d.to(tl.uint8), mask=valid)
         tab = idx_ptr + best_d[:, None] * N_ADDR
     else:

@@ -49,26 +49,45 @@ def test_semdialect_lut_resolutions_and_books(device, book, frac_bits, err_bits)
                           err_bits=err_bits)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_seda_masks_ids_and_candidates(device, dtype):
-    """Random per-block allowed masks (SeDA), allowed id lists, and the candidate-set
-    parameter (= golden's allowed ids) give golden's dialects and codes."""
-    rng = np.random.default_rng(7)
+@pytest.mark.parametrize("book,selector,dtype", [
+    ("semdialect-32", "lut", "float32"), ("semdialect-32", "lut", "bfloat16"),
+    ("semdialect-32c8x8", "two-level", "float32"), ("semdialect-32c8x4", "two-level", "float16"),
+])
+def test_selectors_on_adversarial_blocks(device, book, selector, dtype):
+    rng = np.random.default_rng(zlib.crc32(f"{book}-{dtype}".encode()))
     x = adversarial_dtype(rng, 1024, 32, dtype).reshape(-1, 128)
+    opts = {"formatbook": book, "selector": selector}
+    assert_matches_golden(quantize(to_torch(x, device), "semdialect", **opts), x,
+                          "semdialect", **opts)
+
+
+@pytest.mark.parametrize("book,selector", [("semdialect-32", "lut"),
+                                           ("semdialect-32c8x8", "two-level"),
+                                           ("semdialect-32c8x4", "two-level")])
+def test_seda_masks_ids_and_candidates(device, book, selector):
+    """Random per-block allowed masks (SeDA; sparse ones force two-level's effective-class
+    fallback), allowed id lists, and the candidate-set parameter of the exhaustive
+    selector (= golden's allowed ids) give golden's dialects and codes."""
+    rng = np.random.default_rng(7)
+    x = adversarial_dtype(rng, 1024, 32, "bfloat16").reshape(-1, 128)
     nb = x.size // 32
-    mask = rng.random((nb, 32)) < 0.2
+    mask = rng.random((nb, 32)) < 0.1
     mask[np.arange(nb), rng.integers(0, 32, nb)] = True
     xt = to_torch(x, device)
-    assert_matches_golden(quantize(xt, "semdialect", allowed=mask), x, "semdialect",
-                          allowed=mask)
+    opts = {"formatbook": book, "selector": selector}
+    fortran = np.asfortranarray(mask)  # any memory layout of the mask
+    assert_matches_golden(quantize(xt, "semdialect", allowed=fortran, **opts), x,
+                          "semdialect", allowed=mask, **opts)
     ids = np.array([3, 17, 5, 30])
-    assert_matches_golden(quantize(xt, "semdialect", allowed=ids), x, "semdialect",
-                          allowed=ids)
-    assert_matches_golden(quantize(xt, "semdialect", candidates=ids), x, "semdialect",
-                          allowed=ids)
+    assert_matches_golden(quantize(xt, "semdialect", allowed=ids, **opts), x, "semdialect",
+                          allowed=ids, **opts)
+    if selector == "lut":
+        assert_matches_golden(quantize(xt, "semdialect", candidates=ids, **opts), x,
+                              "semdialect", allowed=ids, **opts)
 
 
-def test_ties_go_to_the_lowest_id(device):
+@pytest.mark.parametrize("book", ["semdialect-32", "semdialect-32c8x8"])
+def test_ties_go_to_the_lowest_id(device, book):
     """Blocks where many dialects share the smallest error (all-zero, tiny, exactly
     representable everywhere) pick the lowest (allowed) id, like golden."""
     x = np.zeros((4, 128), dtype=np.float32)
@@ -76,11 +95,12 @@ def test_ties_go_to_the_lowest_id(device):
     x[2, 32:64] = [4.0, 0.5] * 16
     x[3] = np.float32(2.0**-149)
     xt = to_torch(x, device)
-    assert_matches_golden(quantize(xt, "semdialect"), x, "semdialect")
+    f = {"formatbook": book}
+    assert_matches_golden(quantize(xt, "semdialect", **f), x, "semdialect", **f)
     mask = np.ones((16, 32), dtype=bool)
     mask[:, :9] = False
-    assert_matches_golden(quantize(xt, "semdialect", allowed=mask), x, "semdialect",
-                          allowed=mask)
+    assert_matches_golden(quantize(xt, "semdialect", allowed=mask, **f), x, "semdialect",
+                          allowed=mask, **f)
 
 
 @pytest.mark.parametrize("fmt", ["semdialect", "mxfp4", "nvfp4"])
@@ -163,4 +183,8 @@ def test_bad_input(device):
     with pytest.raises(ValueError):
         quantize(x, "semdialect", allowed=np.zeros((4, 32), dtype=bool))
     with pytest.raises(ValueError):
-        quantize(x, "semdialect", candidates=[40])
+        quantize(x, "semdialect", formatbook="semdialect-32", candidates=[40])
+    with pytest.raises(ValueError):
+        quantize(x, "semdialect", candidates=[1, 2])  # default two-level: no candidates
+    with pytest.raises(ValueError):
+        quantize(x, "semdialect", selector="mse")
