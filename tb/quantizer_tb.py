@@ -9,7 +9,8 @@ by SEMDIALECT_TB_SPEC. Each test writes a summary JSON next to it.
   last flag compared with the golden model in one batch; blocks out == blocks in.
 * reset_test: reset asserted in the middle of a stream (valid held high, output
   stalled); the outputs before it are a prefix of the expected ones, nothing stale
-  comes out, and the stream after it is bit-exact and complete.
+  comes out, no block is accepted while rst is high (the block offered then waits and
+  is not lost), and the stream after it is bit-exact and complete.
 * perf_test: latency (input accepted -> output valid) and sustained throughput with
   and without backpressure.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from stream import CycleClock, StreamDriver, StreamMonitor
+from stream import CycleClock, StreamDriver, StreamMonitor, cycle_budget
 
 from semdialect.sim.configs import SimConfig, golden_quantize
 from semdialect.sim.rtlspec import interface_from_manifest
@@ -152,16 +153,20 @@ async def stream_test(dut):
     dut._log.info("%s: %d blocks (%d elements); stimulus+golden %.1f s; %s",
                   bench.cfg.name, n, x.size, t_gen, "; ".join(sources))
 
+    gap, bp = float(p.get("gap", 0.1)), float(p.get("backpressure", 0.2))
+    for what, v in (("gap", gap), ("backpressure", bp)):
+        if not 0 <= v < 1:  # 1 would never transfer a block: the run would never end
+            raise ValueError(f"{what} must be in [0, 1), got {v}")
     await bench.start()
     drv = StreamDriver(bench.clock, bench.i_valid, bench.i_ready, bench.i_payload,
-                       gap=float(p.get("gap", 0.1)), seed=seed)
+                       gap=gap, seed=seed)
     mon = StreamMonitor(bench.clock, bench.o_valid, bench.o_ready, bench.o_payload,
-                        backpressure=float(p.get("backpressure", 0.2)), seed=seed + 1)
+                        backpressure=bp, seed=seed + 1)
     c0 = bench.clock.now()
     t0 = time.perf_counter()
     cpu0 = time.process_time()  # the simulator process: Verilator model + cocotb
     mon_task = cocotb.start_soon(mon.run(expect=n, idle_limit=200 + 4 * (bench.itf.latency or 8)))
-    await drv.run(items)
+    await drv.run(items, max_cycles=cycle_budget(n, gap, bp, bench.itf.latency or 0))
     await mon_task
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
@@ -294,6 +299,8 @@ async def reset_test(dut):
     failures = []
     if stale:
         failures.append("o.valid high right after reset (stale block)")
+    if len(dropped):  # i.ready must be low while rst is high: such a block would be lost
+        failures.append(f"{len(dropped)} blocks accepted while rst was high (lost)")
     if not (0 <= len(pre) - n_out_pre <= max(lat, 0)):
         failures.append(f"{len(pre)} blocks accepted before reset, {n_out_pre} came out "
                         f"(more than the pipeline depth {lat} lost, or extra outputs)")

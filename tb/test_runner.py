@@ -262,9 +262,9 @@ def test_corrupted_netlist_rom_is_caught():
     """One entry of the generated index ROM changed in the Verilog: mismatch reported."""
     from semdialect.sim import verilator as v
 
-    base = "synth8-f2"  # the configuration built with the ROM index stage
+    base = "synth8-f2"  # the configuration built with the ROM index stage, memory tables
     cfg = CONFIGS[base]
-    assert cfg.unit == "semdialect" and cfg.index == "rom"
+    assert cfg.unit == "semdialect" and cfg.index == "rom" and cfg.rom_style == "memory"
     gen = v.generate(cfg)
     # which (dialect, address) does the stimulus use most? corrupt exactly that one
     from semdialect.golden import build_luts
