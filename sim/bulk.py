@@ -160,11 +160,11 @@ def _verilator_version(vroot: str) -> str:
     return r.stdout.strip()
 
 
-def cycle_budget(n_blocks: int, gap: float, backpressure: float, latency: int | None) -> int:
-    """Cycles a stream of n blocks may take: 4x the expected count at the given valid and
-    ready probabilities, plus the pipeline and a margin. Beyond it the run fails."""
-    rate = max((1.0 - gap) * (1.0 - backpressure), 1e-3)
-    return int(4 * n_blocks / rate) + 1000 + 20 * (latency or 8)
+def cycle_budget(n_blocks: int, gap: float, bp: float, latency: int | None) -> int:
+    """Cycles a stream of n_blocks may take before the run fails (docs/limits.md): 4x the
+    expected n / ((1 - gap)(1 - bp)), plus 4x the pipeline latency and a margin of 1000.
+    The one budget of both the cocotb bench (tb/stream.py) and the compiled harness."""
+    return int(4 * n_blocks / ((1 - gap) * (1 - bp))) + 1000 + 4 * (latency or 0)
 
 
 @dataclass

@@ -22,7 +22,11 @@ def _report(args) -> int:
 
 
 def _regress(args) -> int:
+    from semdialect.paths import check_output_dir
+
     from .regress import measure_scaling, run_regress
+
+    check_output_dir(args.output, "-o")  # before any cluster starts
 
     cmp = None
     if args.compare_cocotb:
