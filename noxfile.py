@@ -132,9 +132,8 @@ def rtl_regress(session: nox.Session) -> None:
     _pytest(session, env, *RTL_TESTS, "-m", "slow")
     from_file = ROOT / "build" / "flow" / "wan-tiny.safetensors"
     _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
-        "--configs", "semdialect-32", "semdialect-32-b16", "semdialect-32-b64",
-        "semdialect-32-fp16", "dialectfp4", "mxfp4", "synth8-f2",
-        "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb", "--repeats", "3")
+        "--configs", "all", "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb",
+        "--repeats", "3")
     if from_file.exists():
         _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress-captured",
             "--vectors", str(from_file), "--configs", "semdialect-32", "dialectfp4",

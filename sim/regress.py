@@ -298,6 +298,10 @@ def run_regress(out_dir="build/regress", *, configs=("semdialect-32",), vectors=
     'bulk_elements'}: also measure the compiled path against cocotb side by side
     (`sim.bulk.side_by_side`) and put the ratio in the summary."""
     configs = list(configs)
+    if configs == ["all"]:
+        from .configs import CONFIGS
+
+        configs = list(CONFIGS)
     if compare_cocotb:
         for k in ("cocotb_elements", "bulk_elements", "repeats"):
             v = compare_cocotb.get(k, 1)
