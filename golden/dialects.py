@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from ._parallel import run_chunks
 from .bitaddress import block_exponent_bits, coarsen_map, magnitude_address, magnitude_bits
 from .elements import E8M0_NAN
@@ -96,24 +98,45 @@ def address_block_errors(err: np.ndarray, addr: np.ndarray) -> np.ndarray:
 
 
 def allowed_mask(allowed, n_blocks: int, n_dialects: int) -> np.ndarray | None:
-    """Normalize an allowed-dialect spec to a (nb, D) or (D,) bool mask, or None."""
+    """Normalize an allowed-dialect spec to a (nb, D) or (D,) bool mask, or None (§8.4):
+
+    - a **bool** array of shape (D,) or (nb, D): a mask (True = may be chosen);
+    - a 1-D sequence of distinct **integer** ids in 0..D-1: those dialects.
+
+    Anything else is refused (UsageError): floats, 2-D integers, duplicate ids, and, being
+    ambiguous, an integer sequence of length D whose values are all 0 or 1 (a mask of the
+    wrong dtype; pass ``mask.astype(bool)`` or the ids ``np.flatnonzero(mask)``)."""
     if allowed is None:
         return None
     m = np.asarray(allowed)
     if m.dtype != bool:
-        ids = m.astype(np.int64).ravel()
+        if m.size and m.dtype.kind not in "iu":
+            raise UsageError(f"allowed must be a bool mask or integer dialect ids, got dtype "
+                             f"{m.dtype}")
+        if m.ndim != 1:
+            raise UsageError(f"allowed dialect ids must be a 1-D list, got shape {m.shape} "
+                             "(a per-block mask must have dtype bool)")
+        ids = m.astype(np.int64)
         if ids.size == 0 or ids.min() < 0 or ids.max() >= n_dialects:
-            raise ValueError(f"allowed dialect ids must be in 0..{n_dialects - 1}, got {m}")
+            raise UsageError(f"allowed dialect ids must be in 0..{n_dialects - 1}, got {m}")
+        if n_dialects > 1 and ids.size == n_dialects and np.isin(ids, (0, 1)).all():
+            raise UsageError(
+                f"allowed is ambiguous: {n_dialects} integers that are all 0 or 1 read like a "
+                "mask; pass a bool mask (mask.astype(bool)) or dialect ids "
+                "(np.flatnonzero(mask))")
+        if len(np.unique(ids)) != ids.size:
+            raise UsageError(f"allowed dialect ids must be distinct, got {m}")
         mask = np.zeros(n_dialects, dtype=bool)
         mask[ids] = True
         return mask
-    if m.shape[-1] != n_dialects or m.ndim > 2 or (m.ndim == 2 and m.shape[0] != n_blocks):
-        raise ValueError(
+    if m.ndim == 0 or m.shape[-1] != n_dialects or m.ndim > 2 or (
+            m.ndim == 2 and m.shape[0] != n_blocks):
+        raise UsageError(
             f"allowed mask must have shape ({n_dialects},) or ({n_blocks}, {n_dialects}), "
             f"got {m.shape}"
         )
     if not m.any(axis=-1).all():
-        raise ValueError("allowed mask leaves a block with no dialect to choose from")
+        raise UsageError("allowed mask leaves a block with no dialect to choose from")
     return m
 
 

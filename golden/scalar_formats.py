@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from ._parallel import run_chunks
 from .bitaddress import (
     block_exponent_bits,
@@ -104,9 +106,22 @@ TENSOR_SCALE_FLOOR = np.float32(2.0**-120)
 FP16_MAX = np.float32(65504.0)  # INT4's fp16 block scale saturates here (numerics §6)
 
 
+def check_tensor_amax(v) -> np.float32:
+    """tensor_amax must be a finite real number >= 0 that float32 holds (numerics §5)."""
+    a = np.asarray(v)
+    if a.ndim != 0 or a.dtype.kind not in "iuf":
+        raise UsageError(f"tensor_amax must be a real number, got {v!r}")
+    with np.errstate(over="ignore"):
+        f = np.float32(a)
+    if not np.isfinite(f) or f < 0:
+        raise UsageError(f"tensor_amax must be finite and >= 0 (in float32), got {v!r}")
+    return f
+
+
 def nvfp4_tensor_scale(tensor_amax) -> np.float32:
-    """s_t = max(fp32(amax / (448 * 6)), 2^-120); 1 for amax = 0 (numerics §5)."""
-    tensor_amax = np.float32(tensor_amax)
+    """s_t = max(fp32(amax / (448 * 6)), 2^-120); 1 for amax = 0 (numerics §5).
+    tensor_amax is validated first (finite, >= 0, a real number)."""
+    tensor_amax = check_tensor_amax(tensor_amax)
     if tensor_amax > 0:
         return max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
     return np.float32(1)
