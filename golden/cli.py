@@ -258,7 +258,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 def _cmd_bench(args) -> int:
     from . import bench
 
-    return bench.main(args.bench_args)
+    return bench.run_args(args, args.bench_parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -312,5 +312,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_cmd_formatbook_show)
 
     be = sub.add_parser("bench", help="golden throughput vs torchao (ratios, same run)")
-    be.add_argument("bench_args", nargs=argparse.REMAINDER)
-    be.set_defaults(func=_cmd_bench)
+    from . import bench  # options on the subparser itself: REMAINDER dropped leading --opts
+
+    bench.add_arguments(be)
+    be.set_defaults(func=_cmd_bench, bench_parser=be)
