@@ -18,6 +18,7 @@ from .inputs import as_float32
 from .lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS, LutSet, build_luts
 from .quantized import QuantizedTensor, pack_codes, unpack_codes
 from .scalar_formats import MX_FORMATS, Int4Format, NVFP4Format
+from .two_level import TwoLevelTables, build_two_level
 
 __all__ = [
     "quantize",
@@ -30,6 +31,8 @@ __all__ = [
     "BUILTIN_BOOKS",
     "build_luts",
     "LutSet",
+    "build_two_level",
+    "TwoLevelTables",
     "pack_codes",
     "unpack_codes",
     "encode_e8m0",
@@ -44,7 +47,9 @@ _IMPLS = {
     "nvfp4": NVFP4Format(),
     "int4": Int4Format(),
     "dialectfp4": DialectFormat("dialectfp4", "dialectfp4", selector="two-stage"),
-    "semdialect": DialectFormat("semdialect", "semdialect-32", selector="lut"),
+    # default: two-level selection on the class-structured book (numerics §15.7); the
+    # selector defaults by book: 'two-level' for class books, 'lut' otherwise
+    "semdialect": DialectFormat("semdialect", "semdialect-32c8x8", selector=None),
 }
 
 #: Every format name `quantize` accepts.
@@ -55,7 +60,7 @@ def quantize(x, fmt: str, **options) -> QuantizedTensor:
     """Quantize `x` (float32 / float16 / bfloat16 ndarray) in blocks along its last axis.
 
     Options (all keyword): ``block_size`` (every format); ``tensor_amax`` (nvfp4);
-    ``formatbook`` (name or path), ``selector`` ('lut' | 'mse' | 'two-stage'),
+    ``formatbook`` (name or path), ``selector`` ('lut' | 'mse' | 'two-stage' | 'two-level'),
     ``frac_bits``, ``err_bits``, ``allowed`` (dialect ids or a bool mask per block)
     for the dialect formats. See docs/numerics.md.
     """

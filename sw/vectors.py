@@ -114,11 +114,13 @@ def new_manifest(source: dict, run: dict | None = None) -> dict:
     """An empty manifest. `source` must say what produced the data (see docs/vectors.md):
     kind ('model' | 'synthetic' | 'module'), name, weights, label."""
     from semdialect import __version__
+    from semdialect.versions import resolved_versions
 
     m = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
         "producer": f"semdialect {__version__}",
+        "versions": resolved_versions(),
         "source": dict(source),
         "run": dict(run or {}),
         "expected": [],
