@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
-        print(f"{name}: interrupted", file=sys.stderr)
+        fresh = "\n" if sys.stderr.isatty() else ""  # after a progress bar's last line
+        print(f"{fresh}{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # the one place exceptions become messages
         if debug:
