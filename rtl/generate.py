@@ -18,6 +18,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from semdialect import __version__
+from semdialect.errors import LimitExceededError
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
 from semdialect.golden.lut import check_lut_size
 from semdialect.paths import check_output_dir, write_file_group
@@ -42,6 +43,9 @@ UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
 #: Largest error / index ROM the generator elaborates (entries = dialects x addresses,
 #: docs/limits.md); the report sweeps need at most 2^13 (64 dialects, F = 3).
 MAX_RTL_LUT_ENTRIES = 1 << 16
+#: Amaranth's netlist holds values of fewer than 2^16 bits (measured: 256 dialects x B=32
+#: x W=8 fails inside amaranth.hdl._nir); checked before elaboration
+MAX_RTL_VALUE_BITS = 1 << 16
 #: selectors of the semdialect unit: the exhaustive LUT engine or the two-level unit
 SELECTORS = ("lut", "two-level")
 #: the semdialect unit's default selector
@@ -140,6 +144,16 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     f = (3 if frac_bits is None else frac_bits) if kind == "semdialect" \
         else book.grid_frac_bits + 1
     check_lut_size(book, f, MAX_RTL_LUT_ENTRIES, "ROM")  # before elaborating any ROM
+    if kind == "semdialect" and not two_level:
+        # the error-LUT stage is one B x D x W-bit value; Amaranth values are < 2^16 bits
+        width = block_size * book.num_dialects * (8 if err_bits is None else err_bits)
+        if width >= MAX_RTL_VALUE_BITS:
+            raise LimitExceededError(
+                f"formatbook '{book.name}': the error-LUT stage would be one {width}-bit value "
+                f"(block size {block_size} x {book.num_dialects} dialects x W "
+                f"{8 if err_bits is None else err_bits}); the generator's limit is "
+                f"{MAX_RTL_VALUE_BITS - 1} bits (docs/limits.md): fewer dialects, a smaller "
+                "block, a smaller W, or the two-level unit")
     if kind == "dialectfp4":
         return DialectFP4TwoStage(formatbook=formatbook or "dialectfp4", **common)
     fw = dict(frac_bits=3 if frac_bits is None else frac_bits,
@@ -271,5 +285,5 @@ def generate(u, out_dir, name: str | None = None) -> dict:
     vlt += [f'lint_off -rule {r} -file "*{vfile}"' for r in LINT_WAIVERS]
     man = manifest_for(u, top, vfile, vltfile, text)
     write_file_group(out, {vfile: header + text, vltfile: "\n".join(vlt) + "\n",
-                           f"{top}.json": json.dumps(man, indent=2) + "\n"})
+                           f"{top}.json": json.dumps(man, indent=2, allow_nan=False) + "\n"})
     return man

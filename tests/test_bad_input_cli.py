@@ -310,6 +310,17 @@ def test_lut_size_is_estimated_and_refused_before_building(tmp_path, capsys):
     bad(["rtl", "generate", "--formatbook", p, "--frac-bits", "8", "-o", out], capsys,
         "too large")
     assert files_under(out) == []
+    # a book inside the LUT limits whose error-LUT stage is too wide for the generator
+    rng = np.random.default_rng(1)
+    ds = set()
+    while len(ds) < 256:
+        ds.add(tuple([0] + sorted(rng.choice(np.arange(1, 16), 7, replace=False).tolist())))
+    wide = tmp_path / "wide.json"
+    wide.write_text(json.dumps({"name": "wide", "version": 1, "grid": 0.5,
+                                "scale": {"type": "e8m0", "emax": 2},
+                                "dialects": [list(d) for d in sorted(ds)]}))
+    bad(["rtl", "generate", "--formatbook", wide, "-o", out], capsys, "65536-bit")
+    assert files_under(out) == []
     from semdialect.golden import build_luts
     from semdialect.golden.lut import MAX_LUT_ENTRIES, lut_entries
 
