@@ -114,9 +114,9 @@ def _cmd_formatbook_build(args) -> int:
         raise UsageError(f"at most {MAX_BLOCK_SIZE}, got {args.block_size}", "--block-size")
     if not 0 <= args.holdout < 1:
         raise UsageError(f"must be in [0, 1), got {args.holdout}", "--holdout")
-    out = check_output_file(args.output, "-o")  # before the (long) search
     if args.class_size is not None and args.class_bits is None:
-        raise UsageError("--class-size needs --class-bits")
+        raise UsageError("--class-size needs --class-bits", "--class-size")
+    out = check_output_file(args.output, "-o")  # before the (long) search
     if args.class_bits is not None:
         return _build_class_book(args)
     if args.synthetic:
@@ -303,7 +303,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("-o", "--output", required=True)
     b.set_defaults(func=_cmd_formatbook_build)
     s = fsub.add_parser("show", help="print a book, its hash and LUT sizes; export LUTs")
-    s.add_argument("book", help="built-in name (semdialect-32, dialectfp4) or JSON path")
+    s.add_argument("book", help="built-in name (semdialect-32, semdialect-32c8x8, "
+                   "semdialect-32c8x4, dialectfp4) or JSON path")
     s.add_argument("--frac-bits", type=int, default=DEFAULT_FRAC_BITS)
     s.add_argument("--err-bits", type=int, default=DEFAULT_ERR_BITS)
     s.add_argument("--export", metavar="DIR", help="write the LUTs as .npy and JSON")

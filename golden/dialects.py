@@ -8,6 +8,7 @@ import numpy as np
 from semdialect.errors import UsageError
 
 from ._parallel import run_chunks
+from .bitaddress import block_exponent_bits, coarsen_map, magnitude_address, magnitude_bits
 from .elements import E8M0_NAN
 from .formatbook import Formatbook, load_formatbook
 from .inputs import to_blocks
@@ -23,12 +24,13 @@ from .lut import (
 )
 from .quantized import QuantizedTensor
 from .scalar_formats import block_exponent
-from .two_level import build_two_level, two_level_select
+from .two_level import build_two_level, class_from_address, two_level_select_from_errors
 
 __all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select",
            "default_selector"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
+HIST_BLOCKS = 1 << 11  # blocks per histogram of the address path (stays in L2 cache)
 SELECTORS = ("lut", "mse", "two-stage", "two-level")
 
 
@@ -58,6 +60,41 @@ def lut_block_errors(luts: LutSet, v: np.ndarray) -> np.ndarray:
         hist = np.bincount(addr.ravel(), minlength=m * n_addr).reshape(m, n_addr)
         out[s : s + m] = np.rint(hist @ err_t).astype(np.int64)
     return out
+
+
+def address_luts(luts: LutSet, fine_bits: int):
+    """The error and index LUTs re-addressed by one address at `fine_bits` >= F, g + 1
+    fractional bits (gathers from `luts`: the same tables, no second source):
+    (err (D, n) int64, idx (D, n) uint8)."""
+    ib = luts.book.int_bits
+    err = luts.err[:, coarsen_map(ib, fine_bits, luts.frac_bits)]
+    idx = luts.idx[:, coarsen_map(ib, fine_bits, luts.idx_frac_bits)]
+    return err, idx
+
+
+def address_block_errors(err: np.ndarray, addr: np.ndarray) -> np.ndarray:
+    """sum_i err[d, addr_i] for every block and dialect: (nb, D) int64, from address
+    histograms times the error matrix. The sums are integers; float32 holds them exactly
+    when k * max(err) < 2^24 (any summation order, FMA or not), else float64 does."""
+    nb, k = addr.shape
+    n_dial, n_addr = err.shape
+    exact32 = k * int(err.max(initial=0)) < (1 << 24)
+    ftype = np.float32 if exact32 else np.float64
+    err_t = np.ascontiguousarray(err.T, dtype=ftype)
+    # GEMMs below OpenBLAS's threading threshold (M*N*K <= 2^18) run single-threaded:
+    # run_chunks already uses every core, and BLAS threads spinning against a loaded
+    # machine made the product up to 100x slower. (Numerically neutral: sums are exact.)
+    rows = max(8, (1 << 18) // (n_dial * n_addr))
+    out = np.empty((nb, n_dial), dtype=ftype)
+    base = np.arange(min(nb, HIST_BLOCKS))[:, None] * n_addr
+    for s in range(0, nb, HIST_BLOCKS):
+        ac = addr[s : s + HIST_BLOCKS]
+        m = len(ac)
+        hist = np.bincount((ac + base[:m]).ravel(), minlength=m * n_addr)
+        hist = hist.reshape(m, n_addr).astype(ftype)
+        for r in range(0, m, rows):
+            np.matmul(hist[r : r + rows], err_t, out=out[s + r : s + min(m, r + rows)])
+    return out.astype(np.int64)
 
 
 def allowed_mask(allowed, n_blocks: int, n_dialects: int) -> np.ndarray | None:
@@ -192,8 +229,13 @@ class DialectFormat:
             raise ValueError("allowed mask rows must match the number of blocks")
         if selector == "two-stage" and mask is not None:
             raise ValueError("the two-stage selector does not take an allowed mask")
-        luts = build_luts(book, frac_bits, err_bits) if selector == "lut" else None
+        fast = selector in ("lut", "two-level")  # integer path from the float32 bits
+        luts = build_luts(book, frac_bits, err_bits) if fast else None
         tables = build_two_level(book, frac_bits, err_bits) if selector == "two-level" else None
+        if fast:  # one address at the finer of F and g + 1 feeds both LUTs
+            fine_bits = max(luts.frac_bits, luts.idx_frac_bits)
+            err_f, idx_f = address_luts(luts, fine_bits)
+            idx_flat = idx_f.ravel()
         codes = np.empty(xb.shape, dtype=np.uint8)
         scales = np.empty(len(xb), dtype=np.uint8)
         d = np.empty(len(xb), dtype=np.int64)
@@ -201,19 +243,30 @@ class DialectFormat:
         def chunk(s0, s1):
             xc = xb[s0:s1]
             mc = mask[s0:s1] if mask is not None and mask.ndim == 2 else mask
-            e, v, bad = normalize_blocks(book, xc)
-            if selector == "lut":
-                dc = masked_argmin(lut_block_errors(luts, v), mc)
-            elif selector == "mse":
-                dc = masked_argmin(exact_block_errors(book.values, v), mc)
-            elif selector == "two-level":  # NaN/Inf blocks select as all-zero ones (§15.4)
-                dc = two_level_select(tables, v, mc)
+            if fast:  # (bitaddress.py; equal to the float64 path bit for bit)
+                ab = magnitude_bits(xc)
+                e, bad = block_exponent_bits(ab, book.emax)
+                ab[bad] = 0
+                addr = magnitude_address(ab, e, fine_bits, book.int_bits)
+                err = address_block_errors(err_f, addr)
+                if selector == "lut":
+                    dc = masked_argmin(err, mc)
+                else:  # NaN/Inf blocks select as all-zero ones (§15.4)
+                    dc = two_level_select_from_errors(
+                        tables, class_from_address(book, addr, fine_bits), err, mc)
             else:
-                dc = two_stage_select(book, v, bad)
+                e, v, bad = normalize_blocks(book, xc)
+                if selector == "mse":
+                    dc = masked_argmin(exact_block_errors(book.values, v), mc)
+                else:
+                    dc = two_stage_select(book, v, bad)
             if mc is not None and selector != "two-level":  # NaN/Inf: lowest allowed (§8.7)
                 first = np.argmax(np.broadcast_to(mc, (len(xc), book.num_dialects)), axis=-1)
                 dc = np.where(bad, first, dc)
-            idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
+            if fast:  # exact RNE through the index LUT (§8.5)
+                idx = idx_flat[dc[:, None] * idx_f.shape[1] + addr]
+            else:
+                idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
             cc = (np.signbit(xc).astype(np.uint8) << 3) | idx
             cc[bad] = 0
             codes[s0:s1] = cc

@@ -31,10 +31,10 @@ BUILTIN_BOOKS = {
 }
 LEVELS = 8  # magnitudes per dialect: a 3-bit index, plus the sign bit = 4 bits
 SCHEMA_VERSION = 1
-MAX_DIALECTS = 256  # an 8-bit dialect id (docs/limits.md)
-MAX_FILE_BYTES = 1 << 20  # 256 dialects of 8 integers plus provenance fit in far less
 CLASS_RULE = "block-max"  # the one class rule (numerics §15.1)
 MAX_CLASS_BITS = 6
+MAX_DIALECTS = 256  # an 8-bit dialect id (docs/limits.md)
+MAX_FILE_BYTES = 1 << 20  # 256 dialects of 8 integers plus provenance fit in far less
 
 
 class FormatbookError(InputFileError):
@@ -291,7 +291,7 @@ def _validate_classes(book: Formatbook, src: str) -> None:
 
 
 def load_formatbook(book: str | Path | Formatbook) -> Formatbook:
-    """A built-in name ('semdialect-32', 'dialectfp4'), a path to a JSON file, or a book."""
+    """A built-in name (BUILTIN_BOOKS), a path to a JSON file, or a book."""
     if isinstance(book, Formatbook):
         return book
     key = str(book)
