@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semdialect.errors import InputFileError, UsageError
+from semdialect.errors import InputFileError, LimitExceededError, UsageError
 from semdialect.paths import check_output_dir, check_output_file, write_file_group
 from semdialect.validate import positive_int_arg
 
@@ -212,7 +212,10 @@ def _cmd_formatbook_show(args) -> int:
     if args.export:
         check_output_dir(args.export, "--export")
     book = load_formatbook(args.book)
-    luts = build_luts(book, args.frac_bits, args.err_bits)  # refuses past the size limit
+    try:
+        luts = build_luts(book, args.frac_bits, args.err_bits)  # refuses past the size limit
+    except LimitExceededError as e:
+        raise LimitExceededError(f"{args.book}: {e}") from None
     print(f"formatbook {book.name}: {book.num_dialects} dialects, grid {book.grid}, "
           f"scale e8m0 emax {book.emax}, sha256 {book.content_hash}")
     print(f"bits/element at k=32: {book.bits_per_element(32)}")
