@@ -100,6 +100,19 @@ def test_unexpected_exception_exit_1_with_hint(capsys, monkeypatch):
     assert rc == 1 and "Traceback" in err
 
 
+def test_multi_line_messages_stay_one_line(capsys, monkeypatch):
+    import semdialect.golden.formatbook as fb
+
+    def tool_failed(_book):
+        raise RuntimeError("lint of x failed:\n%Warning-CMPCONST: x.v:3: constant\n" + "y" * 900)
+
+    monkeypatch.setattr(fb, "load_formatbook", tool_failed)
+    rc, _, err = run(["formatbook", "show", "semdialect-32"], capsys)
+    assert rc == 1 and err.count("\n") == 1
+    assert "lint of x failed: %Warning-CMPCONST: x.v:3: constant | yyy" in err
+    assert "..." in err and len(err) < 900
+
+
 def test_keyboard_interrupt_in_process_exit_130(capsys, monkeypatch):
     import semdialect.golden.formatbook as fb
 
