@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -625,18 +626,22 @@ def test_ctrl_c_during_capture_exits_130_and_writes_nothing(tmp_path):
         [sys.executable, "-m", "semdialect.cli", "capture", "--model", "wan-tiny", "--steps",
          "100000", "--max-tokens", "4", "-o", str(out)],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-    seen = b""
+    # drain stderr in a thread: a full pipe would block the child's progress output (and
+    # its interrupt message) and turn a slow machine into a hang
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(
+        lambda: proc.stderr.read1(4096), b"")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 240
-    os.set_blocking(proc.stderr.fileno(), False)
-    while b"denoise" not in seen and time.monotonic() < deadline and proc.poll() is None:
+    while (b"denoise" not in b"".join(chunks) and time.monotonic() < deadline
+           and proc.poll() is None):
         time.sleep(0.2)
-        seen += proc.stderr.read() or b""
-    assert b"denoise" in seen, seen[-2000:]
+    assert b"denoise" in b"".join(chunks), b"".join(chunks)[-2000:]
     time.sleep(1.0)  # inside the denoising loop
     proc.send_signal(signal.SIGINT)
-    proc.wait(60)
-    os.set_blocking(proc.stderr.fileno(), True)
-    err = (seen + proc.stderr.read()).decode(errors="replace")
+    proc.wait(180)
+    reader.join(30)
+    err = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.rstrip().splitlines()[-1].endswith("semdialect capture: interrupted")
