@@ -34,7 +34,7 @@ def load_dataset_file(path: str):
         except ValueError as e:
             raise ValueError(f"{path}: not a readable .npy array ({e})") from None
         return p.stem, arr
-    if p.suffix == ".safetensors":
+    if p.suffix == ".safetensors" or p.is_dir():  # one file or a sharded directory
         try:
             from semdialect.sw.vectors import load_vectors
         except ImportError as e:
@@ -42,9 +42,10 @@ def load_dataset_file(path: str):
                 f"{path}: reading safetensors vector exports needs the torch extra "
                 f"(pip install 'semdialect[torch]'): {e}"
             ) from None
-        return p.stem, load_vectors(p)  # (tensors, manifest)
+        return (p.stem if p.is_file() else p.name), load_vectors(p)  # (tensors, manifest)
     raise ValueError(
-        f"{path}: unsupported vector file type {p.suffix!r} (use .npy or .safetensors)"
+        f"{path}: unsupported vector file type {p.suffix!r} (use .npy, .safetensors or a "
+        "sharded vector directory)"
     )
 
 
@@ -65,7 +66,7 @@ def _cmd_eval(args) -> int:
         datasets.append((name, data))
     names = {n for n, _ in datasets}
     rows = evaluate(datasets, formats, progress=None if args.json else _say,
-                    per_layer=args.per_layer)
+                    per_layer=args.per_layer, bar=not args.quiet)
     overall = [r for r in rows if r["dataset"] in names]
     if args.plot:
         plot_rows(overall, args.plot)
@@ -173,6 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of SQNR per format/dataset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smaller synthetic datasets")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
 
     fb = sub.add_parser("formatbook", help="build or inspect formatbooks")

@@ -60,21 +60,28 @@ def as_sequences(name: str, data):
     return [Sequence(name, [0], [x.reshape(-1, x.shape[-1])], [None])]
 
 
-def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = False):
+def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = False,
+             bar: bool = False):
     """Rows {format, dataset, sqnr_db, bits_per_element, consistency} for every format on
     every dataset ((name, array) or (name, (tensors, manifest))). SQNR pools signal and
     noise over a dataset's tensors; consistency is the fraction of codes unchanged between
     consecutive denoising steps (None for single-step data). per_layer adds a row per
-    sequence, named "dataset/layer/branch"."""
+    sequence, named "dataset/layer/branch". Plain formats compute no attention (their
+    anchor_* consistencies are None; `semdialect quality` reports them); the methods'
+    salient tokens and anchors are computed in row blocks (token_attention). bar: a tqdm
+    progress bar on stderr."""
     from .quality import quality_table
 
+    formats = list(formats)
     rows = []
     for ds_name, data in datasets:
         seqs = as_sequences(ds_name, data)
-        rows += quality_table([(ds_name, seqs)], formats, progress=progress)
+        rows += quality_table([(ds_name, seqs)], formats, progress=progress,
+                              anchor_metrics=False, bar=bar)
         if per_layer and isinstance(data, tuple):
             for s in seqs:
-                rows += quality_table([(f"{ds_name}/{s.name}", [s])], formats)
+                rows += quality_table([(f"{ds_name}/{s.name}", [s])], formats,
+                                      anchor_metrics=False)
     return rows
 
 

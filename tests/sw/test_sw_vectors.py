@@ -156,7 +156,7 @@ def test_bad_manifest_version_and_schema():
     t, m = _make()
     m = V._sync_manifest(t, m)
     V.validate_manifest(m)
-    for key, val, msg in [("version", 2, "version 2"), ("schema", "x", "not a semdialect"),
+    for key, val, msg in [("version", 3, "version 3"), ("schema", "x", "not a semdialect"),
                           ("source", {"kind": "model"}, "missing 'name'")]:
         bad = json.loads(json.dumps(m))
         bad[key] = val
