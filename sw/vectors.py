@@ -626,7 +626,6 @@ class ShardWriter:
 
     def flush(self) -> None:
         if not self.buf:
-            self.buf_entries = {k: v for k, v in self.buf_entries.items()}
             return
         arrays = dict(self.buf)
         entries = dict(self.buf_entries)
