@@ -26,12 +26,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .vectors import CaptureSizeError, dtype_name, format_bytes, new_manifest
+from semdialect.errors import InputFileError, UsageError
+
+from .vectors import CaptureLimitError, dtype_name, format_bytes, new_manifest
 
 __all__ = ["Capture", "CaptureLimitError", "denoise", "to_numpy", "sigma_schedule",
            "capture_model", "plan_capture", "CapturePlan", "check_capture_steps"]
 
-CaptureLimitError = CaptureSizeError  # captured data exceed --max-bytes
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -281,7 +282,7 @@ def sigma_schedule(steps: int, shift: float = 1.0) -> torch.Tensor:
     if steps <= 0:
         raise ValueError(f"--steps must be positive, got {steps}")
     if not shift > 0:
-        raise ValueError(f"--flow-shift must be positive, got {shift}")
+        raise UsageError(f"--flow-shift must be positive, got {shift}")
     s = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     return shift * s / (1 + (shift - 1) * s)
 
@@ -292,10 +293,10 @@ def check_capture_steps(capture_steps, steps: int):
         return None
     bad = [s for s in capture_steps if not 0 <= int(s) < steps]
     if bad:
-        raise ValueError(f"--capture-steps {','.join(map(str, bad))} outside the run's steps "
+        raise UsageError(f"--capture-steps {','.join(map(str, bad))} outside the run's steps "
                          f"0..{steps - 1} (--steps {steps})")
     if not capture_steps:
-        raise ValueError("--capture-steps is empty")
+        raise UsageError("--capture-steps is empty")
     return sorted(set(int(s) for s in capture_steps))
 
 
@@ -315,13 +316,14 @@ def load_text_embeds(path, lm, dtype) -> tuple[dict, dict]:
     try:
         raw = load_file(str(p))
     except (SafetensorError, OSError) as e:
-        raise ValueError(f"--text-embeds {path}: not a readable safetensors file ({e})") from None
+        raise InputFileError(f"--text-embeds {path}: not a readable safetensors file ({e})"
+                             ) from None
     like = lm.text(torch.Generator().manual_seed(0), dtype)  # names and shapes it takes
     need = [f"{b}.{n}" for b in ("cond", "uncond") for n, r in like.items()
             if r.is_floating_point()]
     missing = [k for k in need if k not in raw]
     if missing:
-        raise ValueError(f"--text-embeds {path}: no tensor {missing[0]!r}; this model needs "
+        raise InputFileError(f"--text-embeds {path}: no tensor {missing[0]!r}; this model needs "
                          f"{', '.join(need)}")
     out = []
     for branch in ("cond", "uncond"):
@@ -336,7 +338,7 @@ def load_text_embeds(path, lm, dtype) -> tuple[dict, dict]:
             want = f"[1, tokens, {ref.shape[-1]}]" if ref.ndim == 3 else str(list(ref.shape))
             if t.ndim != ref.ndim or t.shape[0] != 1 or t.shape[-1] != ref.shape[-1] or (
                     ref.ndim != 3 and tuple(t.shape) != tuple(ref.shape)):
-                raise ValueError(f"--text-embeds {path}: {key} has shape {list(t.shape)}, "
+                raise InputFileError(f"--text-embeds {path}: {key} has shape {list(t.shape)}, "
                                  f"the model takes {want}")
             d[name] = t.to(ref.dtype)
         seq = d.get("encoder_hidden_states")

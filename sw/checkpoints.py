@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from semdialect.errors import InputFileError, UsageError
+
 __all__ = ["ARCHITECTURES", "CheckpointInfo", "inspect_checkpoint", "check_latent",
            "resolve_model", "read_safetensors_header", "ORIGINAL_WAN_HINT"]
 
@@ -48,10 +50,10 @@ def resolve_model(name: str, checkpoint: str | None) -> str:
         return name
     if name in ARCHITECTURES:
         if not checkpoint:
-            raise ValueError(f"--model {name} is an architecture: give --checkpoint, or use "
+            raise UsageError(f"--model {name} is an architecture: give --checkpoint, or use "
                              f"{ARCHITECTURES[name]} for the random-weight tiny model")
         return ARCHITECTURES[name]
-    raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}; "
+    raise UsageError(f"unknown model {name!r}; known models: {', '.join(MODELS)}; "
                      f"architectures (with --checkpoint): {', '.join(ARCHITECTURES)} "
                      "(or a synthetic profile, see --help)")
 
@@ -62,18 +64,19 @@ def read_safetensors_header(path: Path) -> dict:
         with open(path, "rb") as f:
             raw = f.read(8)
             if len(raw) < 8:
-                raise ValueError("truncated")
+                raise InputFileError("truncated")
             (n,) = struct.unpack("<Q", raw)
             if n <= 0 or n > 256 << 20:
-                raise ValueError(f"corrupt header length {n}")
+                raise InputFileError(f"corrupt header length {n}")
             header = json.loads(f.read(n).decode("utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"checkpoint {path}: not a readable safetensors file ({e})") from None
+        raise InputFileError(f"checkpoint {path}: not a readable safetensors file ({e})"
+                             ) from None
     header.pop("__metadata__", None)
     try:
         return {k: (v["dtype"], tuple(int(s) for s in v["shape"])) for k, v in header.items()}
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"checkpoint {path}: corrupt safetensors header") from None
+        raise InputFileError(f"checkpoint {path}: corrupt safetensors header") from None
 
 
 @dataclass
@@ -107,7 +110,7 @@ def _dominant_dtype(keys: dict) -> str:
                 c *= s
             by[tag] = by.get(tag, 0) + c
     if not by:
-        raise ValueError("no floating-point weights")
+        raise InputFileError("no floating-point weights")
     return _ST_DTYPES[max(by, key=by.get)]
 
 
@@ -115,9 +118,9 @@ def _read_config(cfg_file: Path) -> dict:
     try:
         cfg = json.loads(cfg_file.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"checkpoint {cfg_file}: not valid JSON ({e})") from None
+        raise InputFileError(f"checkpoint {cfg_file}: not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
-        raise ValueError(f"checkpoint {cfg_file}: not a JSON object")
+        raise InputFileError(f"checkpoint {cfg_file}: not a JSON object")
     return cfg
 
 
@@ -139,7 +142,7 @@ def _locate(p: Path):
                                     "(pickled .bin weights are not read)")
         return folder, cfg_file, files, p.resolve().name, True
     if p.suffix != ".safetensors":
-        raise ValueError(f"checkpoint {p}: expected a diffusers folder or a .safetensors file")
+        raise InputFileError(f"checkpoint {p}: expected a diffusers folder or a .safetensors file")
     return p.parent, p.with_name("config.json"), [p], p.stem, False
 
 
@@ -157,7 +160,7 @@ def _expected_shapes(spec, cfg: dict):
         with init_empty_weights():
             model = cls(**kw)
     except TypeError as e:
-        raise ValueError(f"checkpoint config does not fit {spec.cls_name}: {e}") from None
+        raise InputFileError(f"checkpoint config does not fit {spec.cls_name}: {e}") from None
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -178,16 +181,16 @@ def inspect_checkpoint(path, spec) -> CheckpointInfo:
     wan = spec.cls_name == "WanTransformer3DModel"
     orig = [k for k in keys if any(s in k for s in _WAN_ORIGINAL)] if wan else []
     if orig or cfg.get("_class_name") == "WanModel":
-        raise ValueError(f"checkpoint {p} has the original (non-diffusers) Wan key layout "
+        raise InputFileError(f"checkpoint {p} has the original (non-diffusers) Wan key layout "
                          f"(e.g. {(orig or list(keys))[0]!r}); {ORIGINAL_WAN_HINT}")
     cls_name = cfg.get("_class_name")
     if cls_name not in (None, spec.cls_name):
-        raise ValueError(f"incompatible checkpoint {p}: it holds a {cls_name}, model "
+        raise InputFileError(f"incompatible checkpoint {p}: it holds a {cls_name}, model "
                          f"{spec.name} needs a {spec.cls_name}")
     try:
         dtype = _dominant_dtype(keys)
     except ValueError:
-        raise ValueError(f"checkpoint {p}: no floating-point weights in {files[0].name}"
+        raise InputFileError(f"checkpoint {p}: no floating-point weights in {files[0].name}"
                          ) from None
     want = _expected_shapes(spec, cfg)
     if want is not None:
@@ -205,7 +208,7 @@ def inspect_checkpoint(path, spec) -> CheckpointInfo:
                 k, got, exp = bad[0]
                 what.append(f"{len(bad)} shape mismatches (e.g. {k!r}: {list(got)} in the "
                             f"file, {list(exp)} in the config's model)")
-            raise ValueError(f"incompatible checkpoint {p} for {spec.cls_name} with "
+            raise InputFileError(f"incompatible checkpoint {p} for {spec.cls_name} with "
                              f"{cfg_file.name}: " + "; ".join(what))
     return CheckpointInfo(p, folder, files, cfg, name, dtype, keys, is_folder)
 
@@ -224,7 +227,7 @@ def check_latent(cls_name: str, cfg: dict, video: dict) -> None:
     f, h, w = (int(video[k]) for k in ("frames", "height", "width"))
     for k, v in (("frames", f), ("height", h), ("width", w)):
         if v <= 0:
-            raise ValueError(f"latent --{k} must be positive, got {v}")
+            raise UsageError(f"latent --{k} must be positive, got {v}")
     if cls_name == "WanTransformer3DModel":
         pt, ph, pw = _pair(cfg.get("patch_size", (1, 2, 2)), 3)
     elif cls_name in ("FluxTransformer2DModel", "LTXVideoTransformer3DModel"):
@@ -234,7 +237,7 @@ def check_latent(cls_name: str, cfg: dict, video: dict) -> None:
         pt = int(cfg.get("patch_size_t") or 1)
     for k, v, patch in (("frames", f, pt), ("height", h, ph), ("width", w, pw)):
         if v % patch:
-            raise ValueError(
+            raise UsageError(
                 f"latent --{k} {v} is not a multiple of the patch size {patch} of "
                 f"{cls_name} (config patch_size {cfg.get('patch_size')}); latent sizes are "
                 "pixel sizes / the VAE factor (Wan: 8 spatial, 4 temporal: "
@@ -243,8 +246,8 @@ def check_latent(cls_name: str, cfg: dict, video: dict) -> None:
     if rope is not None:
         for k, v, patch in (("frames", f, pt), ("height", h, ph), ("width", w, pw)):
             if v // patch > rope:
-                raise ValueError(f"latent --{k} {v} gives {v // patch} positions, above the "
+                raise UsageError(f"latent --{k} {v} gives {v // patch} positions, above the "
                                  f"RoPE table of {rope} (config rope_max_seq_len)")
     if cls_name == "LatteTransformer3DModel" and cfg.get("video_length") not in (None, f):
-        raise ValueError(f"latent --frames {f}: Latte's temporal embedding takes exactly "
+        raise UsageError(f"latent --frames {f}: Latte's temporal embedding takes exactly "
                          f"video_length = {cfg.get('video_length')} frames")

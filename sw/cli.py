@@ -7,6 +7,8 @@ import json
 import re
 import sys
 
+from semdialect.errors import LimitExceededError, UsageError
+
 __all__ = ["register", "parse_size"]
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.I)
@@ -55,7 +57,7 @@ def _output_kind(output: str) -> bool:
     if output.endswith(".safetensors"):
         return True
     if Path(output).suffix not in ("", ".vectors") and not Path(output).is_dir():
-        raise ValueError(f"output {output!r} must end in .safetensors (one file) or name a "
+        raise UsageError(f"output {output!r} must end in .safetensors (one file) or name a "
                          "directory (no suffix, or .vectors: sharded vectors, docs/vectors.md)")
     return False
 
@@ -69,10 +71,10 @@ def _check_room(plan, max_bytes, output: str, single: bool) -> None:
 
     total = plan.total_bytes
     if max_bytes is not None and total > max_bytes:
-        raise ValueError(f"the capture would write {format_bytes(total)}, above the limit of "
-                         f"{format_bytes(max_bytes)} (--max-bytes); use fewer --steps or "
-                         "--capture-steps, a narrower --layers regex, --max-tokens or "
-                         "--max-layers")
+        raise LimitExceededError(
+            f"the capture would write {format_bytes(total)}, above the limit of "
+            f"{format_bytes(max_bytes)} (--max-bytes); use fewer --steps or --capture-steps, "
+            "a narrower --layers regex, --max-tokens or --max-layers")
     parent = Path(output).resolve().parent
     if not parent.is_dir():
         raise FileNotFoundError(f"output directory {parent} does not exist")
@@ -80,7 +82,7 @@ def _check_room(plan, max_bytes, output: str, single: bool) -> None:
     free = shutil.disk_usage(parent).free
     if need > free:
         how = " (shards, then the merged file)" if single else ""
-        raise ValueError(f"not enough disk space in {parent}: the capture needs "
+        raise LimitExceededError(f"not enough disk space in {parent}: the capture needs "
                          f"{format_bytes(need)}{how}, {format_bytes(free)} free")
 
 

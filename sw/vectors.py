@@ -27,12 +27,14 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from semdialect.errors import InputFileError, LimitExceededError, OutputPathError, UsageError
+
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "MANIFEST_KEY",
     "VectorFileError",
-    "CaptureSizeError",
+    "CaptureLimitError",
     "ShardWriter",
     "merge_shards",
     "is_vector_path",
@@ -82,7 +84,7 @@ EXPECTED_FIELDS = ("codes", "scales", "dialects", "tensor_scale")
 HEADER_LIMIT = 100 * 1024 * 1024  # a sane bound on a header, against corrupt lengths
 
 
-class VectorFileError(ValueError):
+class VectorFileError(InputFileError):
     """A vector file is missing, corrupt, or does not match its manifest."""
 
 
@@ -117,11 +119,13 @@ def new_manifest(source: dict, run: dict | None = None) -> dict:
     """An empty manifest. `source` must say what produced the data (see docs/vectors.md):
     kind ('model' | 'synthetic' | 'module'), name, weights, label."""
     from semdialect import __version__
+    from semdialect.versions import resolved_versions
 
     m = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
         "producer": f"semdialect {__version__}",
+        "versions": resolved_versions(),
         "source": dict(source),
         "run": dict(run or {}),
         "expected": [],
@@ -545,7 +549,7 @@ class ShardWriter:
             self.m = self._resume(manifest)
         else:
             if self.folder.exists() and any(self.folder.iterdir()):
-                raise ValueError(f"output directory {self.folder} exists and is not empty "
+                raise OutputPathError(f"output directory {self.folder} exists and is not empty "
                                  "(delete it, or continue it with --resume)")
             self.folder.mkdir(parents=True, exist_ok=True)
             self.m = copy.deepcopy(manifest)
@@ -559,12 +563,12 @@ class ShardWriter:
     def _resume(self, manifest: dict) -> dict:
         m = read_sharded_manifest(self.folder)
         if m.get("complete"):
-            raise ValueError(f"{self.folder}: the capture is already complete")
+            raise UsageError(f"{self.folder}: the capture is already complete")
         same = {k: manifest.get(k) for k in ("source", "run")}
         have = {k: m.get(k) for k in ("source", "run")}
         if json.dumps(same, sort_keys=True, default=str) != json.dumps(have, sort_keys=True,
                                                                         default=str):
-            raise ValueError(f"{self.folder}: --resume with other settings than the "
+            raise UsageError(f"{self.folder}: --resume with other settings than the "
                              "interrupted capture (compare its manifest.json 'run'/'source')")
         done = int(m.get("steps_done", 0))
         keep = [sh for sh in m["shards"] if sh["step"] < done]
@@ -602,10 +606,10 @@ class ShardWriter:
         a = np.ascontiguousarray(arr)
         dtype_name(a.dtype)
         if name in self.m["tensors"] or name in self.buf:
-            raise ValueError(f"tensor {name!r} recorded twice")
+            raise RuntimeError(f"tensor {name!r} recorded twice")
         stored = self.m["data_bytes"] + self.buf_bytes + a.nbytes
         if self.max_bytes is not None and stored > self.max_bytes:
-            raise CaptureSizeError(
+            raise CaptureLimitError(
                 f"captured data exceed the limit of {format_bytes(self.max_bytes)} (at "
                 f"{name}); use fewer --steps, a narrower --layers regex, --max-tokens or "
                 "--max-layers")
@@ -620,7 +624,7 @@ class ShardWriter:
         """`name` is bit-identical to the already recorded `target`: no data stored."""
         tgt = self.buf_entries.get(target) or self.m["tensors"].get(target)
         if tgt is None or "alias_of" in tgt:
-            raise ValueError(f"alias {name!r} of unknown tensor {target!r}")
+            raise RuntimeError(f"alias {name!r} of unknown tensor {target!r}")
         ent = {**entry, "shape": tgt["shape"], "dtype": tgt["dtype"], "alias_of": target}
         (self.buf_entries if target in self.buf_entries else self.m["tensors"])[name] = ent
 
@@ -645,8 +649,8 @@ class ShardWriter:
         nbytes = int(sum(a.nbytes for a in arrays.values()))
         free = shutil.disk_usage(self.folder).free
         if nbytes + (1 << 20) > free:
-            raise ValueError(f"not enough disk space in {self.folder}: the next shard needs "
-                             f"{format_bytes(nbytes)}, {format_bytes(free)} free")
+            raise LimitExceededError(f"not enough disk space in {self.folder}: the next shard "
+                                     f"needs {format_bytes(nbytes)}, {format_bytes(free)} free")
         _atomic_write(self.folder / fname,
                       lambda f: _write_safetensors(f, arrays, {"semdialect.shard": fname}))
         for k, v in entries.items():
@@ -693,8 +697,8 @@ class ShardWriter:
         return self.m
 
 
-class CaptureSizeError(VectorFileError):
-    """Captured data would exceed --max-bytes."""
+class CaptureLimitError(LimitExceededError):
+    """Captured data exceed --max-bytes (a ValueError, semdialect.errors family)."""
 
 
 def merge_shards(folder, path, sidecar: bool = True) -> dict:
