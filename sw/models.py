@@ -424,7 +424,9 @@ def _load_checkpoint(spec: ModelSpec, path: str, dtype: torch.dtype | None = Non
         import accelerate  # noqa: F401  (diffusers' fast path needs it)
     except ImportError:
         model = _load_folder_manually(spec, cls, info.folder, info.config, path)
-        return model.to(dtype=dtype), info
+        for name, prm in model.named_parameters():
+            prm.data = prm.data.to(torch.float32 if _keep_fp32(cls, name) else dtype)
+        return model, info
     sub = "transformer" if info.folder != Path(path) else None
     try:
         model = cls.from_pretrained(str(path), subfolder=sub, local_files_only=True,
