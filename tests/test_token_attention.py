@@ -49,7 +49,7 @@ def test_chunked_equals_whole_matrix(chunk_bytes):
 
 def test_quality_table_identical_in_row_blocks():
     tensors, manifest = _joint_manifest(text=5, image=23, channels=32, seed=3)
-    methods = ["semdialect-full", "semdialect-decomp", "semdialect-seda", "mxfp4"]
+    methods = ["semdialect-full", "mxfp4"]  # full = decomposition + SeDA
     cfg = Q.MethodConfig(top_frac=0.2, n_anchors=2, k_sub=4)
     whole = Q.quality_table([("d", Q.sequences_from_vectors(tensors, manifest))], methods, cfg)
     blocks = Q.quality_table([("d", Q.sequences_from_vectors(tensors, manifest))], methods, cfg,
