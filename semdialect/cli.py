@@ -92,7 +92,10 @@ def error_message(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or an argparse error (already printed)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if not getattr(args, "func", None):
         parser.print_help()

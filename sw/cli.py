@@ -6,10 +6,13 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 from semdialect.errors import LimitExceededError, UsageError
+from semdialect.paths import check_output_file
+from semdialect.validate import finite_float_arg, nonneg_int_arg, positive_int_arg
 
-__all__ = ["register", "parse_size"]
+__all__ = ["register", "parse_size", "check_device"]
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.I)
 
@@ -25,14 +28,42 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * mult[unit])
 
 
-def _steps_list(text: str | None):
+def _steps_list(text: str | None, steps: int):
+    """--capture-steps: distinct step indices in 0..steps-1 (None: every step)."""
     if text is None:
         return None
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        out = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--capture-steps must be comma-separated step indices, got {text!r}"
-                         ) from None
+        raise UsageError(f"must be comma-separated step indices, got {text!r}",
+                         "--capture-steps") from None
+    bad = [s for s in out if not 0 <= s < steps]
+    if not out or bad:
+        raise UsageError(f"steps {bad or text!r} are not in 0..{steps - 1} (--steps {steps}): "
+                         "nothing would be captured", "--capture-steps")
+    return out
+
+
+def check_device(name: str) -> str:
+    """A torch device this machine has ('cpu', 'cuda', 'cuda:1', 'mps')."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown torch device {name!r}", "--device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{name!r}: this torch has no CUDA device (torch "
+                             f"{torch.__version__}); use --device cpu", "--device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"{name!r}: only {torch.cuda.device_count()} CUDA device(s)",
+                             "--device")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{name!r}: MPS is not available here; use --device cpu", "--device")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {name!r} (cpu, cuda, mps)", "--device")
+    return name
 
 
 def _quiet_libs():
@@ -65,7 +96,6 @@ def _output_kind(output: str) -> bool:
 def _check_room(plan, max_bytes, output: str, single: bool) -> None:
     """--max-bytes and free disk against the exact estimate, before anything runs."""
     import shutil
-    from pathlib import Path
 
     from .vectors import format_bytes
 
@@ -76,8 +106,8 @@ def _check_room(plan, max_bytes, output: str, single: bool) -> None:
             f"{format_bytes(max_bytes)} (--max-bytes); use fewer --steps or --capture-steps, "
             "a narrower --layers regex, --max-tokens or --max-layers")
     parent = Path(output).resolve().parent
-    if not parent.is_dir():
-        raise FileNotFoundError(f"output directory {parent} does not exist")
+    while not parent.is_dir():  # created before writing: its disk is the first existing
+        parent = parent.parent
     need = total * (2 if single else 1) + (8 << 20)  # one file: shards, then the merge
     free = shutil.disk_usage(parent).free
     if need > free:
@@ -90,15 +120,23 @@ def cmd_capture(args) -> int:
     from .vectors import add_expected, estimate_bytes, format_bytes, save_vectors
 
     single = _output_kind(args.output)
+    if not args.dry_run:  # every argument checked before the (long) capture
+        from .vectors import sidecar_path
+
+        check_output_file(args.output, "-o")
+        if single:
+            check_output_file(sidecar_path(args.output), "-o (its manifest)")
+    steps_list = _steps_list(args.capture_steps, args.steps)
     max_bytes = parse_size(args.max_bytes) if args.max_bytes else None
     expected = [f for f in (args.expected or "").split(",") if f]
     if args.model.startswith("synthetic"):
         from .synthetic import synthetic_vectors
 
         if not single:
-            raise ValueError("synthetic profiles are written as one .safetensors file")
+            raise UsageError("synthetic profiles are written as one .safetensors file", "-o")
         tensors, manifest = synthetic_vectors(args.model, steps=args.steps, seed=args.seed,
                                               dtype=args.dtype or "float32")
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # checked up front
         for fmt in expected:
             add_expected(tensors, manifest, fmt)
         n = estimate_bytes(tensors)
@@ -114,15 +152,13 @@ def cmd_capture(args) -> int:
     from .checkpoints import resolve_model
 
     resolve_model(args.model, args.checkpoint)  # clear error before importing diffusers
+    check_device(args.device)
     _quiet_libs()
-    from pathlib import Path
-
     from .capture import capture_model, plan_capture
     from .vectors import merge_shards
 
     video = {k: getattr(args, k) for k in ("frames", "height", "width")
              if getattr(args, k) is not None}
-    steps_list = _steps_list(args.capture_steps)
     plan = plan_capture(args.model, args.checkpoint, args.steps, args.layers, args.max_tokens,
                         args.max_layers, steps_list, not args.no_qk, args.guidance, args.dtype,
                         video or None, expected, args.seed, args.text_embeds)
@@ -130,6 +166,9 @@ def cmd_capture(args) -> int:
            "input_bytes": plan.bytes, "expected_bytes": plan.expected_bytes,
            "per_step_bytes": plan.per_step_bytes, "largest_tensor_bytes": plan.largest_tensor,
            "dtype": plan.dtype, "model": plan.name}
+    if plan.exact and not plan.tensors:
+        raise UsageError("captured 0 tensors: no matching layer ran at a captured step "
+                         "(check --layers, --capture-steps, --no-qk)")
     if plan.exact:
         _check_room(plan, max_bytes, args.output, single)
         print(f"{plan.name}: {plan.tensors} tensors (+{plan.aliases} aliases of bit-identical "
@@ -143,6 +182,7 @@ def cmd_capture(args) -> int:
         print(json.dumps(est))
         return 0
     out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)  # checked up front
     folder = out.with_name(f".{out.name}.partial") if single else out
     manifest = capture_model(
         args.model, checkpoint=args.checkpoint, steps=args.steps, seed=args.seed,
@@ -167,9 +207,10 @@ def cmd_e2e(args) -> int:
     from .checkpoints import resolve_model
 
     args.model = resolve_model(args.model, args.checkpoint)
+    check_device(args.device)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     if not formats:
-        raise ValueError("--formats is empty")
+        raise UsageError("is empty", "--formats")
     _quiet_libs()
     from .fakequant import e2e_table, format_table
 
@@ -203,32 +244,34 @@ def register(subparsers) -> None:
                         "allegro, latte: with --checkpoint) or synthetic profile name")
     p.add_argument("--checkpoint", help="local diffusers folder, or .safetensors with its "
                                         "config.json beside it (never downloads)")
-    p.add_argument("--steps", type=int, default=2, help="denoising steps")
+    p.add_argument("--steps", type=positive_int_arg, default=2, help="denoising steps")
     p.add_argument("--layers", help="regex on module names (Linear layers; attention modules)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int_arg, default=0)
     p.add_argument("-o", "--output", required=True,
                    help="OUT.safetensors (one file) or OUT (a directory of shards)")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=positive_int_arg, default=None,
                    help="keep at most N evenly spaced tokens per tensor")
-    p.add_argument("--max-layers", type=int, default=None,
+    p.add_argument("--max-layers", type=positive_int_arg, default=None,
                    help="capture an evenly spaced subset of N Linear layers (and q/k only "
                         "of their blocks' attention)")
     p.add_argument("--capture-steps",
                    help="comma-separated step indices 0..steps-1 to record (default all)")
     p.add_argument("--no-qk", action="store_true", help="do not record attention q/k")
-    p.add_argument("--guidance", type=float, default=5.0, help="CFG scale (1: cond branch only)")
+    p.add_argument("--guidance", type=finite_float_arg, default=5.0,
+                   help="CFG scale (1: cond branch only)")
     p.add_argument("--dtype", default=None,
                    help="model and storage dtype: float32 | bfloat16 | float16 (default: the "
                         "checkpoint's; float32 for tiny models)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--flow-shift", type=float, default=1.0,
+    p.add_argument("--flow-shift", type=finite_float_arg, default=1.0,
                    help="flow shift of the sigma schedule (Wan: 3 at 480p, 5 at 720p)")
     p.add_argument("--text-embeds", metavar="FILE.safetensors",
                    help="precomputed text conditioning: cond.<input> / uncond.<input> tensors "
                         "(e.g. cond.encoder_hidden_states) instead of random embeddings")
-    p.add_argument("--frames", type=int, help="latent frames (default: the model's tiny size)")
-    p.add_argument("--height", type=int, help="latent height")
-    p.add_argument("--width", type=int, help="latent width")
+    p.add_argument("--frames", type=positive_int_arg,
+                   help="latent frames (default: the model's tiny size)")
+    p.add_argument("--height", type=positive_int_arg, help="latent height")
+    p.add_argument("--width", type=positive_int_arg, help="latent width")
     p.add_argument("--expected", help="also store golden outputs for these formats (comma list)")
     p.add_argument("--max-bytes", help="refuse to capture/write more than this (e.g. 2GB); "
                                        "checked on the exact estimate before running")
@@ -254,11 +297,11 @@ def register(subparsers) -> None:
     e.add_argument("--checkpoint")
     e.add_argument("--formats", default="mxfp4,nvfp4,dialectfp4,semdialect",
                    help="formats and/or methods semdialect-decomp, -seda, -full")
-    e.add_argument("--steps", type=int, default=4)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--steps", type=positive_int_arg, default=4)
+    e.add_argument("--seed", type=nonneg_int_arg, default=0)
     e.add_argument("--layers", help="regex: only these Linear layers are quantized")
     e.add_argument("--no-weights", action="store_true", help="quantize activations only")
-    e.add_argument("--guidance", type=float, default=5.0)
+    e.add_argument("--guidance", type=finite_float_arg, default=5.0)
     e.add_argument("--dtype", default="float32")
     e.add_argument("--device", default="cpu")
     e.add_argument("--json", action="store_true", help="machine-readable output")

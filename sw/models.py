@@ -15,10 +15,11 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from semdialect.errors import InputFileError
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "get_spec", "LoadedModel"]
 
@@ -353,14 +354,15 @@ def _state_dict_from(files, path):
     return sd
 
 
-def _strict_load(model, sd, spec, path):
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0:2]
-        raise ValueError(f"incompatible checkpoint {path} for {spec.name}: "
-                         f"{' '.join(first)[:300]}") from None
-    return model
+def _check_keys(model, sd, spec, path):
+    """Missing and unexpected keys, named."""
+    want, got = set(model.state_dict()), set(sd)
+    missing, extra = sorted(want - got), sorted(got - want)
+    if missing or extra:
+        parts = [f"{len(ks)} {what} key(s) ({', '.join(ks[:3])}{', ...' if len(ks) > 3 else ''})"
+                 for what, ks in (("missing", missing), ("unexpected", extra)) if ks]
+        raise InputFileError(f"incompatible checkpoint {path} for {spec.name}: "
+                             + "; ".join(parts))
 
 
 def _build_from_config(spec, cls, cfg, where):
@@ -371,25 +373,16 @@ def _build_from_config(spec, cls, cfg, where):
         raise ValueError(f"checkpoint config {where} does not fit {spec.cls_name}: {e}") from None
 
 
-def _load_folder_manually(spec, cls, folder: Path, cfg: dict, path):
-    """diffusers folder without `accelerate`: build from config.json, then load every
-    *.safetensors shard strictly (no .bin pickles are read)."""
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"checkpoint folder {folder} has no *.safetensors weights")
-    model = _build_from_config(spec, cls, cfg, folder / "config.json")
-    return _strict_load(model, _state_dict_from(files, path), spec, path)
-
-
 def _keep_fp32(cls, param_name: str) -> bool:
     """diffusers' rule for `_keep_in_fp32_modules` (a module name among the dotted parts)."""
     keep = cls._keep_in_fp32_modules or []
     return any(m in param_name.split(".") for m in keep)
 
 
-def _load_file_checkpoint(spec, cls, info, dtype):
-    """A .safetensors state dict + its config.json: build on empty weights, load strictly
-    (assign: no second copy), cast to `dtype` except diffusers' fp32 modules."""
+def _load_weights(spec, cls, info, dtype):
+    """Build from config.json on empty weights, load the safetensors files strictly
+    (assign: the model takes the loaded tensors, no second copy), in `dtype` except
+    diffusers' `_keep_in_fp32_modules` (float32, as diffusers' from_pretrained does)."""
     try:
         from accelerate import init_empty_weights
     except ImportError:  # pragma: no cover - accelerate is in the torch extra
@@ -400,6 +393,7 @@ def _load_file_checkpoint(spec, cls, info, dtype):
     for k, v in sd.items():
         if v.is_floating_point():
             sd[k] = v.to(torch.float32 if _keep_fp32(cls, k) else dtype)
+    _check_keys(model, sd, spec, info.path)
     try:
         model.load_state_dict(sd, strict=True, assign=True)
     except RuntimeError as e:
@@ -418,23 +412,9 @@ def _load_checkpoint(spec: ModelSpec, path: str, dtype: torch.dtype | None = Non
     dtype = dtype or getattr(torch, info.dtype)
     cls = _cls(spec.cls_name)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
-    if not info.is_folder:
-        return _load_file_checkpoint(spec, cls, info, dtype), info
-    try:
-        import accelerate  # noqa: F401  (diffusers' fast path needs it)
-    except ImportError:
-        model = _load_folder_manually(spec, cls, info.folder, info.config, path)
-        for name, prm in model.named_parameters():
-            prm.data = prm.data.to(torch.float32 if _keep_fp32(cls, name) else dtype)
-        return model, info
-    sub = "transformer" if info.folder != Path(path) else None
-    try:
-        model = cls.from_pretrained(str(path), subfolder=sub, local_files_only=True,
-                                    torch_dtype=dtype)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"incompatible checkpoint {path} for {spec.name}: {msg}") from None
-    return model, info
+    # not from_pretrained: it loads extra keys silently and leaves missing ones on the
+    # meta device; inspect_checkpoint compared keys and shapes, _load_weights is strict
+    return _load_weights(spec, cls, info, dtype), info
 
 
 def build_model(name: str, checkpoint: str | None = None, seed: int = 0,
