@@ -77,7 +77,6 @@ def test_wrong_shapes_before_loading(tmp_path, capsys, bf16_ckpt, monkeypatch):
 
 @pytest.mark.parametrize("argv,msg", [
     (["--height", "15"], "not a multiple of the patch size 2"),
-    (["--frames", "0"], "must be positive"),
     (["--width", "4096"], "RoPE table"),
 ])
 def test_odd_latent_before_loading(tmp_path, capsys, bf16_ckpt, monkeypatch, argv, msg):
@@ -86,6 +85,19 @@ def test_odd_latent_before_loading(tmp_path, capsys, bf16_ckpt, monkeypatch, arg
                      *argv, "--quiet", "-o", str(tmp_path / "o.safetensors"))
     assert rc == 2 and msg in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_latent_direct():
+    from semdialect.errors import UsageError
+    from semdialect.sw.checkpoints import check_latent
+
+    cfg = {"patch_size": [1, 2, 2], "rope_max_seq_len": 1024}
+    check_latent("WanTransformer3DModel", cfg, {"frames": 21, "height": 60, "width": 104})
+    with pytest.raises(UsageError, match="must be positive"):
+        check_latent("WanTransformer3DModel", cfg, {"frames": 0, "height": 60, "width": 104})
+    with pytest.raises(UsageError, match="patch size 2"):
+        check_latent("MochiTransformer3DModel", {"patch_size": 2},
+                     {"frames": 2, "height": 7, "width": 8})
 
 
 def test_architecture_name_needs_checkpoint(tmp_path, capsys):
