@@ -154,7 +154,7 @@ def cmd_capture(args) -> int:
     resolve_model(args.model, args.checkpoint)  # clear error before importing diffusers
     check_device(args.device)
     _quiet_libs()
-    from .capture import capture_model, plan_capture
+    from .capture import plan_capture
     from .vectors import merge_shards
 
     video = {k: getattr(args, k) for k in ("frames", "height", "width")
@@ -184,16 +184,20 @@ def cmd_capture(args) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)  # checked up front
     folder = out.with_name(f".{out.name}.partial") if single else out
-    manifest = capture_model(
-        args.model, checkpoint=args.checkpoint, steps=args.steps, seed=args.seed,
-        layers=args.layers, max_tokens=args.max_tokens, max_layers=args.max_layers,
-        capture_steps=steps_list, qk=not args.no_qk, guidance=args.guidance,
-        dtype=plan.dtype, device=args.device, max_bytes=max_bytes, progress=not args.quiet,
-        video=video or None, shift=args.flow_shift, text_embeds=args.text_embeds,
-        output=folder, expected=expected, resume=args.resume,
-        shard_bytes=parse_size(args.shard_size), plan=plan)
+    if single and args.resume:
+        raise UsageError("only a directory output (-o OUT, no .safetensors) can be resumed",
+                         "--resume")
+    try:
+        manifest = _capture_into(args, plan, folder, steps_list, max_bytes, expected, video)
+        if single:
+            manifest = merge_shards(folder, out)
+    except BaseException:
+        if single and folder.exists():  # one file: nothing half-written stays behind
+            import shutil
+
+            shutil.rmtree(folder)
+        raise
     if single:
-        manifest = merge_shards(folder, out)
         print(f"wrote {out} ({format_bytes(manifest['data_bytes'])}) and "
               f"{out}.manifest.json ({manifest['source']['label']})", file=sys.stderr)
     else:
@@ -201,6 +205,19 @@ def cmd_capture(args) -> int:
               f"{format_bytes(manifest['data_bytes'])}; {manifest['source']['label']})",
               file=sys.stderr)
     return 0
+
+
+def _capture_into(args, plan, folder, steps_list, max_bytes, expected, video):
+    from .capture import capture_model
+
+    return capture_model(
+        args.model, checkpoint=args.checkpoint, steps=args.steps, seed=args.seed,
+        layers=args.layers, max_tokens=args.max_tokens, max_layers=args.max_layers,
+        capture_steps=steps_list, qk=not args.no_qk, guidance=args.guidance,
+        dtype=plan.dtype, device=args.device, max_bytes=max_bytes, progress=not args.quiet,
+        video=video or None, shift=args.flow_shift, text_embeds=args.text_embeds,
+        output=folder, expected=expected, resume=args.resume,
+        shard_bytes=parse_size(args.shard_size), plan=plan)
 
 
 def cmd_e2e(args) -> int:

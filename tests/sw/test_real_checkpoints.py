@@ -108,7 +108,7 @@ def test_architecture_name_needs_checkpoint(tmp_path, capsys):
 def test_capture_steps_checked(tmp_path, capsys):
     rc, _, err = run(capsys, "capture", "--model", "wan-tiny", "--steps", "3",
                      "--capture-steps", "0,10,20", "-o", str(tmp_path / "o.safetensors"))
-    assert rc == 2 and "--capture-steps 10,20 outside" in err
+    assert rc == 2 and "--capture-steps" in err and "[10, 20] are not in 0..2" in err
 
 
 # --------------------------------------------------------------------- dtype and naming
@@ -143,6 +143,11 @@ def test_file_checkpoint_matches_folder(tmp_path, bf16_ckpt):
     b = build_model("wan-tiny", checkpoint=str(bf16_ckpt)).module.state_dict()
     assert a.keys() == b.keys()
     assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+    # the same weights and dtypes as diffusers' own from_pretrained(torch_dtype=bf16)
+    ref = M._cls("WanTransformer3DModel").from_pretrained(
+        str(bf16_ckpt), torch_dtype=torch.bfloat16).state_dict()
+    assert ref.keys() == a.keys()
+    assert all(a[k].dtype == ref[k].dtype and torch.equal(a[k], ref[k]) for k in a)
 
 
 # ------------------------------------------------------------- streaming and estimates
@@ -265,3 +270,10 @@ def test_text_embeds_and_flow_shift(tmp_path):
     save_file({"cond.encoder_hidden_states": cond}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(ValueError, match="uncond.encoder_hidden_states"):
         capture_model("wan-tiny", steps=1, text_embeds=str(tmp_path / "bad.safetensors"))
+
+
+def test_resume_needs_a_directory(tmp_path, capsys):
+    rc, _, err = run(capsys, "capture", "--model", "wan-tiny", "--steps", "1", "--resume",
+                     "--quiet", "-o", str(tmp_path / "x.safetensors"))
+    assert rc == 2 and "--resume" in err and "directory" in err
+    assert list(tmp_path.iterdir()) == []
