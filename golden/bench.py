@@ -128,8 +128,8 @@ def _table(out: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="semdialect bench", description=__doc__.splitlines()[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The bench options (on `semdialect bench` and `python -m semdialect.golden.bench`)."""
     p.add_argument("--rows", type=int, default=4096)
     p.add_argument("--cols", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=5, help="timed runs (best is reported)")
@@ -142,7 +142,9 @@ def main(argv=None) -> int:
                    help="skip the torch CPU reference (semdialect.sw.quant)")
     p.add_argument("--json", nargs="?", const="-", metavar="PATH",
                    help="write JSON results to PATH (or stdout with no PATH)")
-    a = p.parse_args(argv)
+
+
+def run_args(a, p: argparse.ArgumentParser) -> int:
     if a.rows <= 0 or a.cols <= 0 or a.cols % 32:
         p.error("--rows must be positive and --cols a positive multiple of 32")
     out = run(a.rows, a.cols, a.repeat, a.warmup, a.seed, tuple(a.formats), not a.no_torchao,
@@ -155,6 +157,12 @@ def main(argv=None) -> int:
             with open(a.json, "w") as f:
                 json.dump(out, f, indent=2)
     return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="semdialect bench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    return run_args(p.parse_args(argv), p)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semdialect.errors import InputFileError, UsageError
+from semdialect.errors import InputFileError, LimitExceededError, UsageError
 from semdialect.paths import check_output_dir, check_output_file, write_file_group
 from semdialect.validate import positive_int_arg
 
@@ -131,16 +131,7 @@ def _cmd_formatbook_build(args) -> int:
         else:
             book, report = build_default_book(seed=args.seed, progress=_say)
     else:
-        from .evaluate import as_sequences
-
-        name, data = load_dataset_file(args.vectors)
-        parts = [np.asarray(a, dtype=np.float32).reshape(-1)
-                 for s in as_sequences(name, data) for a in s.x
-                 if a.shape[-1] % args.block_size == 0]
-        if not parts:
-            raise InputFileError(f"{args.vectors}: no tensor whose last axis is a multiple of "
-                                 f"--block-size {args.block_size}")
-        x = np.concatenate(parts)
+        name, x = _vector_calibration(args)
         x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
         book, report = build_formatbook(
             x, args.dialects, name=args.name or f"{name}-{args.dialects}",
@@ -153,6 +144,20 @@ def _cmd_formatbook_build(args) -> int:
     _say(f"wrote {out} ({book.num_dialects} dialects, hash {book.content_hash[:16]})")
     print(json.dumps(report))
     return 0
+
+
+def _vector_calibration(args):
+    """(name, flat float32 calibration values) of --vectors: every tensor whose last axis
+    is a multiple of --block-size."""
+    from .evaluate import as_sequences
+
+    name, data = load_dataset_file(args.vectors)
+    parts = [np.asarray(a, dtype=np.float32).reshape(-1) for s in as_sequences(name, data)
+             for a in s.x if a.shape[-1] % args.block_size == 0]
+    if not parts:
+        raise InputFileError(f"{args.vectors}: no tensor whose last axis is a multiple of "
+                             f"--block-size {args.block_size}")
+    return name, np.concatenate(parts)
 
 
 def _build_class_book(args) -> int:
@@ -185,12 +190,7 @@ def _build_class_book(args) -> int:
                 name=args.name or f"synthetic-{d}c{1 << b}x{k}",
                 provenance={"command": " ".join(sys.argv), "seed": args.seed}, **common)
     else:
-        from .evaluate import as_sequences
-
-        name, data = load_dataset_file(args.vectors)
-        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
-                            for s in as_sequences(name, data) for a in s.x
-                            if a.shape[-1] % args.block_size == 0])
+        name, x = _vector_calibration(args)
         x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
         book, report = build_class_formatbook(
             x, b, k, n_dialects=d, name=args.name or f"{name}-{d}c{1 << b}x{k}",
@@ -198,8 +198,7 @@ def _build_class_book(args) -> int:
             **common)
     report.update(holdout_report(book, heldout, args.block_size))
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    book.save(out)
+    write_file_group(out.parent, {out.name: book.dumps()})
     for key, v in report.get("heldout_sqnr_db", {}).items():
         _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
     _say(f"wrote {out} ({book.num_dialects} dialects in {book.num_classes} classes of "
@@ -215,7 +214,10 @@ def _cmd_formatbook_show(args) -> int:
     if args.export:
         check_output_dir(args.export, "--export")
     book = load_formatbook(args.book)
-    luts = build_luts(book, args.frac_bits, args.err_bits)  # refuses past the size limit
+    try:
+        luts = build_luts(book, args.frac_bits, args.err_bits)  # refuses past the size limit
+    except LimitExceededError as e:
+        raise LimitExceededError(f"{args.book}: {e}") from None
     print(f"formatbook {book.name}: {book.num_dialects} dialects, grid {book.grid}, "
           f"scale e8m0 emax {book.emax}, sha256 {book.content_hash}")
     print(f"bits/element at k=32: {book.bits_per_element(32)}")
@@ -260,7 +262,7 @@ def _npy_bytes(a: np.ndarray) -> bytes:
 def _cmd_bench(args) -> int:
     from . import bench
 
-    return bench.main(args.bench_args)
+    return bench.run_args(args, args.bench_parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -292,7 +294,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dialects in the book, 1..256")
     b.add_argument("--class-bits", type=int, metavar="B",
                    help="class-structured book (numerics §15): 2^B block-max classes")
-    b.add_argument("--class-size", type=int, metavar="K",
+    b.add_argument("--class-size", type=positive_int_arg, metavar="K",
                    help="dialects per class (default D / 2^B: disjoint classes; "
                    "K * 2^B > D: classes drawn from a shared D-dialect pool)")
     b.add_argument("--seed", type=int, default=0)
@@ -315,5 +317,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_cmd_formatbook_show)
 
     be = sub.add_parser("bench", help="golden throughput vs torchao (ratios, same run)")
-    be.add_argument("bench_args", nargs=argparse.REMAINDER)
-    be.set_defaults(func=_cmd_bench)
+    from . import bench  # options on the subparser itself: REMAINDER dropped leading --opts
+
+    bench.add_arguments(be)
+    be.set_defaults(func=_cmd_bench, bench_parser=be)

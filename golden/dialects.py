@@ -30,7 +30,7 @@ __all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_selec
            "default_selector"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
-HIST_BLOCKS = 1 << 11  # blocks per histogram of the address path (stays in L2 cache)
+HIST_BLOCKS = 1 << 9  # blocks per histogram of the address path (fits L2; 2^11 was 3x slower)
 SELECTORS = ("lut", "mse", "two-stage", "two-level")
 
 

@@ -27,7 +27,12 @@ from semdialect.golden.bitaddress import element_address_bits, element_code_tabl
 from semdialect.golden.dialects import address_luts, allowed_mask, default_selector
 from semdialect.golden.formatbook import load_formatbook
 from semdialect.golden.lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS
-from semdialect.golden.scalar_formats import nvfp4_tensor_scale
+from semdialect.golden.scalar_formats import (
+    E4M3_MAX,
+    E4M3_MIN_NORMAL,
+    F4_MAX,
+    nvfp4_tensor_scale,
+)
 from semdialect.golden.two_level import build_two_level
 
 from . import triton_kernels as tk
@@ -40,6 +45,17 @@ _RAW = {torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.float16: 
 # Blocks per program. The interpreter pays ~37 ms per program, so it gets many.
 _BLOCKS_INTERPRETED = 1024
 _BLOCKS_DEVICE = 64
+
+
+def _f32_bits(v) -> int:
+    return int(np.float32(v).view(np.int32))
+
+
+# NVFP4 constants as float32 bits and the UE4M3 field layout, from the golden model
+_NVFP4_CONSTANTS = {"F4_MAX_BITS": _f32_bits(F4_MAX), "SB_MIN_BITS": _f32_bits(E4M3_MIN_NORMAL),
+                    "SB_MAX_BITS": _f32_bits(E4M3_MAX)}
+_UE4M3_LAYOUT = {"SB_SHIFT": 23 - golden.UE4M3.mbits,
+                 "SB_REBIAS": (127 - golden.UE4M3.bias) << golden.UE4M3.mbits}
 
 
 def interpreted() -> bool:
@@ -181,7 +197,8 @@ def quantize(x: torch.Tensor, fmt: str, *, block_size: int | None = None, format
         if n_blocks:
             tk.nvfp4_quant_kernel[_grid(n_blocks, g)](
                 raw, sr, sc, n_blocks, bpr, int(st.view(np.int32)), int(inv.view(np.int32)),
-                _e2m1_table(str(dev)), packed, n // 2, scales, IN_KIND=kind, G=g)
+                _e2m1_table(str(dev)), packed, n // 2, scales, IN_KIND=kind, G=g,
+                **_NVFP4_CONSTANTS, **_UE4M3_LAYOUT)
         out.tensor_scale = st
     elif fmt == "mxfp4":
         tab = _e2m1_table(str(dev))
@@ -262,8 +279,8 @@ def dequantize(q: KernelQuantized, blocks_per_program: int | None = None) -> tor
         return out.reshape(q.shape)
     if q.format == "nvfp4":
         tk.nvfp4_dequant_kernel[_grid(n_blocks, g)](
-            packed, n // 2, scales, int(np.float32(q.tensor_scale).view(np.int32)), out, n,
-            n_blocks, bpr, G=g)
+            packed, n // 2, scales, int(np.float32(q.tensor_scale).view(np.int32)),
+            _e2m1_halves(str(dev)), out, n, n_blocks, bpr, G=g, **_UE4M3_LAYOUT)
     elif q.format == "mxfp4":
         tk.shared_exponent_dequant_kernel[_grid(n_blocks, g)](
             packed, n // 2, scales, scales, _e2m1_halves(str(dev)), out, n, n_blocks, bpr,

@@ -264,11 +264,15 @@ def shared_exponent_quant_kernel(
 def nvfp4_quant_kernel(
     x_ptr, stride_r, stride_c, n_blocks, blocks_per_row, st_bits, inv_st_bits,
     code_tab_ptr, codes_ptr, code_stride, scales_ptr,
-    IN_KIND: tl.constexpr, G: tl.constexpr,
+    IN_KIND: tl.constexpr, G: tl.constexpr, F4_MAX_BITS: tl.constexpr,
+    SB_MIN_BITS: tl.constexpr, SB_MAX_BITS: tl.constexpr, SB_SHIFT: tl.constexpr,
+    SB_REBIAS: tl.constexpr,
 ):
     """NVFP4 (numerics §5): s_b = E4M3(clamp(fp32(fp32(amax / 6) / s_t), 2^-6, 448)),
     r = fp32(fp32(1 / s_t) / s_b), codes = E2M1(clamp(fp32(x r), -6, 6)); fp32(1 / s_t)
-    and s_t come from the host (golden's own float32 code)."""
+    and s_t come from the host (golden's own float32 code), and so do the constants
+    (float32 bits of 6, 2^-6 and 448; the E4M3 mantissa shift 23 - 3 and rebias
+    (127 - 7) << 3, from golden's E2M1 / UE4M3)."""
     K: tl.constexpr = 16
     pid = tl.program_id(0)
     b, valid, row, col0 = _block_coords(pid, n_blocks, blocks_per_row, G, K)
@@ -279,16 +283,17 @@ def nvfp4_quant_kernel(
     amax = tl.maximum(tl.max(ae, axis=1), tl.max(ao, axis=1))
     bad = amax >= 0x7F800000
     amax = tl.where(bad, 0, amax)
-    six = tl.full((G,), 0x40C00000, tl.int32)  # 6.0
+    six = tl.full((G,), F4_MAX_BITS, tl.int32)
     st = tl.full((G,), 0, tl.int32) + st_bits
     scaled = _fdiv_rn(_fdiv_rn(amax, six), st)
-    scaled = tl.minimum(tl.maximum(scaled, 0x3C800000), 0x43E00000)  # [2^-6, 448]
+    scaled = tl.minimum(tl.maximum(scaled, SB_MIN_BITS), SB_MAX_BITS)  # [2^-6, 448]
     # E4M3 RNE of a normal float32 in [2^-6, 448]: round the mantissa to 3 bits
-    sb_code = ((scaled + 0x7FFFF + ((scaled >> 20) & 1)) >> 20) - 960
-    sb_bits = (sb_code + 960) << 20
+    half = (1 << (SB_SHIFT - 1)) - 1
+    sb_code = ((scaled + half + ((scaled >> SB_SHIFT) & 1)) >> SB_SHIFT) - SB_REBIAS
+    sb_bits = (sb_code + SB_REBIAS) << SB_SHIFT
     r = _fdiv_rn(tl.full((G,), 0, tl.int32) + inv_st_bits, sb_bits)
-    ye = tl.minimum(_fmul_rn(tl.where(bad[:, None], 0, ae), r[:, None]), 0x40C00000)
-    yo = tl.minimum(_fmul_rn(tl.where(bad[:, None], 0, ao), r[:, None]), 0x40C00000)
+    ye = tl.minimum(_fmul_rn(tl.where(bad[:, None], 0, ae), r[:, None]), F4_MAX_BITS)
+    yo = tl.minimum(_fmul_rn(tl.where(bad[:, None], 0, ao), r[:, None]), F4_MAX_BITS)
     zero = tl.zeros((G, 1), tl.int32)
     ce = tl.load(code_tab_ptr + _address(ye, zero, 2)).to(tl.int32) | ((be >> 28) & 8)
     co = tl.load(code_tab_ptr + _address(yo, zero, 2)).to(tl.int32) | ((bo >> 28) & 8)
@@ -357,21 +362,21 @@ def shared_exponent_dequant_kernel(
 
 @triton.jit
 def nvfp4_dequant_kernel(
-    codes_ptr, code_stride, scales_ptr, st_bits, out_ptr, out_stride, n_blocks,
-    blocks_per_row, G: tl.constexpr,
+    codes_ptr, code_stride, scales_ptr, st_bits, halves_ptr, out_ptr, out_stride, n_blocks,
+    blocks_per_row, G: tl.constexpr, SB_SHIFT: tl.constexpr, SB_REBIAS: tl.constexpr,
 ):
     """value = E2M1(code) * fp32(s_b * s_t) in float32 (numerics §5), exact products
-    rounded by `_round_f32`; a NaN block scale (0x7F) gives NaN."""
+    rounded by `_round_f32`; a NaN block scale (0x7F) gives NaN. halves_ptr: golden's
+    E2M1 magnitudes in units of 0.5 (8 int32)."""
     K: tl.constexpr = 16
     pid = tl.program_id(0)
     b, valid, row, col0 = _block_coords(pid, n_blocks, blocks_per_row, G, K)
     j = tl.arange(0, K // 2)
     ce, co = _unpack(codes_ptr, row, col0, j, code_stride, valid)
     sb = tl.load(scales_ptr + b, mask=valid, other=0).to(tl.int32)
-    total = _fmul_rn((sb + 960) << 20, tl.full((G,), 0, tl.int32) + st_bits)
-    # E2M1 magnitude code c -> value in halves: 0 1 2 3 4 6 8 12
-    ve = _e2m1_times(ce, total)
-    vo = _e2m1_times(co, total)
+    total = _fmul_rn((sb + SB_REBIAS) << SB_SHIFT, tl.full((G,), 0, tl.int32) + st_bits)
+    ve = _e2m1_times(ce, total, halves_ptr)
+    vo = _e2m1_times(co, total, halves_ptr)
     nan = (sb == 0x7F)[:, None]
     ve = tl.where(nan, 0x7FC00000, ve)
     vo = tl.where(nan, 0x7FC00000, vo)
@@ -379,10 +384,9 @@ def nvfp4_dequant_kernel(
 
 
 @triton.jit
-def _e2m1_times(code, total):
-    c = code & 7
-    halves = tl.where(c < 4, c, tl.where(c == 4, 4, tl.where(c == 5, 6, tl.where(c == 6, 8,
-                                                                                 12))))
+def _e2m1_times(code, total, halves_ptr):
+    """float32 bits of E2M1(code) * total, exactly rounded (sign from the code)."""
+    halves = tl.load(halves_ptr + (code & 7))
     mt, et = _significand(total[:, None] + tl.zeros_like(code))
     v = _round_f32(halves.to(tl.int64) * mt, halves < 0, et - 1)
     return v | ((code & 8) << 28)

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from semdialect.errors import LimitExceededError
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
@@ -20,11 +21,14 @@ def _generate(args) -> int:
     check_output_dir(args.output, "-o")  # before the (slow) build
     if args.name is not None:
         check_verilog_identifier(args.name, "--name")
-    u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
-                   input_format=args.input, frac_bits=args.frac_bits, err_bits=args.err_bits,
-                   pipeline=args.pipeline, index=args.index, target_mhz=args.target_mhz,
-                   timed_inputs=args.timed_inputs, rom_style=args.rom_style,
-                   selector=args.selector)
+    try:
+        u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
+                       input_format=args.input, frac_bits=args.frac_bits,
+                       err_bits=args.err_bits, pipeline=args.pipeline, index=args.index,
+                       target_mhz=args.target_mhz, timed_inputs=args.timed_inputs,
+                       rom_style=args.rom_style, selector=args.selector)
+    except LimitExceededError as e:  # name the file the user gave
+        raise LimitExceededError(f"--formatbook {args.formatbook}: {e}") from None
     t0 = time.perf_counter()
     man = generate(u, args.output, name=args.name)
     print(f"{Path(args.output) / man['files'][0]}: {man['toplevel']}, latency "

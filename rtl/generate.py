@@ -18,6 +18,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from semdialect import __version__
+from semdialect.errors import LimitExceededError
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
 from semdialect.golden.lut import check_lut_size
 from semdialect.paths import check_output_dir, write_file_group
@@ -47,6 +48,9 @@ DEFAULT_SELECTOR = "by book"
 #: Largest error / index ROM the generator elaborates (entries = dialects x addresses,
 #: docs/limits.md); the report sweeps need at most 2^13 (64 dialects, F = 3).
 MAX_RTL_LUT_ENTRIES = 1 << 16
+#: Amaranth's netlist holds values of fewer than 2^16 bits (measured: 256 dialects x B=32
+#: x W=8 fails inside amaranth.hdl._nir); checked before elaboration
+MAX_RTL_VALUE_BITS = 1 << 16
 
 #: Verilator -Wall warning classes waived for the generated files (all stylistic
 #: artefacts of Yosys' write_verilog, see docs/architecture.md "Lint"); every other
@@ -151,6 +155,14 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     if selector == "two-level":
         return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
                                   **common)
+    # the exhaustive error-LUT stage is one B x D x W-bit value; Amaranth's are < 2^16 bits
+    width = block_size * book.num_dialects * fw["err_bits"]
+    if width >= MAX_RTL_VALUE_BITS:
+        raise LimitExceededError(
+            f"formatbook '{book.name}': the error-LUT stage would be one {width}-bit value "
+            f"(block size {block_size} x {book.num_dialects} dialects x W {fw['err_bits']}); "
+            f"the generator's limit is {MAX_RTL_VALUE_BITS - 1} bits (docs/limits.md): fewer "
+            "dialects, a smaller block, a smaller W, or the two-level unit")
     return SemDialectQuantizer(formatbook=formatbook or "semdialect-32", **fw, **common)
 
 
@@ -275,5 +287,5 @@ def generate(u, out_dir, name: str | None = None) -> dict:
     vlt += [f'lint_off -rule {r} -file "*{vfile}"' for r in LINT_WAIVERS]
     man = manifest_for(u, top, vfile, vltfile, text)
     write_file_group(out, {vfile: header + text, vltfile: "\n".join(vlt) + "\n",
-                           f"{top}.json": json.dumps(man, indent=2) + "\n"})
+                           f"{top}.json": json.dumps(man, indent=2, allow_nan=False) + "\n"})
     return man

@@ -76,13 +76,10 @@ def register(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    import argparse
+    """`python -m semdialect.sim.tbcli ARGS` = `semdialect sim ARGS` (same error handling)."""
+    from semdialect.cli import main as cli_main
 
-    ap = argparse.ArgumentParser(prog="python -m semdialect.sim.tbcli")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    args = ap.parse_args(["sim", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args) or 0)
+    return cli_main(["sim", *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,6 +99,19 @@ def test_unexpected_exception_exit_1_with_hint(capsys, monkeypatch):
     monkeypatch.setenv("SEMDIALECT_DEBUG", "1")
     rc, _, err = run(["formatbook", "show", "semdialect-32"], capsys)
     assert rc == 1 and "Traceback" in err
+
+
+def test_multi_line_messages_stay_one_line(capsys, monkeypatch):
+    import semdialect.golden.formatbook as fb
+
+    def tool_failed(_book):
+        raise RuntimeError("lint of x failed:\n%Warning-CMPCONST: x.v:3: constant\n" + "y" * 900)
+
+    monkeypatch.setattr(fb, "load_formatbook", tool_failed)
+    rc, _, err = run(["formatbook", "show", "semdialect-32"], capsys)
+    assert rc == 1 and err.count("\n") == 1
+    assert "lint of x failed: %Warning-CMPCONST: x.v:3: constant | yyy" in err
+    assert "..." in err and len(err) < 900
 
 
 def test_keyboard_interrupt_in_process_exit_130(capsys, monkeypatch):
@@ -305,10 +319,21 @@ def test_lut_size_is_estimated_and_refused_before_building(tmp_path, capsys):
     p = _big_book(tmp_path)
     line = bad(["formatbook", "show", p, "--frac-bits", "8"], capsys, "too large",
                "67108864", "134217728", "limit is 4194304")
-    assert "big" in line
+    assert str(p) in line
     out = tmp_path / "rtl"
     bad(["rtl", "generate", "--formatbook", p, "--frac-bits", "8", "-o", out], capsys,
-        "too large")
+        "too large", str(p))
+    assert files_under(out) == []
+    # a book inside the LUT limits whose error-LUT stage is too wide for the generator
+    rng = np.random.default_rng(1)
+    ds = set()
+    while len(ds) < 256:
+        ds.add(tuple([0] + sorted(rng.choice(np.arange(1, 16), 7, replace=False).tolist())))
+    wide = tmp_path / "wide.json"
+    wide.write_text(json.dumps({"name": "wide", "version": 1, "grid": 0.5,
+                                "scale": {"type": "e8m0", "emax": 2},
+                                "dialects": [list(d) for d in sorted(ds)]}))
+    bad(["rtl", "generate", "--formatbook", wide, "-o", out], capsys, "65536-bit")
     assert files_under(out) == []
     from semdialect.golden import build_luts
     from semdialect.golden.lut import MAX_LUT_ENTRIES, lut_entries
@@ -601,18 +626,22 @@ def test_ctrl_c_during_capture_exits_130_and_writes_nothing(tmp_path):
         [sys.executable, "-m", "semdialect.cli", "capture", "--model", "wan-tiny", "--steps",
          "100000", "--max-tokens", "4", "-o", str(out)],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
-    seen = b""
+    # drain stderr in a thread: a full pipe would block the child's progress output (and
+    # its interrupt message) and turn a slow machine into a hang
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(
+        lambda: proc.stderr.read1(4096), b"")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 240
-    os.set_blocking(proc.stderr.fileno(), False)
-    while b"denoise" not in seen and time.monotonic() < deadline and proc.poll() is None:
+    while (b"denoise" not in b"".join(chunks) and time.monotonic() < deadline
+           and proc.poll() is None):
         time.sleep(0.2)
-        seen += proc.stderr.read() or b""
-    assert b"denoise" in seen, seen[-2000:]
+    assert b"denoise" in b"".join(chunks), b"".join(chunks)[-2000:]
     time.sleep(1.0)  # inside the denoising loop
     proc.send_signal(signal.SIGINT)
-    proc.wait(60)
-    os.set_blocking(proc.stderr.fileno(), True)
-    err = (seen + proc.stderr.read()).decode(errors="replace")
+    proc.wait(180)
+    reader.join(30)
+    err = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert err.rstrip().splitlines()[-1].endswith("semdialect capture: interrupted")

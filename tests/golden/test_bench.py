@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from semdialect.golden import bench
 
 
@@ -20,3 +22,15 @@ def test_bench_tiny_run_reports_rows_ratios_and_goals(capsys):
     assert bench.main(["--rows", "2", "--cols", "32", "--repeat", "1", "--warmup", "0",
                        "--no-torchao", "--no-torch-reference"]) == 0
     assert "golden semdialect" in capsys.readouterr().out
+
+
+def test_semdialect_bench_cli_takes_its_options(capsys):
+    """`semdialect bench --opt ...` (leading options reach the bench parser)."""
+    from semdialect.cli import main
+
+    assert main(["bench", "--rows", "2", "--cols", "32", "--repeat", "1", "--warmup", "0",
+                 "--formats", "mxfp4", "--no-torchao", "--no-torch-reference"]) == 0
+    assert "golden mxfp4" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--cols", "33"])
+    assert e.value.code == 2
