@@ -16,6 +16,7 @@ Sessions:
   reports     synthesis / cycle reports into build/reports/
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
   quality     SemanticDialect quality benchmark (issue 6)
+  real-width  capture + eval at the Wan2.1-1.3B width, peak RSS and time (not CI)
   gpu         Triton kernels on CUDA: bit-exactness suite + GB/s vs roofline and torchao
               (skips without a CUDA device; not in CI)
   lint        ruff
@@ -168,6 +169,14 @@ def quality(session: nox.Session) -> None:
     """SemanticDialect quality benchmark on captured and synthetic data (build/quality/)."""
     env = _ensure_env(session)
     _py(session, env, "-m", "semdialect.cli", "quality", "-o", "build/quality", *session.posargs)
+
+
+@nox.session(name="real-width", python=False)
+def real_width(session: nox.Session) -> None:
+    """Capture + eval at the Wan2.1-1.3B width on random weights: peak RSS and time
+    (build/real-width/report.json; ~3 GiB checkpoint + ~1 GiB vectors on disk; not CI)."""
+    env = _ensure_env(session)
+    _py(session, env, "-m", "semdialect.sw.real_width", *session.posargs)
 
 
 @nox.session(python=False)
