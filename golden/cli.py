@@ -79,13 +79,42 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _vector_calibration(args):
+    """(name, calibration values, held-out values) from `--vectors` (seeded block split)."""
+    from .builder import split_blocks
+    from .evaluate import as_sequences
+
+    name, data = load_dataset_file(args.vectors)
+    x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
+                        for s in as_sequences(name, data) for a in s.x
+                        if a.shape[-1] % args.block_size == 0])
+    x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
+    return name, x, heldout
+
+
+def _write_book(args, book, report: dict, heldout) -> int:
+    """Held-out report, the book file, one summary line per SQNR; the report on stdout."""
+    from .builder import holdout_report
+
+    report.update(holdout_report(book, heldout, args.block_size))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    book.save(out)
+    for key, v in report.get("heldout_sqnr_db", {}).items():
+        _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
+    classes = (f" in {book.num_classes} classes of {book.class_size}"
+               if book.has_classes else "")
+    _say(f"wrote {out} ({book.num_dialects} dialects{classes}, "
+         f"hash {book.content_hash[:16]})")
+    print(json.dumps(report))
+    return 0
+
+
 def _cmd_formatbook_build(args) -> int:
     from .builder import (
         build_default_book,
         build_formatbook,
         default_calibration,
-        holdout_report,
-        split_blocks,
     )
 
     if args.synthetic == bool(args.vectors):
@@ -104,26 +133,12 @@ def _cmd_formatbook_build(args) -> int:
         else:
             book, report = build_default_book(seed=args.seed, progress=_say)
     else:
-        from .evaluate import as_sequences
-
-        name, data = load_dataset_file(args.vectors)
-        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
-                            for s in as_sequences(name, data) for a in s.x
-                            if a.shape[-1] % args.block_size == 0])
-        x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
+        name, x, heldout = _vector_calibration(args)
         book, report = build_formatbook(
             x, args.dialects, name=args.name or f"{name}-{args.dialects}",
             block_size=args.block_size, frac_bits=args.frac_bits, progress=_say,
             provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)})
-    report.update(holdout_report(book, heldout, args.block_size))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    book.save(out)
-    for k, v in report.get("heldout_sqnr_db", {}).items():
-        _say(f"held-out SQNR {k:>28}: {v:.3f} dB")
-    _say(f"wrote {out} ({book.num_dialects} dialects, hash {book.content_hash[:16]})")
-    print(json.dumps(report))
-    return 0
+    return _write_book(args, book, report, heldout)
 
 
 def _build_class_book(args) -> int:
@@ -134,8 +149,6 @@ def _build_class_book(args) -> int:
         build_class_formatbook,
         build_default_class_book,
         default_calibration,
-        holdout_report,
-        split_blocks,
     )
 
     b, d = args.class_bits, args.dialects
@@ -156,27 +169,12 @@ def _build_class_book(args) -> int:
                 name=args.name or f"synthetic-{d}c{1 << b}x{k}",
                 provenance={"command": " ".join(sys.argv), "seed": args.seed}, **common)
     else:
-        from .evaluate import as_sequences
-
-        name, data = load_dataset_file(args.vectors)
-        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
-                            for s in as_sequences(name, data) for a in s.x
-                            if a.shape[-1] % args.block_size == 0])
-        x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
+        name, x, heldout = _vector_calibration(args)
         book, report = build_class_formatbook(
             x, b, k, n_dialects=d, name=args.name or f"{name}-{d}c{1 << b}x{k}",
             provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)},
             **common)
-    report.update(holdout_report(book, heldout, args.block_size))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    book.save(out)
-    for key, v in report.get("heldout_sqnr_db", {}).items():
-        _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
-    _say(f"wrote {out} ({book.num_dialects} dialects in {book.num_classes} classes of "
-         f"{book.class_size}, hash {book.content_hash[:16]})")
-    print(json.dumps(report))
-    return 0
+    return _write_book(args, book, report, heldout)
 
 
 def _cmd_formatbook_show(args) -> int:
