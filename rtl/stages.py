@@ -307,7 +307,7 @@ class Normalize(wiring.Component):
 def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value]) -> list[Value]:
     """A constant table with one combinational read port per address. Emitted to Verilog
     as an array + `initial` block, which `semdialect.rtl.generate` rewrites into a
-    combinational case function by default (rom_style 'logic')."""
+    combinational case module by default (rom_style 'logic')."""
     mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
     m.submodules[name] = mem
     outs = []
