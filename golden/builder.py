@@ -95,30 +95,7 @@ def build_formatbook(
     # (blocks x candidates) error matrix; float32 is exact here (integers < 2^24)
     cost = hist @ err.T
     say(f"{len(cands)} candidates x {len(hist)} calibration blocks")
-    chosen: list[int] = []
-    best = np.full(len(hist), np.inf, dtype=np.float32)
-    for i in range(n_dialects):
-        totals = np.minimum(cost, best[:, None]).sum(axis=0, dtype=np.float64)
-        totals[chosen] = np.inf
-        c = int(np.argmin(totals))
-        chosen.append(c)
-        best = np.minimum(best, cost[:, c])
-        say(f"greedy {i + 1}/{n_dialects}: total error {totals[c]:.0f}")
-    for p in range(refine_passes):
-        changed = False
-        for slot in range(n_dialects):
-            others = [c for j, c in enumerate(chosen) if j != slot]
-            rest = cost[:, others].min(axis=1)
-            totals = np.minimum(cost, rest[:, None]).sum(axis=0, dtype=np.float64)
-            totals[others] = np.inf
-            c = int(np.argmin(totals))
-            if c != chosen[slot] and totals[c] < totals[chosen[slot]]:
-                chosen[slot] = c
-                changed = True
-        total = cost[:, chosen].min(axis=1).sum(dtype=np.float64)
-        say(f"refine pass {p + 1}: total error {total:.0f}{'' if changed else ' (converged)'}")
-        if not changed:
-            break
+    chosen = _greedy_swap(cost, n_dialects, refine_passes, say=say)
     dialects = _book_order(tuple(int(m) for m in cands[c]) for c in chosen)
     book = Formatbook(name, grid_log2, emax, tuple(dialects), provenance=provenance or {})
     sel = np.argmin(cost[:, chosen], axis=1)
@@ -138,19 +115,22 @@ def _book_order(dialects) -> list[tuple[int, ...]]:
     return sorted(dialects, key=lambda d: (d[-1], d), reverse=True)
 
 
-def _greedy_swap(cost: np.ndarray, n: int, refine_passes: int, banned=()) -> list[int]:
+def _greedy_swap(cost: np.ndarray, n: int, refine_passes: int, banned=(),
+                 say=None) -> list[int]:
     """Columns of `cost` (blocks x candidates) minimizing sum_b min over the chosen:
     greedy forward selection, then swap refinement; ties to the lowest column."""
+    say = say or (lambda s: None)
     banned = list(banned)
     chosen: list[int] = []
     best = np.full(len(cost), np.inf, dtype=np.float32)
-    for _ in range(n):
+    for i in range(n):
         totals = np.minimum(cost, best[:, None]).sum(axis=0, dtype=np.float64)
         totals[chosen + banned] = np.inf
         c = int(np.argmin(totals))
         chosen.append(c)
         best = np.minimum(best, cost[:, c])
-    for _ in range(refine_passes):
+        say(f"greedy {i + 1}/{n}: total error {totals[c]:.0f}")
+    for p in range(refine_passes):
         changed = False
         for slot in range(n):
             others = [c for j, c in enumerate(chosen) if j != slot]
@@ -162,6 +142,8 @@ def _greedy_swap(cost: np.ndarray, n: int, refine_passes: int, banned=()) -> lis
             if c != chosen[slot] and totals[c] < totals[chosen[slot]]:
                 chosen[slot] = c
                 changed = True
+        total = cost[:, chosen].min(axis=1).sum(dtype=np.float64)
+        say(f"refine pass {p + 1}: total error {total:.0f}{'' if changed else ' (converged)'}")
         if not changed:
             break
     return chosen

@@ -97,13 +97,43 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _vector_calibration(args):
+    """(name, calibration values, held-out values) from `--vectors` (seeded block split)."""
+    from .builder import split_blocks
+    from .evaluate import as_sequences
+
+    name, data = load_dataset_file(args.vectors)
+    parts = [np.asarray(a, dtype=np.float32).reshape(-1) for s in as_sequences(name, data)
+             for a in s.x if a.shape[-1] % args.block_size == 0]
+    if not parts:
+        raise InputFileError(f"{args.vectors}: no tensor whose last axis is a multiple of "
+                             f"--block-size {args.block_size}")
+    x, heldout = split_blocks(np.concatenate(parts), args.block_size, args.holdout, args.seed)
+    return name, x, heldout
+
+
+def _write_book(args, book, report: dict, heldout) -> int:
+    """Held-out report, the book file, one summary line per SQNR; the report on stdout."""
+    from .builder import holdout_report
+
+    report.update(holdout_report(book, heldout, args.block_size))
+    out = Path(args.output)
+    write_file_group(out.parent, {out.name: book.dumps()})  # all or nothing (issue 15)
+    for key, v in report.get("heldout_sqnr_db", {}).items():
+        _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
+    classes = (f" in {book.num_classes} classes of {book.class_size}"
+               if book.has_classes else "")
+    _say(f"wrote {out} ({book.num_dialects} dialects{classes}, "
+         f"hash {book.content_hash[:16]})")
+    print(json.dumps(report))
+    return 0
+
+
 def _cmd_formatbook_build(args) -> int:
     from .builder import (
         build_default_book,
         build_formatbook,
         default_calibration,
-        holdout_report,
-        split_blocks,
     )
     from .formatbook import MAX_DIALECTS
 
@@ -118,7 +148,7 @@ def _cmd_formatbook_build(args) -> int:
         raise UsageError(f"must be in [0, 1), got {args.holdout}", "--holdout")
     if args.class_size is not None and args.class_bits is None:
         raise UsageError("--class-size needs --class-bits", "--class-size")
-    out = check_output_file(args.output, "-o")  # before the (long) search
+    check_output_file(args.output, "-o")  # before the (long) search
     if args.class_bits is not None:
         return _build_class_book(args)
     if args.synthetic:
@@ -131,33 +161,12 @@ def _cmd_formatbook_build(args) -> int:
         else:
             book, report = build_default_book(seed=args.seed, progress=_say)
     else:
-        name, x = _vector_calibration(args)
-        x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
+        name, x, heldout = _vector_calibration(args)
         book, report = build_formatbook(
             x, args.dialects, name=args.name or f"{name}-{args.dialects}",
             block_size=args.block_size, frac_bits=args.frac_bits, progress=_say,
             provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)})
-    report.update(holdout_report(book, heldout, args.block_size))
-    write_file_group(out.parent, {out.name: book.dumps()})
-    for k, v in report.get("heldout_sqnr_db", {}).items():
-        _say(f"held-out SQNR {k:>28}: {v:.3f} dB")
-    _say(f"wrote {out} ({book.num_dialects} dialects, hash {book.content_hash[:16]})")
-    print(json.dumps(report))
-    return 0
-
-
-def _vector_calibration(args):
-    """(name, flat float32 calibration values) of --vectors: every tensor whose last axis
-    is a multiple of --block-size."""
-    from .evaluate import as_sequences
-
-    name, data = load_dataset_file(args.vectors)
-    parts = [np.asarray(a, dtype=np.float32).reshape(-1) for s in as_sequences(name, data)
-             for a in s.x if a.shape[-1] % args.block_size == 0]
-    if not parts:
-        raise InputFileError(f"{args.vectors}: no tensor whose last axis is a multiple of "
-                             f"--block-size {args.block_size}")
-    return name, np.concatenate(parts)
+    return _write_book(args, book, report, heldout)
 
 
 def _build_class_book(args) -> int:
@@ -168,14 +177,12 @@ def _build_class_book(args) -> int:
         build_class_formatbook,
         build_default_class_book,
         default_calibration,
-        holdout_report,
-        split_blocks,
     )
 
     b, d = args.class_bits, args.dialects
     k = args.class_size if args.class_size is not None else d >> b
     if not 0 <= b <= 6 or k < 1 or (k << b) < d:
-        raise ValueError(f"--class-bits {b} --class-size {k} cannot hold {d} dialects "
+        raise UsageError(f"--class-bits {b} --class-size {k} cannot hold {d} dialects "
                          "(need 0 <= B <= 6 and K * 2^B >= D)")
     shipped = {v: n for n, v in CLASS_BOOKS.items()}.get((b, k, d))
     common = dict(block_size=args.block_size, frac_bits=args.frac_bits, progress=_say)
@@ -190,21 +197,12 @@ def _build_class_book(args) -> int:
                 name=args.name or f"synthetic-{d}c{1 << b}x{k}",
                 provenance={"command": " ".join(sys.argv), "seed": args.seed}, **common)
     else:
-        name, x = _vector_calibration(args)
-        x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
+        name, x, heldout = _vector_calibration(args)
         book, report = build_class_formatbook(
             x, b, k, n_dialects=d, name=args.name or f"{name}-{d}c{1 << b}x{k}",
             provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)},
             **common)
-    report.update(holdout_report(book, heldout, args.block_size))
-    out = Path(args.output)
-    write_file_group(out.parent, {out.name: book.dumps()})
-    for key, v in report.get("heldout_sqnr_db", {}).items():
-        _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
-    _say(f"wrote {out} ({book.num_dialects} dialects in {book.num_classes} classes of "
-         f"{book.class_size}, hash {book.content_hash[:16]})")
-    print(json.dumps(report))
-    return 0
+    return _write_book(args, book, report, heldout)
 
 
 def _cmd_formatbook_show(args) -> int:

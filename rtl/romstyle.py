@@ -4,10 +4,12 @@ Amaranth emits every ROM (`amaranth.lib.memory.Memory` with comb read ports) as 
 Verilog array filled by an `initial` block. Simulators, Yosys and FPGA flows accept
 that; ASIC synthesis tools generally ignore `initial`, and the tables would be lost.
 
-* 'logic' (default): `rewrite_roms` turns each such array into a Verilog function with
-  one `case` item per word, and every read `rom[addr]` into a call `rom(addr)`: plain
-  combinational logic that every synthesis tool keeps. One function per table, shared
-  by all its read ports, so the file does not grow with the number of lanes.
+* 'logic' (default): `rewrite_roms` turns each such array into a small Verilog module
+  (`always @*` + one `case` item per word) instantiated once per read port: plain
+  combinational logic that every synthesis tool keeps. One module per table, shared by
+  all its read ports, so neither the file nor Verilator's C++ grows with the number of
+  lanes (a Verilog function is inlined at every call: 15 MB of C++ per file for the
+  two-level unit's 32 error-ROM ports).
 * 'memory': the array + `initial` form as Amaranth writes it.
 
 Both are bit-identical by construction (the words are copied one for one) and both are
@@ -39,13 +41,17 @@ def _split_modules(text: str) -> list[str]:
     return parts
 
 
-def _rewrite_module(mod: str) -> tuple[str, int]:
+def _rewrite_module(mod: str, roms: list[str]) -> tuple[str, int]:
+    """Move every initialized array of one module into a ROM module (appended to
+    `roms`) instantiated once per read port."""
     n = 0
+    head = re.match(r"module (\S+)", mod)
+    modname = head.group(1) if head else "top"
     while True:
         d = _DECL.search(mod)
         if not d:
             return mod, n
-        indent, hi, name, last = d.group(1), int(d.group(2)), d.group(3), int(d.group(4))
+        hi, name, last = int(d.group(2)), d.group(3), int(d.group(4))
         width, depth = hi + 1, last + 1
         abits = max(1, (depth - 1).bit_length())
         rest = mod[d.end():]
@@ -64,44 +70,40 @@ def _rewrite_module(mod: str) -> tuple[str, int]:
                 raise ValueError(f"ROM {name}: unexpected initializer line {ln!r}")
             words[int(mi.group(2))] = int(mi.group(5).replace("_", ""), _BASE[mi.group(4)])
         body_after = "\n".join(lines[end + 1:])
-        fname = name
-        arg = f"{name.lstrip(chr(92))}_addr"  # a name the module does not use yet
-        while re.search(r"\b" + re.escape(arg) + r"\b", mod):
-            arg += "_"
-        items = "".join(f"{indent}      {abits}'d{a}: {fname} = {width}'h{w:x};\n"
+        base = re.sub(r"[^A-Za-z0-9_]", "_", modname.lstrip(chr(92)))
+        mname = f"{base}__{name}"
+        arg = f"{name}_addr"
+        items = "".join(f"        {abits}'d{a}: {name} = {width}'h{w:x};\n"
                         for a, w in sorted(words.items()))
-        func = (f"{indent}function [{hi}:0] {fname};\n"
-                f"{indent}  input [{abits - 1}:0] {arg};\n"
-                f"{indent}  begin\n"
-                f"{indent}    case ({arg})\n{items}"
-                f"{indent}      default: {fname} = {width}'h0;\n"
-                f"{indent}    endcase\n"
-                f"{indent}  end\n"
-                f"{indent}endfunction\n")
-        # reads: `name[expr]` -> `name(expr)` (expr may contain brackets: match balanced)
-        out, i = [], 0
-        pat = re.compile(re.escape(name) + r"\s*\[")
-        while True:
-            mr = pat.search(body_after, i)
-            if not mr:
-                out.append(body_after[i:])
-                break
-            out.append(body_after[i:mr.start()])
-            j, depth_b = mr.end(), 1
-            while depth_b:
-                c = body_after[j]
-                depth_b += {"[": 1, "]": -1}.get(c, 0)
-                j += 1
-            out.append(f"{name}({body_after[mr.end():j - 1]})")
-            i = j
-        mod = mod[:d.start()] + func + "".join(out)
+        roms.append(f"module {mname} ({arg}, {name});\n"
+                    f"  input [{abits - 1}:0] {arg};\n"
+                    f"  output reg [{hi}:0] {name};\n"
+                    f"  always @* begin\n"
+                    f"    case ({arg})\n{items}"
+                    f"      default: {name} = {width}'h0;\n"
+                    f"    endcase\n"
+                    f"  end\n"
+                    f"endmodule\n\n")
+        # reads: `assign lhs = name[expr];` -> one instance of the ROM module per port
+        pat = re.compile(r"^(\s*)assign (.+?) = " + re.escape(name) + r"\[(.*)\];$", re.M)
+        k = [0]
+
+        def inst(mr, mname=mname, arg=arg, name=name, k=k):
+            k[0] += 1
+            return (f"{mr.group(1)}{mname} {name}_port{k[0]} (.{arg}({mr.group(3)}), "
+                    f".{name}({mr.group(2)}));")
+
+        body_after = pat.sub(inst, body_after)
+        if re.search(re.escape(name) + r"\s*\[", body_after):
+            raise ValueError(f"ROM {name}: a read that is not `assign x = {name}[a];`")
+        mod = mod[:d.start()] + body_after
         n += 1
 
 
 def rewrite_roms(text: str) -> str:
-    """The Verilog with every initialized array (ROM) as a combinational case function."""
-    out = []
+    """The Verilog with every initialized array (ROM) as a combinational case module."""
+    out, roms = [], []
     for mod in _split_modules(text):
-        new, _ = _rewrite_module(mod)
+        new, _ = _rewrite_module(mod, roms)
         out.append(new)
-    return "".join(out)
+    return "".join(out) + ("\n" + "".join(roms) if roms else "")

@@ -307,7 +307,7 @@ class Normalize(wiring.Component):
 def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value]) -> list[Value]:
     """A constant table with one combinational read port per address. Emitted to Verilog
     as an array + `initial` block, which `semdialect.rtl.generate` rewrites into a
-    combinational case function by default (rom_style 'logic')."""
+    combinational case module by default (rom_style 'logic')."""
     mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
     m.submodules[name] = mem
     outs = []
@@ -693,10 +693,13 @@ class ClassSelect(wiring.Component):
     mask ∩ class rule (§15.3): `nonempty[c]` = class c has an allowed candidate; the
     effective class is the smallest class >= c with one, else the largest below (two
     priority encoders). `allowed[j]` = candidate slot j of the effective class may be
-    chosen."""
+    chosen. rom_cut: a register stage (enable `en`) after the class ROM; latency =
+    int(rom_cut)."""
 
-    def __init__(self, tables):
+    def __init__(self, tables, *, rom_cut: bool = False):
         self.tables = tables
+        self.rom_cut = rom_cut
+        self.latency = int(rom_cut)
         self.table = class_table(tables)
         self.ids = [[int(d) for d in row] for row in tables.class_ids]
         self.num_classes = len(self.ids)
@@ -707,6 +710,7 @@ class ClassSelect(wiring.Component):
         super().__init__({
             "max_addr": In(self.addr_bits),
             "mask": In(self.num_dialects),
+            "en": In(1),
             "cls": Out(self.class_bits),
             "allowed": Out(self.k),
         })
@@ -718,17 +722,22 @@ class ClassSelect(wiring.Component):
         nonempty = Signal(n)
         m.d.comb += [nonempty[c].eq(Cat(*[self.mask[d] for d in self.ids[c]]).any())
                      for c in range(n)]
+        mask = self.mask
+        if self.rom_cut:  # register the raw class, the class-nonempty bits and the mask
+            raw = delay(m, raw, 1, self.en, "cls_raw")
+            nonempty = delay(m, nonempty, 1, self.en, "cls_nonempty")
+            mask = delay(m, mask, 1, self.en, "cls_mask")
         up, down = Signal(self.class_bits), Signal(self.class_bits)
         has_up = Signal()
         for c in reversed(range(n)):  # last assignment wins: the lowest c >= raw
-            with m.If(nonempty[c] & (raw <= c)):
+            with m.If(nonempty[c] & (raw <= c) if c < n - 1 else nonempty[c]):
                 m.d.comb += [up.eq(c), has_up.eq(1)]
-        for c in range(n):  # the highest c < raw
+        for c in range(n - 1):  # the highest c < raw (raw > n - 1 never holds)
             with m.If(nonempty[c] & (raw > c)):
                 m.d.comb += down.eq(c)
         m.d.comb += self.cls.eq(Mux(has_up, up, down))
         for j in range(self.k):
-            col = Array([self.mask[self.ids[c][j]] for c in range(n)])
+            col = Array([mask[self.ids[c][j]] for c in range(n)])
             m.d.comb += self.allowed[j].eq(col[self.cls])
         return m
 

@@ -18,11 +18,15 @@ from registers and wants the whole path inside the period); the default leaves i
 for the MXFP4 baseline, to the integrator's own input timing. The model's delay of that
 input stage is reported in the manifest either way.
 
-The model is a sum of two primitives, calibrated against nextpnr-ecp5 0.11 critical
-paths of these units on LFE5U-85F (docs/architecture.md, "Timing"):
+The model is a sum of a few primitives, calibrated against a nextpnr-ecp5 0.11 critical
+path of the DialectFP4 unit on LFE5U-85F and Yosys `ltp` depths of the ROMs
+(docs/architecture.md, "Timing"):
 
-* `T_LUT`: one LUT4 (or PFU mux) level plus its net;
-* `carry(n)`: an n-bit carry chain (adder, comparator) with its entry and exit nets.
+* `T_LUT`: one LUT4 level plus its net;
+* `rom(n)`: a table of n address bits, max(1, n - 3) LUT levels;
+* `carry(n)`: an n-bit carry chain (adder, comparator) with its entry and exit nets;
+* `T_FANOUT`: a per-block value (class, pair, thresholds) routed to all B lanes;
+* `T_STAGE`: clock-to-Q + setup, taken off the period of every stage.
 
 The numbers are a model, not a timing analysis: every unit's Fmax in the report comes
 from nextpnr itself.
@@ -30,18 +34,19 @@ from nextpnr itself.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-__all__ = ["Segment", "T_LUT", "carry", "rom", "mux_levels", "choose_cuts", "stage_delays",
-           "DEFAULT_TARGET_MHZ"]
+__all__ = ["Segment", "T_LUT", "T_FANOUT", "T_STAGE", "carry", "rom", "mux_levels",
+           "choose_cuts", "stage_delays", "DEFAULT_TARGET_MHZ"]
 
 #: the default clock target of the SemanticDialect and DialectFP4 units (issue #10)
 DEFAULT_TARGET_MHZ = 150.0
 
-T_LUT = 1.05  # ns: LUT4 + net
+T_LUT = 0.75  # ns: LUT4 + its net (nextpnr path: 0.24 logic + ~0.5 routing per level)
 T_CARRY_ENTRY = 1.3  # ns: nets into and out of a carry chain
 T_CARRY_BIT = 0.055  # ns per bit of ripple (CCU2C: two bits per cell)
+T_FANOUT = 1.0  # ns: a per-block value routed to the logic of all B lanes
+T_STAGE = 0.95  # ns: clock-to-Q + setup of every register stage
 
 
 def carry(n: int) -> float:
@@ -50,18 +55,15 @@ def carry(n: int) -> float:
 
 
 def rom(in_bits: int) -> float:
-    """A constant table of `in_bits` address bits in logic: one LUT4 level covers 4
-    inputs, the PFU muxes 3 more; every further 2 address bits add a mux level."""
-    if in_bits <= 4:
-        return T_LUT
-    if in_bits <= 7:
-        return T_LUT + 0.35 * (in_bits - 4)
-    return T_LUT + 1.05 + T_LUT * math.ceil((in_bits - 7) / 2)
+    """A constant table of `in_bits` address bits in logic. The flow maps with
+    `abc -lut 4` (LUT4 only): measured (Yosys `ltp`) depth max(1, in_bits - 3) LUT
+    levels for 5..10 address bits."""
+    return T_LUT * max(1, in_bits - 3)
 
 
 def mux_levels(select_bits: int) -> float:
-    """A 2^s : 1 multiplexer (barrel-shifter stage set): 4:1 per PFU level."""
-    return T_LUT * math.ceil(select_bits / 2) + 0.3
+    """A 2^s : 1 multiplexer (barrel-shifter stage set): one LUT4 level per select bit."""
+    return T_LUT * select_bits
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def choose_cuts(segments: list[Segment], *, depth: int | None = None,
     if target_mhz is not None:
         if not (isinstance(target_mhz, int | float) and target_mhz > 0):
             raise ValueError(f"target MHz must be a positive number, got {target_mhz!r}")
-        period = 1000.0 / target_mhz
+        period = 1000.0 / target_mhz - T_STAGE
         stop = -1 if (timed_inputs or front is None) else names.index(front)
         return [names[c] for c in _fewest_bits(segments, period, stop)]
     if not isinstance(depth, int) or not 0 <= depth <= n:

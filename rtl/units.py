@@ -46,7 +46,9 @@ from .stages import (
 )
 from .timing import (
     DEFAULT_TARGET_MHZ,
+    T_FANOUT,
     T_LUT,
+    T_STAGE,
     Segment,
     carry,
     choose_cuts,
@@ -175,11 +177,12 @@ class _Unit(wiring.Component):
         B = self.block_size
         out_bits = 4 * B + 10 + self.id_bits
         if self.index == "compare":
-            return [Segment("thr", rom(self.id_bits) + 0.5, "threshold ROM of the dialect",
+            return [Segment("thr", rom(self.id_bits), "threshold ROM of the dialect",
                             self._pass_bits(addr_bits) + self.id_bits + 7 * (addr_bits + 1)),
-                    Segment("out", carry(addr_bits + 1) + 2 * T_LUT,
+                    Segment("out", T_FANOUT + carry(addr_bits + 1) + 2 * T_LUT,
                             "per-lane comparators, thermometer -> index, sign", out_bits)]
-        return [Segment("out", rom(addr_bits + self.id_bits) + T_LUT, "index ROM per lane",
+        return [Segment("out", T_FANOUT + rom(addr_bits + self.id_bits) + T_LUT,
+                        "index ROM per lane",
                         out_bits)]
 
     # -- pipeline helpers ---------------------------------------------------------------
@@ -277,7 +280,7 @@ class _Unit(wiring.Component):
 
 def _model_fmax(stages: list[dict]) -> float | None:
     timed = [s["delay_ns"] for s in stages if s["timed"]]
-    return round(1000.0 / max(timed), 1) if timed else None
+    return round(1000.0 / (max(timed) + T_STAGE), 1) if timed else None
 
 
 class SemDialectQuantizer(_Unit):
@@ -321,7 +324,7 @@ class SemDialectQuantizer(_Unit):
         pas = self._pass_bits(aq)
         segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
                                     err_addr=True)
-        segs.append(Segment("lut", rom(self.luts.err_addr_bits) + 0.4,
+        segs.append(Segment("lut", rom(self.luts.err_addr_bits),
                             f"error ROM per lane ({self.luts.err_addr_bits} address bits)",
                             pas + D + B * D * W))
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
@@ -436,10 +439,13 @@ class SemDialectTwoLevel(_Unit):
         segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
                                     err_addr=True, with_max=True)
         derive = self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits)
-        segs.append(Segment("class", rom(aq) + carry(cb) + 2 * T_LUT,
-                            "class ROM on the max address, mask ∩ class priority encoders",
-                            pas + B * (self.luts.err_addr_bits - aq * derive) + cb + K))
-        segs.append(Segment("lut", rom(cb + self.luts.err_addr_bits) + 0.5,
+        lanes = pas + B * (self.luts.err_addr_bits - aq * derive)
+        segs.append(Segment("classrom", rom(aq), "class ROM on the max address",
+                            lanes + cb + self.num_classes + self.num_dialects))
+        segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
+                            "mask ∩ class priority encoders, allowed-slot mux",
+                            lanes + cb + K))
+        segs.append(Segment("lut", T_FANOUT + rom(cb + self.luts.err_addr_bits),
                             f"class error ROM per lane ({K} x {W} bits)",
                             pas + cb + K + B * K * W))
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
@@ -460,8 +466,10 @@ class SemDialectTwoLevel(_Unit):
         book = self.book
         en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
                                 self.luts.idx_frac_bits, with_max=True)
-        m.submodules.class_select = cs = ClassSelect(self.tables)
-        m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask"))]
+        m.submodules.class_select = cs = ClassSelect(self.tables, rom_cut="classrom" in self.cuts)
+        m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask")),
+                     cs.en.eq(en)]
+        carry = self._delay(m, en, carry, cs.latency, "classrom")
         carry["cls"] = cs.cls
         carry["allowed"] = cs.allowed
         carry = self._cut(m, en, "class", carry)
@@ -566,9 +574,9 @@ class DialectFP4TwoStage(_Unit):
         pas = self._pass_bits(self.addr_bits)
         segs = self._front_segments(self.book.int_bits, self.fq, self.fq, err_addr=False,
                                     with_max=True)
-        segs.append(Segment("pair", rom(self.addr_bits) + 0.5, "pair ROM on the max address",
+        segs.append(Segment("pair", rom(self.addr_bits), "pair ROM on the max address",
                             pas + pb))
-        segs.append(Segment("ben", rom(self.addr_bits + pb) + 0.5,
+        segs.append(Segment("ben", T_FANOUT + rom(self.addr_bits + pb),
                             "beneficial-range ROM per lane", pas + pb + 2 * B))
         segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}",
                          pas + pb + 2 * -(-B >> (j + 1)) * (j + 2))

@@ -123,6 +123,9 @@ REPORT_CONFIGS: dict[str, ReportConfig] = {c.name: c for c in [
                  selector="two-level", groups=("twolevel",), ecp5=False,
                  note="two-level, 8 disjoint classes x 4 (shipped)",
                  sqnr_point="partition c8x4"),
+    ReportConfig("2l-c8x8-p2", pipeline=2, groups=("twolevel",), ecp5=False,
+                 note="two-level c8x8 at the MXFP4 baseline's depth (norm, out): area "
+                 "without the 150 MHz registers", sqnr_point="pool c8x8", **_2L),
     ReportConfig("2l-c8x8-f2", frac_bits=2, groups=("twolevel",), ecp5=False,
                  note="two-level c8x8, F = 2", sqnr_point="pool c8x8 F=2 W=8", **_2L),
     ReportConfig("2l-c8x8-w6", err_bits=6, groups=("twolevel",), ecp5=False,

@@ -57,6 +57,7 @@ def generated(tmp_path_factory):
                        "--frac-bits", "2", "--err-bits", "6", "--pipeline", "3"],
         "mxfp4": ["--formatbook", "mxfp4", "--block-size", "16", "--pipeline", "0"],
         "dialectfp4": ["--formatbook", "dialectfp4", "--block-size", "16", "--pipeline", "2"],
+        "twolevel": ["--block-size", "16", "--input", "fp16"],  # the default unit
     }.items():
         d = base / key
         d.mkdir()
@@ -108,7 +109,21 @@ def test_manifest_baselines(generated):
     assert man["formatbook_hash"] == golden.load_formatbook("dialectfp4").content_hash
 
 
-@pytest.mark.parametrize("key", ["semdialect", "mxfp4", "dialectfp4"])
+def test_manifest_two_level_default(generated):
+    """No --formatbook: the two-level unit on the golden default book, at 150 MHz."""
+    _, man, _ = generated["twolevel"]
+    p = man["parameters"]
+    assert (p["unit"], p["selector"], p["formatbook"]) == ("semdialect", "two-level",
+                                                          "semdialect-32c8x8")
+    assert (p["num_classes"], p["class_size"], p["target_mhz"]) == (8, 8, 150.0)
+    assert man["latency"] == p["pipeline"] == len(p["pipeline_cuts"])
+    assert man["formatbook_hash"] == golden.load_formatbook("semdialect-32c8x8").content_hash
+    mask = [f for q in man["ports"] if q["name"] == "i__payload" for f in q["fields"]
+            if f["name"] == "mask"]
+    assert mask and mask[0]["width"] == 32  # global dialect ids, as the exhaustive unit
+
+
+@pytest.mark.parametrize("key", ["semdialect", "mxfp4", "dialectfp4", "twolevel"])
 def test_verilator_lint(generated, key):
     """`verilator --lint-only -Wall` passes with the documented waivers, and without them
     reports nothing but the waived (stylistic) warning classes."""
