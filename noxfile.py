@@ -14,6 +14,7 @@ Sessions:
   reports     synthesis / cycle reports into build/reports/
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
   quality     SemanticDialect quality benchmark (issue 6)
+  train       retrain the shipped trained-* tiny models from their seeds, compare sha256
   lint        ruff
   flow        the main job (README Quickstart)
   ci          everything CI runs: lint, tests, rtl-tests, quick flow
@@ -144,6 +145,16 @@ def quality(session: nox.Session) -> None:
     """SemanticDialect quality benchmark on captured and synthetic data (build/quality/)."""
     env = _ensure_env(session)
     _py(session, env, "-m", "semdialect.cli", "quality", "-o", "build/quality", *session.posargs)
+
+
+@nox.session(python=False)
+def train(session: nox.Session) -> None:
+    """Retrain the shipped trained-* models (one thread each, nice 10) into build/train/
+    and check that each reproduces the shipped file's sha256 (not in CI: ~30 min)."""
+    env = _ensure_env(session)
+    models = session.posargs or ["trained-wan-tiny", "trained-mmdit-tiny"]
+    for m in models:
+        _py(session, env, "-m", "semdialect.sw.train_cli", m, f"build/train/{m}.safetensors")
 
 
 @nox.session(python=False)

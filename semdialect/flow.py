@@ -70,13 +70,14 @@ def stage_lut_resolution(ctx: FlowContext) -> None:
         "(docs/numerics.md §8).\n\n" + "\n".join(lines) + "\n")
 
 
-FLOW_MODEL = "wan-tiny"
+FLOW_MODEL = "trained-wan-tiny"  # shipped trained weights (sw/trained.py); no training here
 CAPTURED_FORMATS = ["mxfp4", "nvfp4", "dialectfp4", "semdialect", "semdialect-decomp",
                     "semdialect-seda", "semdialect-full"]
 
 
 def stage_capture(ctx: FlowContext) -> None:
-    """Capture the tiny Wan model's Linear inputs and attention q/k over denoising steps."""
+    """Capture the trained tiny Wan model's Linear inputs and attention q/k over denoising
+    steps (its shipped weights; `wan-tiny` is the random-weight contrast)."""
     from semdialect.sw.capture import capture_model
     from semdialect.sw.vectors import estimate_bytes, format_bytes, save_vectors
 
@@ -103,7 +104,7 @@ def stage_captured_quality(ctx: FlowContext) -> None:
         f"| {r['format']} | {r['bits_per_element']:.3f} | {r['sqnr_db']:.2f} | "
         f"{r['consistency']:.3f} |" for r in rows)
     ctx.sections.append(
-        f"## Quality on the captured activations ({FLOW_MODEL}, random weights)\n\n"
+        f"## Quality on the captured activations ({FLOW_MODEL}, trained weights)\n\n"
         "Pooled over every Linear input, step and branch; consistency = fraction of 4-bit "
         "codes unchanged between consecutive steps (docs/numerics.md §13-§14).\n\n"
         "| format | bits/elem | SQNR (dB) | consistency |\n|---|---:|---:|---:|\n"

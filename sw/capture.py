@@ -235,8 +235,7 @@ def denoise(lm, steps: int = 2, seed: int = 0, guidance: float = 5.0, capture=No
     dev = next(lm.module.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(lm.latent_shape(), generator=g, dtype=torch.float32)
-    cond = lm.text(g, dtype)
-    uncond = lm.text(g, dtype)
+    cond, uncond = lm.text_pair(g, dtype)
     cond = {k: v.to(dev) for k, v in cond.items()}
     uncond = {k: v.to(dev) for k, v in uncond.items()}
     sig = sigma_schedule(steps, shift)
@@ -287,7 +286,7 @@ def capture_model(model: str, checkpoint: str | None = None, steps: int = 2, see
         "checkpoint": lm.checkpoint,
         "label": (f"{model}: RANDOM-WEIGHT tiny {lm.spec.family} ({lm.spec.cls_name}, "
                   f"init seed {seed}); activations are not those of a trained model")
-        if random else f"{model}: weights from checkpoint {lm.checkpoint}",
+        if random else lm.label or f"{model}: weights from checkpoint {lm.checkpoint}",
         "config": lm.config,
         "config_derived_from": lm.spec.derived_from if random else None,
     }
