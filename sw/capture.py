@@ -223,13 +223,16 @@ def sigma_schedule(steps: int, shift: float = 1.0) -> torch.Tensor:
 
 @torch.no_grad()
 def denoise(lm, steps: int = 2, seed: int = 0, guidance: float = 5.0, capture=None,
-            progress: bool = False, dtype=None, shift: float = 1.0) -> torch.Tensor:
+            progress: bool = False, dtype=None, shift: float = 1.0,
+            init: torch.Tensor | None = None, start: float = 1.0) -> torch.Tensor:
     """Seeded latents, `steps` Euler steps over flow-matching sigmas, CFG with a cond and
     an uncond text embedding (two seeded random embeddings). `capture` (a Capture, already
     entered) gets the step / timestep / branch context of every forward call.
 
     For every model this is the same simple sampler (the model output is used as a
     velocity), not each model's native scheduler: see docs/frontend.md.
+    `init` + `start` < 1: begin at sigma = start from (1 - start) init + start noise
+    (partial denoising of a given latent, SDEdit-style) instead of pure noise.
     Returns the final latent (float32, CPU)."""
     dtype = dtype or next(lm.module.parameters()).dtype
     dev = next(lm.module.parameters()).device
@@ -239,6 +242,9 @@ def denoise(lm, steps: int = 2, seed: int = 0, guidance: float = 5.0, capture=No
     cond = {k: v.to(dev) for k, v in cond.items()}
     uncond = {k: v.to(dev) for k, v in uncond.items()}
     sig = sigma_schedule(steps, shift)
+    if init is not None:
+        sig = sig * float(start)
+        x = (1 - float(start)) * init.float().reshape(x.shape) + float(start) * x
     branches = [("cond", cond)] + ([("uncond", uncond)] if guidance != 1.0 else [])
     it = range(steps)
     if progress:

@@ -104,7 +104,7 @@ def cmd_e2e(args) -> int:
     res = e2e_table(args.model, formats, checkpoint=args.checkpoint, steps=args.steps,
                     seed=args.seed, layers=args.layers, weights=not args.no_weights,
                     guidance=args.guidance, device=args.device, progress=not args.quiet,
-                    dtype=args.dtype, latents=latents)
+                    dtype=args.dtype, latents=latents, from_clip=args.from_clip)
     video = None
     if args.video_dir:
         from .video_e2e import format_video_table, video_report
@@ -181,6 +181,9 @@ def register(subparsers) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--video-dir", help="trained-* models: write the sample grid (PNG), an "
                    "animated GIF and video PSNR / temporal consistency per format here")
+    e.add_argument("--from-clip", type=float, metavar="SIGMA",
+                   help="trained-* models: start at this sigma from a noised validation clip "
+                        "(index = --seed) and its caption instead of pure noise")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_e2e)

@@ -104,6 +104,7 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
     out.mkdir(parents=True, exist_ok=True)
     cfg = MethodConfig()
     data = _datasets(out, quick, steps, seed, progress)
+    stats = _stats(data, out, progress)
     seq_sets, labels, sources = [], {}, {}
     for name, label, (tensors, manifest) in data:
         seqs = sequences_from_vectors(tensors, manifest, cfg.block_size)
@@ -121,7 +122,6 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
         captured = [s for s in seq_sets if s[0].startswith("trained-")] or \
             [s for s in seq_sets if "synthetic" not in s[0]]
         sweep_rows = _sweep(captured, QUICK_GRID if quick else SWEEP_GRID, cfg, progress)
-    stats = _stats(data, out, progress)
     e2e_rows = []
     if e2e:
         from .fakequant import e2e_table

@@ -21,7 +21,9 @@ import torch
 from . import video_task as vt
 
 __all__ = ["TASKS", "TaskView", "WEIGHTS_DIR", "weights_path", "manifest_path",
-           "load_trained", "CaptionConditioner", "sha256_file"]
+           "load_trained", "CaptionConditioner", "sha256_file", "clip_latent", "VAL_SEED"]
+
+VAL_SEED = 2  # validation clips: video_task.sample(VAL_SEED, i) (= TrainConfig.val_seed)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -163,3 +165,16 @@ def load_trained(spec, checkpoint: str | None = None, dtype=torch.float32, devic
              f"(sha256 {sha[:12]})")
     return LoadedModel(spec, module, "checkpoint", str(path), seed, dict(spec.video),
                        conditioner=CaptionConditioner(enc, view, prompt), label=label)
+
+
+def clip_latent(lm, index: int, start: float) -> dict:
+    """denoise() arguments that start from validation clip `index` at sigma `start`; the
+    conditioner's prompt becomes that clip's caption."""
+    if lm.conditioner is None:
+        raise ValueError(f"{lm.spec.name}: starting from a clip needs a trained-* model")
+    if not 0 < start <= 1:
+        raise ValueError(f"the start sigma must be in (0, 1], got {start}")
+    view = lm.conditioner.view
+    video, cap = vt.sample(VAL_SEED, index, view.geometry)
+    lm.conditioner.prompt = cap
+    return {"init": view.to_latent(torch.from_numpy(video)[None]), "start": float(start)}

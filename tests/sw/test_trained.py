@@ -148,3 +148,23 @@ def test_trained_model_errors(tmp_path):
     from semdialect.cli import main
 
     assert main(["train", "--model", "wan-tiny", "-o", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_e2e_video_report_from_a_clip(tmp_path):
+    from semdialect.sw.fakequant import e2e_table
+    from semdialect.sw.video_e2e import video_report
+
+    lat = {}
+    res = e2e_table("trained-mmdit-tiny", ["nvfp4"], steps=2, seed=3, latents=lat,
+                    from_clip=0.5, guidance=2.0)
+    _, cap = vt.sample(2, 3)
+    assert res["caption"] == cap and res["from_clip"] == 0.5 and "TRAINED" in res["label"]
+    assert list(lat) == ["source clip", "reference", "nvfp4"]
+    rep = video_report(lat, "trained-mmdit-tiny", tmp_path, res["caption"])
+    rows = {r["format"]: r for r in rep["rows"]}
+    assert rows["full precision"]["video_psnr_db"] == float("inf")
+    assert 5 < rows["nvfp4"]["video_psnr_db"] < 60
+    for f in rep["files"]:
+        assert (tmp_path / f).stat().st_size > 0
+    with pytest.raises(ValueError, match="start sigma"):
+        e2e_table("trained-mmdit-tiny", ["nvfp4"], steps=1, from_clip=1.5)
