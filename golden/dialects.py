@@ -21,10 +21,13 @@ from .lut import (
 )
 from .quantized import QuantizedTensor
 from .scalar_formats import block_exponent
+from .two_level import build_two_level, two_level_select
 
-__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select"]
+__all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select",
+           "default_selector"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
+SELECTORS = ("lut", "mse", "two-stage", "two-level")
 
 
 def normalize_blocks(book: Formatbook, xb: np.ndarray):
@@ -133,12 +136,18 @@ def two_stage_select(book: Formatbook, v: np.ndarray, bad: np.ndarray) -> np.nda
     return np.where(bad, 0, d)
 
 
+def default_selector(book: Formatbook) -> str:
+    """numerics §15.7: 'two-level' on a class-structured book, else the exhaustive 'lut'."""
+    return "two-level" if book.has_classes else "lut"
+
+
 class DialectFormat:
-    """A formatbook format. selector: 'lut' (§8), 'mse' (exact), 'two-stage' (§9)."""
+    """A formatbook format. selector: 'lut' (§8), 'mse' (exact), 'two-stage' (§9),
+    'two-level' (§15, class-structured books)."""
 
     code_bits = 4
 
-    def __init__(self, name: str, book: str, selector: str, default_block: int = 32):
+    def __init__(self, name: str, book: str, selector: str | None, default_block: int = 32):
         self.name = name
         self.default_book = book
         self.default_selector = selector
@@ -149,9 +158,9 @@ class DialectFormat:
                  allowed=None) -> QuantizedTensor:
         k = self.default_block if block_size is None else block_size
         book = load_formatbook(formatbook or self.default_book)
-        selector = selector or self.default_selector
-        if selector not in ("lut", "mse", "two-stage"):
-            raise ValueError(f"unknown selector {selector!r}: use 'lut', 'mse' or 'two-stage'")
+        selector = selector or self.default_selector or default_selector(book)
+        if selector not in SELECTORS:
+            raise ValueError(f"unknown selector {selector!r}: use one of {', '.join(SELECTORS)}")
         xb = to_blocks(x32, k)
         lead = xb.shape[:-1]
         xb = xb.reshape(-1, k)
@@ -161,6 +170,7 @@ class DialectFormat:
         if selector == "two-stage" and mask is not None:
             raise ValueError("the two-stage selector does not take an allowed mask")
         luts = build_luts(book, frac_bits, err_bits) if selector == "lut" else None
+        tables = build_two_level(book, frac_bits, err_bits) if selector == "two-level" else None
         codes = np.empty(xb.shape, dtype=np.uint8)
         scales = np.empty(len(xb), dtype=np.uint8)
         d = np.empty(len(xb), dtype=np.int64)
@@ -173,9 +183,11 @@ class DialectFormat:
                 dc = masked_argmin(lut_block_errors(luts, v), mc)
             elif selector == "mse":
                 dc = masked_argmin(exact_block_errors(book.values, v), mc)
+            elif selector == "two-level":  # NaN/Inf blocks select as all-zero ones (§15.4)
+                dc = two_level_select(tables, v, mc)
             else:
                 dc = two_stage_select(book, v, bad)
-            if mc is not None:  # NaN/Inf blocks: lowest allowed id (§8.7)
+            if mc is not None and selector != "two-level":  # NaN/Inf: lowest allowed (§8.7)
                 first = np.argmax(np.broadcast_to(mc, (len(xc), book.num_dialects)), axis=-1)
                 dc = np.where(bad, first, dc)
             idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
@@ -187,7 +199,7 @@ class DialectFormat:
 
         run_chunks(chunk, len(xb), k)
         opts = {"formatbook": book.name, "selector": selector}
-        if selector == "lut":
+        if selector in ("lut", "two-level"):
             opts.update(frac_bits=frac_bits, err_bits=err_bits)
         qt = QuantizedTensor(
             self.name, k, codes.reshape(x32.shape), scales.reshape(lead),

@@ -16,10 +16,12 @@ FORMAT_VARIANTS: dict[str, tuple[str, dict]] = {
     "dialectfp4-mse": ("dialectfp4", {"selector": "mse"}),
     "dialectfp4-lut": ("dialectfp4", {"selector": "lut"}),
     "semdialect-mse": ("semdialect", {"selector": "mse"}),
+    # the exhaustive LUT engine on semdialect-32, for comparison with the two-level default
+    "semdialect-lut": ("semdialect", {"formatbook": "semdialect-32", "selector": "lut"}),
 }
 
-DEFAULT_EVAL_FORMATS = ("mxfp4", "nvfp4", "int4", "dialectfp4", "semdialect", "mxfp6_e2m3",
-                        "mxfp8_e4m3")
+DEFAULT_EVAL_FORMATS = ("mxfp4", "nvfp4", "int4", "dialectfp4", "semdialect", "semdialect-lut",
+                        "mxfp6_e2m3", "mxfp8_e4m3")
 
 
 def resolve_format(name: str) -> tuple[str, dict]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semdialect.errors import InputFileError
+
 __all__ = [
     "Formatbook",
     "FormatbookError",
@@ -24,13 +26,18 @@ BOOK_DIR = Path(__file__).resolve().parent / "formatbooks"
 BUILTIN_BOOKS = {
     "dialectfp4": BOOK_DIR / "dialectfp4.json",
     "semdialect-32": BOOK_DIR / "semdialect-32.json",
+    "semdialect-32c8x4": BOOK_DIR / "semdialect-32c8x4.json",  # 8 disjoint classes x 4 (§15)
+    "semdialect-32c8x8": BOOK_DIR / "semdialect-32c8x8.json",  # semdialect-32 in 8 classes x 8
 }
 LEVELS = 8  # magnitudes per dialect: a 3-bit index, plus the sign bit = 4 bits
 SCHEMA_VERSION = 1
+CLASS_RULE = "block-max"  # the one class rule (numerics §15.1)
+MAX_CLASS_BITS = 6
 
 
-class FormatbookError(ValueError):
-    """A formatbook file or object is malformed; the message names the field."""
+class FormatbookError(InputFileError):
+    """A formatbook file or object is malformed; the message names the file (or the book)
+    and the field. A ValueError (semdialect.errors family)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,9 @@ class Formatbook:
     emax: int  # scale rule: e = floor(log2 amax) - emax
     dialects: tuple[tuple[int, ...], ...]  # magnitudes in grid units
     provenance: dict = field(default_factory=dict, compare=False)
+    # two-level selection (numerics §15): 2^class_bits classes of K ascending dialect ids
+    class_bits: int | None = None
+    classes: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self):
         _validate(self)
@@ -80,8 +90,25 @@ class Formatbook:
     def bits_per_element(self, block_size: int) -> float:
         return 4 + (8 + self.dialect_bits) / block_size
 
+    @property
+    def has_classes(self) -> bool:
+        return self.classes is not None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes is not None else 0
+
+    @property
+    def class_size(self) -> int:
+        """K: candidates per class (every class has the same number)."""
+        return len(self.classes[0]) if self.classes is not None else 0
+
+    def _classes_json(self) -> dict:
+        return {"rule": CLASS_RULE, "class_bits": self.class_bits,
+                "members": [list(c) for c in self.classes]}
+
     def to_json(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "version": SCHEMA_VERSION,
             "grid": self.grid,
@@ -89,12 +116,21 @@ class Formatbook:
             "dialects": [list(d) for d in self.dialects],
             "provenance": self.provenance,
         }
+        if self.classes is not None:
+            out["classes"] = self._classes_json()
+        return out
 
     def dumps(self) -> str:
-        head = {k: v for k, v in self.to_json().items() if k != "dialects"}
+        head = {k: v for k, v in self.to_json().items() if k not in ("dialects", "classes")}
         lines = ",\n".join("    " + json.dumps(list(d)) for d in self.dialects)
         body = json.dumps(head, indent=2)[:-2]
-        return body + ',\n  "dialects": [\n' + lines + "\n  ]\n}\n"
+        text = body + ',\n  "dialects": [\n' + lines + "\n  ]"
+        if self.classes is not None:
+            members = ",\n".join("      " + json.dumps(list(c)) for c in self.classes)
+            text += (',\n  "classes": {\n    "rule": ' + json.dumps(CLASS_RULE)
+                     + f',\n    "class_bits": {self.class_bits},\n    "members": [\n'
+                     + members + "\n    ]\n  }")
+        return text + "\n}\n"
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.dumps())
@@ -102,7 +138,10 @@ class Formatbook:
     @property
     def content_hash(self) -> str:
         """sha256 of what defines the numerics (grid, scale rule, dialects), not the name."""
-        key = json.dumps([self.grid_log2, self.emax, [list(d) for d in self.dialects]])
+        parts = [self.grid_log2, self.emax, [list(d) for d in self.dialects]]
+        if self.classes is not None:  # books without classes keep their old hash
+            parts.append(self._classes_json())
+        key = json.dumps(parts)
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
@@ -145,13 +184,44 @@ class Formatbook:
                 raise FormatbookError(
                     f"{source}: dialect {i} must be a list of integers, got {d!r}"
                 )
-        return cls(
-            name=name,
-            grid_log2=int(math.log2(grid)),
-            emax=emax,
-            dialects=tuple(tuple(d) for d in dialects),
-            provenance=obj.get("provenance", {}),
-        )
+        class_bits = classes = None
+        if "classes" in obj:
+            class_bits, classes = _parse_classes(obj["classes"], source)
+        try:
+            return cls(
+                name=name,
+                grid_log2=int(math.log2(grid)),
+                emax=emax,
+                dialects=tuple(tuple(d) for d in dialects),
+                provenance=obj.get("provenance", {}),
+                class_bits=class_bits,
+                classes=classes,
+            )
+        except FormatbookError as e:  # name the file, not only the book
+            raise FormatbookError(f"{source}: {e}") from None
+
+
+def _parse_classes(c, source: str):
+    """The JSON `classes` object -> (class_bits, members); structure checks only (the
+    checks against the dialect list are in _validate_classes)."""
+    where = f"{source}: field 'classes'"
+    if not isinstance(c, dict):
+        raise FormatbookError(f"{where} must be an object, got {type(c).__name__}")
+    unknown = sorted(set(c) - {"rule", "class_bits", "members"})
+    if unknown:
+        raise FormatbookError(f"{where} has unknown key(s) {', '.join(unknown)}")
+    if c.get("rule") != CLASS_RULE:
+        raise FormatbookError(f"{where}: rule must be {CLASS_RULE!r}, got {c.get('rule')!r}")
+    bits = c.get("class_bits")
+    if not isinstance(bits, int) or isinstance(bits, bool):
+        raise FormatbookError(f"{where}: class_bits must be an integer, got {bits!r}")
+    members = c.get("members")
+    if not isinstance(members, list) or not all(
+        isinstance(m, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in m)
+        for m in members
+    ):
+        raise FormatbookError(f"{where}: members must be a list of lists of dialect ids")
+    return bits, tuple(tuple(m) for m in members)
 
 
 def _validate(book: Formatbook) -> None:
@@ -177,6 +247,42 @@ def _validate(book: Formatbook) -> None:
             )
     if len(set(book.dialects)) != len(book.dialects):
         raise FormatbookError(f"{src}: duplicate dialects")
+    if (book.classes is None) != (book.class_bits is None):
+        raise FormatbookError(f"{src}: classes and class_bits go together")
+    if book.classes is not None:
+        _validate_classes(book, src)
+
+
+def _validate_classes(book: Formatbook, src: str) -> None:
+    """numerics §15.2: 2^class_bits classes, each K distinct ascending ids, every dialect
+    in at least one class."""
+    b, members = book.class_bits, book.classes
+    if not 0 <= b <= MAX_CLASS_BITS:
+        raise FormatbookError(f"{src}: classes.class_bits must be in 0..{MAX_CLASS_BITS}, got {b}")
+    if len(members) != 1 << b:
+        raise FormatbookError(
+            f"{src}: classes.class_bits = {b} needs {1 << b} classes, got {len(members)}"
+        )
+    k = len(members[0])
+    d = book.num_dialects
+    for c, m in enumerate(members):
+        if len(m) != k:
+            raise FormatbookError(
+                f"{src}: class {c} has {len(m)} dialects, class 0 has {k} (every class "
+                "needs the same count K)"
+            )
+        if k == 0:
+            raise FormatbookError(f"{src}: class {c} is empty")
+        if any(i < 0 or i >= d for i in m):
+            raise FormatbookError(f"{src}: class {c} has a dialect id outside 0..{d - 1}: "
+                                  f"{list(m)}")
+        if any(j <= i for i, j in zip(m, m[1:])):
+            raise FormatbookError(
+                f"{src}: class {c} dialect ids must strictly increase: {list(m)}"
+            )
+    missing = sorted(set(range(d)) - {i for m in members for i in m})
+    if missing:
+        raise FormatbookError(f"{src}: dialect(s) {missing} belong to no class")
 
 
 def load_formatbook(book: str | Path | Formatbook) -> Formatbook:

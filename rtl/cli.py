@@ -6,16 +6,25 @@ import json
 import time
 from pathlib import Path
 
-from .generate import DEFAULT_SET, UNITS, build_unit, generate
+from semdialect.paths import check_output_dir, write_file_group
+from semdialect.validate import check_verilog_identifier
+
+from .generate import DEFAULT_SELECTOR, DEFAULT_SET, SELECTORS, UNITS, build_unit, generate
+from .romstyle import DEFAULT_ROM_STYLE, ROM_STYLES
 from .units import DEFAULT_INDEX, INDEX_MODES
 
 __all__ = ["register"]
 
 
 def _generate(args) -> int:
+    check_output_dir(args.output, "-o")  # before the (slow) build
+    if args.name is not None:
+        check_verilog_identifier(args.name, "--name")
     u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
                    input_format=args.input, frac_bits=args.frac_bits, err_bits=args.err_bits,
-                   pipeline=args.pipeline, index=args.index)
+                   pipeline=args.pipeline, index=args.index, target_mhz=args.target_mhz,
+                   timed_inputs=args.timed_inputs, rom_style=args.rom_style,
+                   selector=args.selector)
     t0 = time.perf_counter()
     man = generate(u, args.output, name=args.name)
     print(f"{Path(args.output) / man['files'][0]}: {man['toplevel']}, latency "
@@ -24,7 +33,7 @@ def _generate(args) -> int:
 
 
 def _generate_defaults(args) -> int:
-    out = Path(args.output)
+    out = check_output_dir(args.output, "-o")
     index = []
     for label, kw in DEFAULT_SET:
         u = build_unit(**kw)
@@ -36,7 +45,7 @@ def _generate_defaults(args) -> int:
         index.append({"label": label, "toplevel": top, "dir": top,
                       "manifest": f"{top}/{top}.json", "latency": man["latency"]})
         print(f"{label}: {out / top / man['files'][0]} ({time.perf_counter() - t0:.1f} s)")
-    (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
+    write_file_group(out, {"index.json": json.dumps(index, indent=2) + "\n"})
     return 0
 
 
@@ -61,6 +70,20 @@ def register(subparsers) -> None:
     g.add_argument("--err-bits", type=int, default=None, help="W (semdialect; default 8)")
     g.add_argument("--pipeline", type=int, default=None,
                    help="pipeline registers = latency in cycles (default: the unit's)")
+    g.add_argument("--selector", choices=SELECTORS, default=None,
+                   help="semdialect unit: lut = exhaustive LUT engine (every dialect), "
+                   "two-level = class from the block max, LUT argmin over the class "
+                   f"(class-structured book, numerics §15); default {DEFAULT_SELECTOR}")
+    g.add_argument("--target-mhz", type=float, default=None,
+                   help="place the fewest pipeline registers that fit this clock in the ECP5 "
+                   "delay model (rtl/timing.py); excludes --pipeline")
+    g.add_argument("--timed-inputs", action="store_true",
+                   help="with --target-mhz: also fit the logic from the inputs to the first "
+                   "register into the period (default: as the MXFP4 baseline, the front end "
+                   "up to the normalized addresses is the input stage)")
+    g.add_argument("--rom-style", choices=ROM_STYLES, default=None,
+                   help=f"constant tables as 'logic' (case statements, default "
+                   f"{DEFAULT_ROM_STYLE}) or 'memory' (arrays with initial blocks)")
     g.add_argument("--index", choices=INDEX_MODES, default=None,
                    help="index stage (semdialect, dialectfp4): rom = one B-port ROM over "
                    "(dialect, address); compare = per-block thresholds + per-lane "

@@ -19,19 +19,29 @@ from amaranth.back import verilog
 
 from semdialect import __version__
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
+from semdialect.paths import check_output_dir, write_file_group
+from semdialect.validate import check_verilog_identifier
 
+from .romstyle import DEFAULT_ROM_STYLE, check_rom_style, rewrite_roms
 from .units import (
     DEFAULT_INDEX,
+    DEFAULT_TWO_LEVEL_BOOK,
     INDEX_MODES,
     DialectFP4TwoStage,
     MXFP4Quantizer,
     SemDialectQuantizer,
+    SemDialectTwoLevel,
 )
 
 __all__ = ["build_unit", "generate", "DEFAULT_SET", "generator_version", "LINT_WAIVERS",
            "UNITS"]
 
 UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
+
+#: selectors of the semdialect unit: the exhaustive LUT engine or the two-level unit
+SELECTORS = ("lut", "two-level")
+#: the semdialect unit's default selector
+DEFAULT_SELECTOR = "lut"
 
 #: Verilator -Wall warning classes waived for the generated files (all stylistic
 #: artefacts of Yosys' write_verilog, see docs/architecture.md "Lint"); every other
@@ -81,15 +91,32 @@ def _resolve_unit(unit: str, formatbook) -> str:
 def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
                input_format: str = "bf16", frac_bits: int | None = None,
                err_bits: int | None = None, pipeline: int | None = None,
-               index: str | None = None):
+               index: str | None = None, target_mhz: float | None = None,
+               timed_inputs: bool = False, rom_style: str | None = None,
+               selector: str | None = None):
     """The unit of the given parameters. unit 'auto': no formatbook -> SemanticDialect LUT
     engine on semdialect-32; formatbook 'mxfp4' -> MXFP4
     quantizer; the DialectFP4 book -> BlockDialect two-stage selector (as the golden
-    'dialectfp4' format); any other book -> SemanticDialect LUT engine."""
+    'dialectfp4' format); any other book -> SemanticDialect LUT engine.
+    pipeline (an exact depth) and target_mhz (the depth the delay model needs for that
+    clock, rtl/timing.py) exclude each other; neither: the unit's default.
+    selector (semdialect unit): 'lut' = the exhaustive LUT engine (every dialect),
+    'two-level' = the class-structured two-level unit (numerics §15); default
+    `DEFAULT_SELECTOR`."""
     kind = _resolve_unit(unit, formatbook)
-    common = dict(block_size=block_size, input_format=input_format)
+    if selector is not None and selector not in SELECTORS:
+        raise ValueError(f"--selector must be one of {', '.join(SELECTORS)}, got {selector!r}")
+    if selector is not None and kind != "semdialect":
+        raise ValueError(f"--selector only applies to the semdialect unit, not {kind}")
+    if pipeline is not None and target_mhz is not None:
+        raise ValueError("--pipeline and --target-mhz exclude each other")
+    common = dict(block_size=block_size, input_format=input_format, timed_inputs=timed_inputs)
     if pipeline is not None:
         common["pipeline"] = pipeline
+    if target_mhz is not None:
+        common["target_mhz"] = target_mhz
+    if rom_style is not None:
+        common["rom_style"] = check_rom_style(rom_style)
     if kind != "semdialect" and (frac_bits is not None or err_bits is not None):
         raise ValueError(f"--frac-bits/--err-bits only apply to the semdialect unit, not {kind}")
     if index is not None:
@@ -104,9 +131,12 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
         return MXFP4Quantizer(**common)
     if kind == "dialectfp4":
         return DialectFP4TwoStage(formatbook=formatbook or "dialectfp4", **common)
-    return SemDialectQuantizer(formatbook=formatbook or "semdialect-32",
-                               frac_bits=3 if frac_bits is None else frac_bits,
-                               err_bits=8 if err_bits is None else err_bits, **common)
+    fw = dict(frac_bits=3 if frac_bits is None else frac_bits,
+              err_bits=8 if err_bits is None else err_bits)
+    if (selector or DEFAULT_SELECTOR) == "two-level":
+        return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
+                                  **common)
+    return SemDialectQuantizer(formatbook=formatbook or "semdialect-32", **fw, **common)
 
 
 def toplevel_name(u) -> str:
@@ -117,9 +147,13 @@ def toplevel_name(u) -> str:
         base = f"dialectfp4_twostage_{p['formatbook']}"
     else:
         base = f"semdialect_{p['formatbook']}_f{p['frac_bits']}w{p['err_bits']}"
+        if p.get("selector") == "two-level":
+            base += f"_2l{p['class_size']}"
     base += f"_b{u.block_size}_{u.input_format}_p{u.pipeline}"
     if p.get("index", DEFAULT_INDEX) != DEFAULT_INDEX:
         base += f"_i{p['index']}"
+    if p.get("rom_style", DEFAULT_ROM_STYLE) != DEFAULT_ROM_STYLE:
+        base += f"_r{p['rom_style']}"
     base = re.sub(r"[^A-Za-z0-9_]", "_", base)
     if base == "semdialect":
         base = "semdialect_unit"
@@ -154,7 +188,8 @@ PORT_MEANING = {
            "(absent at pipeline depth 0)",
     "i__valid": "input block valid",
     "i__ready": "input block accepted when valid & ready at a rising edge; "
-                "= ~o__valid | o__ready (depth 0: = o__ready)",
+                "= (~o__valid | o__ready) & ~rst: low during reset, so a block offered "
+                "then waits (depth 0: = o__ready)",
     "i__payload": "input block (fields below)",
     "o__valid": "output block valid (a register output unless pipeline depth 0)",
     "o__ready": "downstream accepts the output block",
@@ -210,19 +245,20 @@ def manifest_for(u, toplevel: str, vfile: str, vltfile: str, text: str) -> dict:
 
 
 def generate(u, out_dir, name: str | None = None) -> dict:
-    """Write the unit's Verilog, lint waivers and manifest into out_dir; return the manifest."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    top = name or toplevel_name(u)
+    """Write the unit's Verilog, lint waivers and manifest into out_dir, all three or none
+    (semdialect.paths write rule: the manifest last); return the manifest."""
+    out = check_output_dir(out_dir)
+    top = toplevel_name(u) if name is None else check_verilog_identifier(name)
     text = verilog.convert(u, name=top, emit_src=False, strip_internal_attrs=True)
+    if u.rom_style == "logic":
+        text = rewrite_roms(text)
     header = (f"// Generated by semdialect.rtl {generator_version()} - do not edit.\n"
               f"// Manifest: {top}.json; lint waivers: {top}.vlt (docs/architecture.md)\n")
     vfile, vltfile = f"{top}.v", f"{top}.vlt"
-    (out / vfile).write_text(header + text)
     vlt = ["`verilator_config",
            "// Waivers for the Amaranth/Yosys output style (docs/architecture.md, 'Lint')."]
     vlt += [f'lint_off -rule {r} -file "*{vfile}"' for r in LINT_WAIVERS]
-    (out / vltfile).write_text("\n".join(vlt) + "\n")
     man = manifest_for(u, top, vfile, vltfile, text)
-    (out / f"{top}.json").write_text(json.dumps(man, indent=2) + "\n")
+    write_file_group(out, {vfile: header + text, vltfile: "\n".join(vlt) + "\n",
+                           f"{top}.json": json.dumps(man, indent=2) + "\n"})
     return man

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,10 +39,14 @@ __all__ = [
     "INDEX_MODES",
     "index_thresholds",
     "E2M1Round",
-    "PairSelect",
+    "BlockMaxTable",
     "BeneficialCount",
     "delay",
     "tree_levels",
+    "class_table",
+    "ClassSelect",
+    "ClassErrorLut",
+    "SlotDialect",
 ]
 
 
@@ -217,26 +221,40 @@ class Normalize(wiring.Component):
     R = e + bias + M + I - E_eff (>= 1 for every lane of a finite block; clamped to the
     shifter width, beyond which the lane is all sticky). Coarser addresses fold the
     dropped low bits into the sticky bit. NaN/Inf blocks get all-zero addresses
-    (the golden model sets v = 0 there)."""
+    (the golden model sets v = 0 there).
+
+    with_max: one more lane fed by the block maximum (`amax_exp`, `amax_man`) gives
+    `max_idx_addr`, the largest exact address of the block (the addresses are
+    monotonic in |x|), without a max tree over the lanes.
+    shift_cut: a register stage (enable `en`) between the shift-amount arithmetic and
+    the shifter; latency = int(shift_cut)."""
 
     def __init__(self, fmt: InputFormat, block_size: int, int_bits: int, frac_bits: int,
-                 idx_frac_bits: int):
+                 idx_frac_bits: int, *, with_max: bool = False, shift_cut: bool = False):
         self.fmt = fmt
         self.block_size = block_size
         self.int_bits = int_bits
         self.frac_bits = frac_bits
         self.idx_frac_bits = idx_frac_bits
+        self.with_max = with_max
+        self.shift_cut = shift_cut
+        self.latency = int(shift_cut)
         self.fmax = max(frac_bits, idx_frac_bits)
         self.err_addr_bits = int_bits + frac_bits + 1
         self.idx_addr_bits = int_bits + idx_frac_bits + 1
-        super().__init__({
+        ports = {
             "e": In(signed(9)),
             "bad": In(1),
             "exp": In(data.ArrayLayout(fmt.ebits, block_size)),
             "man": In(data.ArrayLayout(fmt.mbits, block_size)),
+            "en": In(1),
             "err_addr": Out(data.ArrayLayout(self.err_addr_bits, block_size)),
             "idx_addr": Out(data.ArrayLayout(self.idx_addr_bits, block_size)),
-        })
+        }
+        if with_max:
+            ports.update({"amax_exp": In(fmt.ebits), "amax_man": In(fmt.mbits),
+                          "max_idx_addr": Out(self.idx_addr_bits)})
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -246,24 +264,38 @@ class Normalize(wiring.Component):
         tw = self.int_bits + self.fmax
         base = Signal(signed(12))
         m.d.comb += base.eq(self.e + (f.bias + f.mbits + self.int_bits))
-        for i in range(self.block_size):
-            exp, man = self.exp[i], self.man[i]
+        lanes = [(self.exp[i], self.man[i]) for i in range(self.block_size)]
+        if self.with_max:
+            lanes.append((self.amax_exp, self.amax_man))
+        bad = self.bad
+        if self.shift_cut:
+            bad = delay(m, bad, 1, self.en, "norm_bad")
+        for i, (exp, man) in enumerate(lanes):
             e_eff = Mux(exp == 0, 1, exp)
-            sig = Cat(man, exp != 0)
-            wide = Signal(wide_w, name=f"wide{i}")
-            m.d.comb += wide.eq(sig << lsh)
+            sig = Signal(f.mbits + 1, name=f"sig{i}")
+            m.d.comb += sig.eq(Cat(man, exp != 0))
             r_raw = Signal(signed(12), name=f"rsh_raw{i}")
             m.d.comb += r_raw.eq(base - e_eff)
             rsh = Signal(range(wide_w + 1), name=f"rsh{i}")
             m.d.comb += rsh.eq(Mux(r_raw < 0, 0, Mux(r_raw > wide_w, wide_w, r_raw)))
+            if self.shift_cut:
+                sig = delay(m, sig, 1, self.en, f"norm_sig{i}")
+                rsh = delay(m, rsh, 1, self.en, f"norm_rsh{i}")
+            wide = Signal(wide_w, name=f"wide{i}")
+            m.d.comb += wide.eq(sig << lsh)
             t = Signal(tw, name=f"t{i}")
             m.d.comb += t.eq(wide >> rsh)
             sticky = Signal(name=f"sticky{i}")
             m.d.comb += sticky.eq(Cat(*[wide[j] & (rsh > j) for j in range(wide_w)]).any())
-            for fb, port in ((self.frac_bits, self.err_addr), (self.idx_frac_bits, self.idx_addr)):
+            if i == self.block_size:  # the block-max lane: exact address only
+                ports = ((self.idx_frac_bits, self.max_idx_addr),)
+            else:
+                ports = ((self.frac_bits, self.err_addr[i]), (self.idx_frac_bits,
+                                                              self.idx_addr[i]))
+            for fb, port in ports:
                 drop = self.fmax - fb
-                s = sticky | _lsb_or(t, drop)
-                m.d.comb += port[i].eq(Mux(self.bad, 0, Cat(s, t[drop:])))
+                st = sticky | _lsb_or(t, drop)
+                m.d.comb += port.eq(Mux(bad, 0, Cat(st, t[drop:])))
         return m
 
 
@@ -273,7 +305,9 @@ class Normalize(wiring.Component):
 
 
 def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value]) -> list[Value]:
-    """A constant table with one combinational read port per address."""
+    """A constant table with one combinational read port per address. Emitted to Verilog
+    as an array + `initial` block, which `semdialect.rtl.generate` rewrites into a
+    combinational case function by default (rom_style 'logic')."""
     mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
     m.submodules[name] = mem
     outs = []
@@ -448,7 +482,7 @@ class IndexLut(wiring.Component):
     3-bit index). Bit-identical to 'rom' for every (dialect, address); smaller because
     the per-lane logic no longer depends on D."""
 
-    def __init__(self, idx_table, block_size: int, mode: str = "rom"):
+    def __init__(self, idx_table, block_size: int, mode: str = "rom", *, thr_cut: bool = False):
         if mode not in INDEX_MODES:
             raise ValueError(f"index mode must be one of {INDEX_MODES}, got {mode!r}")
         self.table = idx_table
@@ -459,16 +493,22 @@ class IndexLut(wiring.Component):
         assert n_addr == 1 << self.addr_bits
         self.id_bits = max(1, (self.num_dialects - 1).bit_length())
         self.thresholds = index_thresholds(idx_table) if mode == "compare" else None
+        if thr_cut and mode != "compare":
+            raise ValueError("thr_cut needs the comparator index stage")
+        self.thr_cut = thr_cut
+        self.latency = int(thr_cut)
         super().__init__({
             "dialect": In(self.id_bits),
             "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
             "sign": In(block_size),
             "bad": In(1),
+            "en": In(1),
             "codes": Out(data.ArrayLayout(4, block_size)),
         })
 
     def elaborate(self, platform):
         m = Module()
+        idx_addr, sign, bad = self.idx_addr, self.sign, self.bad
         if self.mode == "rom":
             words = [int(v) for v in self.table.reshape(-1)]
             words += [0] * ((1 << self.id_bits) * (1 << self.addr_bits) - len(words))
@@ -480,10 +520,16 @@ class IndexLut(wiring.Component):
             rows = self.thresholds + [never] * ((1 << self.id_bits) - self.num_dialects)
             words = [sum(t << (k * tw) for k, t in enumerate(r)) for r in rows]
             (word,) = _rom(m, "thr_rom", 7 * tw, words, [self.dialect])
+            if self.thr_cut:  # register the per-block thresholds (and the lanes with them)
+                word = delay(m, word, 1, self.en, "thr_word")
+                idx_addr = data.View(self.idx_addr.shape(),
+                                     delay(m, self.idx_addr.as_value(), 1, self.en, "thr_addr"))
+                sign = delay(m, sign, 1, self.en, "thr_sign")
+                bad = delay(m, bad, 1, self.en, "thr_bad")
             thr = [word[k * tw:(k + 1) * tw] for k in range(7)]
             outs = []
             for i in range(self.block_size):
-                a = self.idx_addr[i]
+                a = idx_addr[i]
                 up = Signal(7, name=f"thermo{i}")
                 m.d.comb += [up[k].eq(a >= thr[k]) for k in range(7)]
                 idx = Signal(3, name=f"idx{i}")
@@ -493,7 +539,7 @@ class IndexLut(wiring.Component):
                     up[3]))
                 outs.append(idx)
         for i, o in enumerate(outs):
-            m.d.comb += self.codes[i].eq(Mux(self.bad, 0, Cat(o, self.sign[i])))
+            m.d.comb += self.codes[i].eq(Mux(bad, 0, Cat(o, sign[i])))
         return m
 
 
@@ -547,46 +593,37 @@ class E2M1Round(wiring.Component):
         return m
 
 
-class PairSelect(wiring.Component):
-    """BlockDialect stage 1 (numerics §9): the pair j picked by the block's normalized max,
-    from a ROM over the exact max address. The ROM is tabulated by running the golden
-    `two_stage_select` on a one-element block at every address's representative value."""
+class BlockMaxTable(wiring.Component):
+    """A per-block table lookup on the block's largest exact address (`max_idx_addr` of
+    `Normalize(with_max=True)`): BlockDialect's stage-1 pair (numerics §9) or the
+    two-level selector's class. The table is tabulated from the golden selector by the
+    unit (one entry per exact address)."""
 
-    def __init__(self, pair_table, block_size: int, addr_bits: int):
-        self.table = [int(p) for p in pair_table]
-        self.block_size = block_size
+    def __init__(self, table, addr_bits: int):
+        self.table = [int(p) for p in table]
         self.addr_bits = addr_bits
-        self.pair_bits = max(1, (max(self.table)).bit_length())
-        super().__init__({
-            "idx_addr": In(data.ArrayLayout(addr_bits, block_size)),
-            "pair": Out(self.pair_bits),
-        })
+        assert len(self.table) == 1 << addr_bits
+        self.out_bits = max(1, max(self.table).bit_length())
+        super().__init__({"max_addr": In(addr_bits), "out": Out(self.out_bits)})
 
     def elaborate(self, platform):
         m = Module()
-        level = [self.idx_addr[i] for i in range(self.block_size)]
-        n = 0
-        while len(level) > 1:
-            nxt = []
-            for j in range(0, len(level) - 1, 2):
-                s = Signal(self.addr_bits, name=f"amax_l{n}_{j // 2}")
-                m.d.comb += s.eq(Mux(level[j] >= level[j + 1], level[j], level[j + 1]))
-                nxt.append(s)
-            if len(level) % 2:
-                nxt.append(level[-1])
-            level = nxt
-            n += 1
-        (o,) = _rom(m, "pair_rom", self.pair_bits, self.table, [level[0]])
-        m.d.comb += self.pair.eq(o)
+        (o,) = _rom(m, "max_table", self.out_bits, self.table, [self.max_addr])
+        m.d.comb += self.out.eq(o)
         return m
 
 
 class BeneficialCount(wiring.Component):
     """BlockDialect stage 2 (numerics §9): count the lanes in each pair member's beneficial
     range (ROM = golden `beneficial_table`), pick 2j + (count_odd > count_even); dialect 0
-    for a NaN/Inf block."""
+    for a NaN/Inf block.
 
-    def __init__(self, ben_table, block_size: int, pair_bits: int):
+    rom_cut: a register stage after the per-lane ROM; cuts: levels of the two popcount
+    trees after which a register stage goes (`DialectAdderTree`); enable `en`;
+    latency = rom_cut + len(cuts)."""
+
+    def __init__(self, ben_table, block_size: int, pair_bits: int, *, rom_cut: bool = False,
+                 cuts=()):
         # ben_table: (n_pairs, 2, n_addr) bool
         self.ben = ben_table
         self.block_size = block_size
@@ -594,10 +631,14 @@ class BeneficialCount(wiring.Component):
         self.addr_bits = n_addr.bit_length() - 1
         self.pair_bits = pair_bits
         self.cnt_bits = block_size.bit_length()
+        self.rom_cut = rom_cut
+        self.cuts = tuple(cuts)
+        self.latency = int(rom_cut) + len(self.cuts)
         super().__init__({
             "pair": In(pair_bits),
             "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
             "bad": In(1),
+            "en": In(1),
             "dialect": Out(pair_bits + 1),
         })
 
@@ -613,8 +654,142 @@ class BeneficialCount(wiring.Component):
                     words.append(0)
         outs = _rom(m, "ben_rom", 2, words,
                     [Cat(self.idx_addr[i], self.pair) for i in range(self.block_size)])
-        cnt_a = Signal(self.cnt_bits)
-        cnt_b = Signal(self.cnt_bits)
-        m.d.comb += [cnt_a.eq(sum(o[0] for o in outs)), cnt_b.eq(sum(o[1] for o in outs))]
-        m.d.comb += self.dialect.eq(Mux(self.bad, 0, Cat(cnt_b > cnt_a, self.pair)))
+        hits = Cat(*outs)
+        if self.rom_cut:
+            hits = delay(m, hits, 1, self.en, "ben_hits")
+        m.submodules.popcount = pc = DialectAdderTree(2, 1, self.block_size, self.cuts)
+        m.d.comb += [pc.err.as_value().eq(hits), pc.en.eq(self.en)]
+        pair = delay(m, self.pair, self.latency, self.en, "ben_pair")
+        bad = delay(m, self.bad, self.latency, self.en, "ben_bad")
+        m.d.comb += self.dialect.eq(Mux(bad, 0, Cat(pc.sums[1] > pc.sums[0], pair)))
+        return m
+
+
+# --------------------------------------------------------------------------------------
+# Two-level selection (numerics §15)
+# --------------------------------------------------------------------------------------
+
+
+def class_table(tables) -> list[int]:
+    """§15.1 class of every exact block-max address (I + Fq + 1 bits): the golden
+    `block_class` at the address's representative value (a point t/2^Fq, or an interval
+    midpoint for a sticky address). Exact because the class reads vmax at a resolution
+    of 2^(emax - b) >= 2^-Fq (checked)."""
+    from semdialect.golden.two_level import block_class
+
+    book, luts = tables.book, tables.luts
+    fq = luts.idx_frac_bits
+    if book.class_bits - book.emax > fq:
+        raise ValueError(f"class resolution 2^{book.emax - book.class_bits} is finer than "
+                         f"the exact address (2^-{fq}): no class table")
+    n = 2 << (book.int_bits + fq)
+    a = np.arange(n)
+    v = np.ldexp((a >> 1) + 0.5 * (a & 1), -fq)
+    return [int(c) for c in block_class(book, v)]
+
+
+class ClassSelect(wiring.Component):
+    """The block's class from its largest exact address (table `class_table`), then the
+    mask ∩ class rule (§15.3): `nonempty[c]` = class c has an allowed candidate; the
+    effective class is the smallest class >= c with one, else the largest below (two
+    priority encoders). `allowed[j]` = candidate slot j of the effective class may be
+    chosen."""
+
+    def __init__(self, tables):
+        self.tables = tables
+        self.table = class_table(tables)
+        self.ids = [[int(d) for d in row] for row in tables.class_ids]
+        self.num_classes = len(self.ids)
+        self.k = len(self.ids[0])
+        self.class_bits = max(1, (self.num_classes - 1).bit_length())
+        self.addr_bits = len(self.table).bit_length() - 1
+        self.num_dialects = tables.book.num_dialects
+        super().__init__({
+            "max_addr": In(self.addr_bits),
+            "mask": In(self.num_dialects),
+            "cls": Out(self.class_bits),
+            "allowed": Out(self.k),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.num_classes
+        (raw,) = _rom(m, "class_rom", self.class_bits, self.table, [self.max_addr])
+        nonempty = Signal(n)
+        m.d.comb += [nonempty[c].eq(Cat(*[self.mask[d] for d in self.ids[c]]).any())
+                     for c in range(n)]
+        up, down = Signal(self.class_bits), Signal(self.class_bits)
+        has_up = Signal()
+        for c in reversed(range(n)):  # last assignment wins: the lowest c >= raw
+            with m.If(nonempty[c] & (raw <= c)):
+                m.d.comb += [up.eq(c), has_up.eq(1)]
+        for c in range(n):  # the highest c < raw
+            with m.If(nonempty[c] & (raw > c)):
+                m.d.comb += down.eq(c)
+        m.d.comb += self.cls.eq(Mux(has_up, up, down))
+        for j in range(self.k):
+            col = Array([self.mask[self.ids[c][j]] for c in range(n)])
+            m.d.comb += self.allowed[j].eq(col[self.cls])
+        return m
+
+
+class ClassErrorLut(wiring.Component):
+    """Per lane the K candidates' errors of the block's class: one ROM of N * 2^A words of
+    K * W bits, word c << A | a = `TwoLevelTables.class_err_rows[c << A | a]` (slot 0 in
+    the low bits), read by B ports at (class, lane address)."""
+
+    def __init__(self, tables, block_size: int):
+        self.tables = tables
+        self.block_size = block_size
+        self.rows = tables.class_err_rows
+        self.k = tables.k
+        self.width = tables.luts.err_bits
+        self.addr_bits = tables.luts.err_addr_bits
+        self.class_bits = max(1, (tables.num_classes - 1).bit_length())
+        super().__init__({
+            "cls": In(self.class_bits),
+            "addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "err": Out(data.ArrayLayout(data.ArrayLayout(self.width, self.k), block_size)),
+        })
+
+    def words(self) -> list[int]:
+        out = []
+        for row in self.rows:
+            w = 0
+            for j, e in enumerate(row):
+                w |= int(e) << (j * self.width)
+            out.append(w)
+        out += [0] * ((1 << (self.class_bits + self.addr_bits)) - len(out))
+        return out
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = _rom(m, "class_err_rom", self.k * self.width, self.words(),
+                    [Cat(self.addr[i], self.cls) for i in range(self.block_size)])
+        for i, o in enumerate(outs):
+            m.d.comb += self.err[i].as_value().eq(o)
+        return m
+
+
+class SlotDialect(wiring.Component):
+    """The global dialect id of candidate slot j of class c (`class_ids[c, j]`)."""
+
+    def __init__(self, class_ids, id_bits: int):
+        self.ids = [[int(d) for d in row] for row in class_ids]
+        n, k = len(self.ids), len(self.ids[0])
+        self.class_bits = max(1, (n - 1).bit_length())
+        self.slot_bits = max(1, (k - 1).bit_length())
+        super().__init__({"cls": In(self.class_bits), "slot": In(self.slot_bits),
+                          "dialect": Out(id_bits)})
+        self.id_bits = id_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        k_pad = 1 << self.slot_bits
+        words = []
+        for c in range(1 << self.class_bits):
+            row = self.ids[c] if c < len(self.ids) else []
+            words += row + [0] * (k_pad - len(row))
+        (o,) = _rom(m, "slot_rom", self.id_bits, words, [Cat(self.slot, self.cls)])
+        m.d.comb += self.dialect.eq(o)
         return m

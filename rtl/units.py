@@ -15,36 +15,54 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Module, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from semdialect.golden import build_luts, load_formatbook
+from semdialect.golden import build_luts, build_two_level, load_formatbook
 from semdialect.golden.dialects import _pairs, beneficial_table, two_stage_select
 from semdialect.golden.elements import E2M1
 
+from .romstyle import DEFAULT_ROM_STYLE, check_rom_style
 from .stages import (
     INDEX_MODES,
     INPUT_FORMATS,
     BeneficialCount,
     BlockMax,
+    BlockMaxTable,
+    ClassErrorLut,
+    ClassSelect,
     DialectAdderTree,
     E2M1Round,
     ErrorLut,
     IndexLut,
     MaskedArgmin,
     Normalize,
-    PairSelect,
     SharedExponent,
+    SlotDialect,
     Unpack,
     delay,
     tree_levels,
 )
+from .timing import (
+    DEFAULT_TARGET_MHZ,
+    T_LUT,
+    Segment,
+    carry,
+    choose_cuts,
+    mux_levels,
+    rom,
+    stage_delays,
+)
 
-__all__ = ["SemDialectQuantizer", "DialectFP4TwoStage", "MXFP4Quantizer", "BLOCK_SIZES",
-           "pair_table", "DEFAULT_INDEX", "INDEX_MODES"]
+__all__ = ["SemDialectQuantizer", "SemDialectTwoLevel", "DialectFP4TwoStage", "MXFP4Quantizer",
+           "BLOCK_SIZES", "pair_table", "DEFAULT_INDEX", "INDEX_MODES", "DEFAULT_TARGET_MHZ",
+           "DEFAULT_TWO_LEVEL_BOOK"]
 
 BLOCK_SIZES = (16, 32, 64)
+
+#: the shipped class-structured book the two-level unit uses by default (numerics §15)
+DEFAULT_TWO_LEVEL_BOOK = "semdialect-32c8x4"
 
 #: index stage of the LUT-engine and two-stage units: 'rom' (one B-port ROM over
 #: (dialect, address)) or 'compare' (per-block thresholds + per-lane comparators);
@@ -54,34 +72,41 @@ BLOCK_SIZES = (16, 32, 64)
 DEFAULT_INDEX = "compare"
 
 
-def _middle_first(n: int) -> list[int]:
-    return sorted(range(n), key=lambda j: (abs(j - (n - 1) / 2), j))
-
-
 class _Unit(wiring.Component):
-    """Common front end and pipeline bookkeeping."""
+    """Common front end and pipeline bookkeeping.
+
+    Each unit lists its cut points with the modelled delay in front of each
+    (`_segments`, see `timing`); `pipeline` (an exact depth) or `target_mhz` (the fewest
+    registers that fit the period) picks where the registers go (`timing.choose_cuts`)."""
 
     has_mask = False
     has_dialect = True
+    #: the cut that ends the front end shared with the MXFP4 baseline
+    FRONT = "norm"
 
-    def _init_common(self, block_size: int, input_format: str, pipeline: int):
+    def _init_common(self, block_size: int, input_format: str, pipeline, target_mhz,
+                     timed_inputs: bool, rom_style: str):
         if block_size not in BLOCK_SIZES:
             raise ValueError(f"block size must be one of {BLOCK_SIZES}, got {block_size!r}")
         if input_format not in INPUT_FORMATS:
             raise ValueError(
                 f"input format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+        self.rom_style = check_rom_style(rom_style)
         self.block_size = block_size
         self.input_format = input_format
         self.fmt = INPUT_FORMATS[input_format]
-        chain, prio = self._cut_points()
-        if not isinstance(pipeline, int) or not 0 <= pipeline <= len(chain):
-            raise ValueError(
-                f"pipeline depth must be an integer in 0..{len(chain)} for this unit, "
-                f"got {pipeline!r}")
-        self.pipeline = pipeline
-        self.cut_chain = chain
-        self.cuts = frozenset(prio[:pipeline])
-        self.latency = pipeline
+        self.segments = self._segments()
+        self.cut_chain = [s.name for s in self.segments]
+        if pipeline is not None and target_mhz is not None:
+            raise ValueError("give a pipeline depth or a target MHz, not both")
+        chosen = choose_cuts(self.segments, depth=pipeline, target_mhz=target_mhz,
+                             front=self.FRONT, timed_inputs=timed_inputs)
+        self.target_mhz = target_mhz
+        self.timed_inputs = timed_inputs
+        self.cuts = frozenset(chosen)
+        self.pipeline = len(chosen)
+        self.latency = self.pipeline
+        self.stage_delays = stage_delays(self.segments, chosen)
         in_fields = {"data": data.ArrayLayout(16, block_size)}
         if self.has_mask:
             in_fields["mask"] = self.num_dialects
@@ -97,22 +122,49 @@ class _Unit(wiring.Component):
             "o": Out(stream.Signature(self.out_layout)),
         })
 
-    # -- pipeline helpers ---------------------------------------------------------------
-    def _cut(self, m, en, name: str, carry: dict) -> dict:
-        if name not in self.cuts:
-            return carry
-        out = {}
-        for k, v in carry.items():
-            out[k] = delay(m, v, 1, en, f"{name}_{k}", reset_less=(k != "valid"))
-        return out
+    # -- timing model of the shared front end --------------------------------------------
+    def _front_segments(self, int_bits: int, fmax: int) -> list[Segment]:
+        B = self.block_size
+        wide_w = self.fmt.mbits + 1 + int_bits + fmax
+        return [
+            Segment("exp", tree_levels(B) * (carry(15) + T_LUT) + carry(12) + 2 * T_LUT,
+                    f"unpack, {B}-lane 15-bit max tree, shared exponent + clamp"),
+            Segment("shift", 2 * carry(12) + T_LUT, "per-lane shift amount + clamp"),
+            Segment("norm", mux_levels(wide_w.bit_length()) + 2 * T_LUT,
+                    f"{wide_w}-bit barrel shifter, sticky, address fold"),
+        ]
 
-    def _front(self, m, emax: int, int_bits: int, frac_bits: int, idx_frac_bits: int):
-        """Unpack, BlockMax, SharedExponent [cut exp] Normalize [cut norm]."""
+    def _index_segments(self, addr_bits: int) -> list[Segment]:
+        if self.index == "compare":
+            return [Segment("thr", rom(self.id_bits) + 0.5, "threshold ROM of the dialect"),
+                    Segment("out", carry(addr_bits + 1) + 2 * T_LUT,
+                            "per-lane comparators, thermometer -> index, sign")]
+        return [Segment("out", rom(addr_bits + self.id_bits) + T_LUT, "index ROM per lane")]
+
+    # -- pipeline helpers ---------------------------------------------------------------
+    def _cut(self, m, en, name: str, carry_: dict) -> dict:
+        if name not in self.cuts:
+            return carry_
+        return self._delay(m, en, carry_, 1, name)
+
+    @staticmethod
+    def _delay(m, en, carry_: dict, n: int, name: str) -> dict:
+        return {k: delay(m, v, n, en, f"{name}_{k}", reset_less=(k != "valid"))
+                for k, v in carry_.items()}
+
+    def _front(self, m, emax: int, int_bits: int, frac_bits: int, idx_frac_bits: int,
+               with_max: bool = False):
+        """Unpack, BlockMax, SharedExponent [exp] Normalize: shift amounts [shift]
+        shifters [norm]. with_max: also the block's largest exact address (`max_addr`)."""
         B = self.block_size
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
-        # depth 0: o.valid is i.valid, so pass ready straight through (no valid -> ready path)
-        m.d.comb += self.i.ready.eq(en if self.pipeline else self.o.ready)
+        if self.pipeline:
+            # a block offered during reset is not accepted (the reset clears the valid
+            # bits, so an accepted block would be lost): ready is low while rst is high
+            m.d.comb += self.i.ready.eq(en & ~ResetSignal("sync"))
+        else:  # depth 0: o.valid is i.valid, ready passes straight through; no clock
+            m.d.comb += self.i.ready.eq(self.o.ready)
         m.submodules.unpack = unpack = Unpack(self.fmt, B)
         m.submodules.blockmax = bmax = BlockMax(B)
         m.submodules.shexp = shexp = SharedExponent(self.fmt, emax)
@@ -122,55 +174,84 @@ class _Unit(wiring.Component):
             bmax.mag.eq(unpack.mag), bmax.nonfinite.eq(unpack.nonfinite),
             shexp.amax.eq(bmax.amax), shexp.bad.eq(bmax.bad),
         ]
-        carry = {"valid": self.i.valid, "last": p.last, "sign": unpack.sign,
-                 "exp": unpack.exp.as_value(), "man": unpack.man.as_value(),
-                 "bad": bmax.bad, "e": shexp.e, "scale": shexp.scale}
+        carry_ = {"valid": self.i.valid, "last": p.last, "sign": unpack.sign,
+                  "exp": unpack.exp.as_value(), "man": unpack.man.as_value(),
+                  "bad": bmax.bad, "e": shexp.e, "scale": shexp.scale}
+        if with_max:
+            carry_["amax"] = bmax.amax
         if self.has_mask:
-            carry["mask"] = p.mask
-        carry = self._cut(m, en, "exp", carry)
-        m.submodules.normalize = norm = Normalize(self.fmt, B, int_bits, frac_bits, idx_frac_bits)
-        m.d.comb += [norm.e.eq(carry.pop("e")), norm.bad.eq(carry["bad"]),
-                     norm.exp.as_value().eq(carry.pop("exp")),
-                     norm.man.as_value().eq(carry.pop("man"))]
-        carry["err_addr"] = norm.err_addr.as_value()
-        carry["idx_addr"] = norm.idx_addr.as_value()
-        carry = self._cut(m, en, "norm", carry)
-        return en, carry
+            carry_["mask"] = p.mask
+        carry_ = self._cut(m, en, "exp", carry_)
+        m.submodules.normalize = norm = Normalize(
+            self.fmt, B, int_bits, frac_bits, idx_frac_bits, with_max=with_max,
+            shift_cut="shift" in self.cuts)
+        m.d.comb += [norm.e.eq(carry_.pop("e")), norm.bad.eq(carry_["bad"]), norm.en.eq(en),
+                     norm.exp.as_value().eq(carry_.pop("exp")),
+                     norm.man.as_value().eq(carry_.pop("man"))]
+        if with_max:
+            amax = carry_.pop("amax")
+            m.d.comb += [norm.amax_exp.eq(amax[self.fmt.mbits:15]),
+                         norm.amax_man.eq(amax[:self.fmt.mbits])]
+        carry_ = self._delay(m, en, carry_, norm.latency, "shift")
+        carry_["err_addr"] = norm.err_addr.as_value()
+        carry_["idx_addr"] = norm.idx_addr.as_value()
+        if with_max:
+            carry_["max_addr"] = norm.max_idx_addr
+        carry_ = self._cut(m, en, "norm", carry_)
+        return en, carry_
 
-    def _index_back(self, m, en, carry: dict, idx_table) -> None:
-        """Index LUT (selected dialect x exact lane address) -> 4-bit codes, the `out`
-        cut, and the output payload; shared by the LUT-engine and two-stage units."""
-        m.submodules.index_lut = ilut = IndexLut(idx_table, self.block_size, self.index)
-        m.d.comb += [ilut.dialect.eq(carry["dialect"]),
-                     ilut.idx_addr.as_value().eq(carry.pop("idx_addr")),
-                     ilut.sign.eq(carry.pop("sign")), ilut.bad.eq(carry.pop("bad"))]
-        carry["codes"] = ilut.codes.as_value()
-        carry = self._cut(m, en, "out", carry)
-        self._back(m, carry, carry["codes"], carry["dialect"])
+    def _index_back(self, m, en, carry_: dict, idx_table) -> None:
+        """Index LUT (selected dialect x exact lane address) -> 4-bit codes [thr inside
+        the comparator stage], the `out` cut, and the output payload; shared by the
+        SemanticDialect and two-stage units."""
+        m.submodules.index_lut = ilut = IndexLut(idx_table, self.block_size, self.index,
+                                                 thr_cut="thr" in self.cuts)
+        m.d.comb += [ilut.dialect.eq(carry_["dialect"]), ilut.en.eq(en),
+                     ilut.idx_addr.as_value().eq(carry_.pop("idx_addr")),
+                     ilut.sign.eq(carry_.pop("sign")), ilut.bad.eq(carry_.pop("bad"))]
+        carry_ = self._delay(m, en, carry_, ilut.latency, "thr")
+        carry_["codes"] = ilut.codes.as_value()
+        carry_ = self._cut(m, en, "out", carry_)
+        self._back(m, carry_, carry_["codes"], carry_["dialect"])
 
-    def _back(self, m, carry: dict, codes: Value, dialect: Value | None):
+    def _back(self, m, carry_: dict, codes: Value, dialect: Value | None):
         p = self.o.payload
-        m.d.comb += [self.o.valid.eq(carry["valid"]), p.last.eq(carry["last"]),
-                     p.scale.eq(carry["scale"]), p.codes.as_value().eq(codes)]
+        m.d.comb += [self.o.valid.eq(carry_["valid"]), p.last.eq(carry_["last"]),
+                     p.scale.eq(carry_["scale"]), p.codes.as_value().eq(codes)]
         if dialect is not None:
             m.d.comb += p.dialect.eq(dialect)
+
+    def timing_parameters(self) -> dict:
+        return {"pipeline": self.pipeline,
+                "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
+                "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
+                "rom_style": self.rom_style,
+                "stage_delays_ns_model": self.stage_delays,
+                "model_fmax_mhz": _model_fmax(self.stage_delays)}
 
     def manifest_parameters(self) -> dict:
         raise NotImplementedError
 
 
+def _model_fmax(stages: list[dict]) -> float | None:
+    timed = [s["delay_ns"] for s in stages if s["timed"]]
+    return round(1000.0 / max(timed), 1) if timed else None
+
+
 class SemDialectQuantizer(_Unit):
-    """SemanticDialect LUT engine (numerics §8) on a formatbook.
+    """SemanticDialect LUT engine (numerics §8) on a formatbook: every dialect evaluated.
 
     Stages: Unpack+BlockMax+SharedExponent | Normalize | ErrorLut | DialectAdderTree |
-    MaskedArgmin | IndexLut, with pipeline registers at `pipeline` of the cut points
-    (see `cut_chain`; `cuts` are the chosen ones)."""
+    MaskedArgmin | IndexLut, with pipeline registers at the chosen cut points
+    (`cut_chain`; `cuts` are the chosen ones, see `_Unit`)."""
 
     has_mask = True
 
     def __init__(self, formatbook="semdialect-32", block_size: int = 32,
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
-                 pipeline: int = 4, index: str = DEFAULT_INDEX):
+                 pipeline: int | None = 4, index: str = DEFAULT_INDEX,
+                 target_mhz: float | None = None, timed_inputs: bool = False,
+                 rom_style: str = DEFAULT_ROM_STYLE):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         self.index = index
@@ -184,21 +265,25 @@ class SemDialectQuantizer(_Unit):
         self.err_bits = err_bits
         self.tree_levels = tree_levels(block_size)
         self.argmin_levels = tree_levels(self.num_dialects)
-        self._init_common(block_size, input_format, pipeline)
+        if target_mhz is not None:
+            pipeline = None
+        self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
+                          rom_style)
 
-    def _cut_points(self):
-        lt = self.tree_levels
-        la = self.argmin_levels
-        chain = (["exp", "norm", "lut"] + [f"tree{j}" for j in range(lt)]
-                 + [f"argmin{j}" for j in range(la)] + ["out"])
-        prio = ["out", "norm", f"tree{lt - 1}"]
-        if la:
-            prio.append(f"argmin{la - 1}")
-        prio += ["exp", "lut"]
-        prio += [f"tree{j}" for j in _middle_first(lt - 1)]
-        prio += [f"argmin{j}" for j in _middle_first(la - 1)] if la > 1 else []
-        assert sorted(prio) == sorted(chain)
-        return chain, prio
+    def _segments(self):
+        book, W = self.book, self.err_bits
+        sw = W + self.tree_levels
+        segs = self._front_segments(book.int_bits, max(self.frac_bits,
+                                                       self.luts.idx_frac_bits))
+        segs.append(Segment("lut", rom(self.luts.err_addr_bits) + 0.4,
+                            f"error ROM per lane ({self.luts.err_addr_bits} address bits)"))
+        segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)")
+                 for j in range(self.tree_levels)]
+        segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
+                         f"argmin level {j} ({sw}-bit compare + select)")
+                 for j in range(self.argmin_levels)]
+        segs += self._index_segments(book.int_bits + self.luts.idx_frac_bits + 1)
+        return segs
 
     def elaborate(self, platform):
         m = Module()
@@ -214,16 +299,14 @@ class SemDialectQuantizer(_Unit):
         tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
         m.submodules.adder_tree = tree = DialectAdderTree(D, self.err_bits, B, tree_cuts)
         m.d.comb += [tree.err.as_value().eq(carry.pop("err")), tree.en.eq(en)]
-        carry = {k: delay(m, v, tree.latency, en, f"tree_{k}", reset_less=(k != "valid"))
-                 for k, v in carry.items()}
+        carry = self._delay(m, en, carry, tree.latency, "tree")
         carry["sums"] = tree.sums.as_value()
 
         am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
         m.submodules.argmin = am = MaskedArgmin(D, tree.sum_width, am_cuts)
         m.d.comb += [am.sums.as_value().eq(carry.pop("sums")), am.mask.eq(carry.pop("mask")),
                      am.en.eq(en)]
-        carry = {k: delay(m, v, am.latency, en, f"am_{k}", reset_less=(k != "valid"))
-                 for k, v in carry.items()}
+        carry = self._delay(m, en, carry, am.latency, "am")
         carry["dialect"] = am.dialect
 
         self._index_back(m, en, carry, self.luts.idx)
@@ -232,6 +315,7 @@ class SemDialectQuantizer(_Unit):
     def manifest_parameters(self) -> dict:
         return {
             "unit": "semdialect",
+            "selector": "lut",
             "formatbook": self.book.name,
             "formatbook_hash": self.book.content_hash,
             "num_dialects": self.num_dialects,
@@ -240,8 +324,7 @@ class SemDialectQuantizer(_Unit):
             "frac_bits": self.frac_bits,
             "err_bits": self.err_bits,
             "idx_frac_bits": self.luts.idx_frac_bits,
-            "pipeline": self.pipeline,
-            "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
+            **self.timing_parameters(),
             "index": self.index,
             "err_lut_bits": self.luts.err_rom_bits,
             "idx_lut_bits": self.luts.idx_rom_bits,
@@ -249,6 +332,126 @@ class SemDialectQuantizer(_Unit):
                 f"semdialect.golden.quantize(x, 'semdialect', block_size={self.block_size}, "
                 f"formatbook=<book>, frac_bits={self.frac_bits}, err_bits={self.err_bits}, "
                 "allowed=<mask>)"),
+        }
+
+
+class SemDialectTwoLevel(_Unit):
+    """SemanticDialect two-level selector (numerics §15) on a class-structured formatbook.
+
+    Stages: Unpack+BlockMax+SharedExponent | Normalize (+ the block-max lane) |
+    ClassSelect (class from the max address, mask ∩ class) | ClassErrorLut (K errors per
+    lane at (class, address)) | K adder trees | K-way MaskedArgmin | SlotDialect (slot ->
+    global id) | IndexLut. Same stream interface, mask and last fields as the exhaustive
+    `SemDialectQuantizer`; every ROM comes from `golden.build_two_level`."""
+
+    has_mask = True
+
+    def __init__(self, formatbook=DEFAULT_TWO_LEVEL_BOOK, block_size: int = 32,
+                 input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
+                 pipeline: int | None = None, index: str = DEFAULT_INDEX,
+                 target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
+                 rom_style: str = DEFAULT_ROM_STYLE):
+        if index not in INDEX_MODES:
+            raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
+        self.index = index
+        self.tables = build_two_level(formatbook, frac_bits, err_bits)
+        self.book = self.tables.book
+        self.luts = self.tables.luts
+        if np.any(self.luts.err[:, 0] != 0):  # NaN/Inf blocks rely on ERR[d, 0] == 0
+            raise ValueError("formatbook has a dialect without magnitude 0")
+        self.num_dialects = self.book.num_dialects
+        self.id_bits = max(1, (self.num_dialects - 1).bit_length())
+        self.frac_bits = frac_bits
+        self.err_bits = err_bits
+        self.k = self.tables.k
+        self.num_classes = self.tables.num_classes
+        self.class_bits = max(1, (self.num_classes - 1).bit_length())
+        self.tree_levels = tree_levels(block_size)
+        self.argmin_levels = tree_levels(self.k)
+        if pipeline is not None:
+            target_mhz = None
+        self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
+                          rom_style)
+
+    def _segments(self):
+        book, W = self.book, self.err_bits
+        sw = W + self.tree_levels
+        aq = book.int_bits + self.luts.idx_frac_bits + 1
+        segs = self._front_segments(book.int_bits, max(self.frac_bits,
+                                                       self.luts.idx_frac_bits))
+        segs.append(Segment("class", rom(aq) + carry(self.class_bits) + 2 * T_LUT,
+                            "class ROM on the max address, mask ∩ class priority encoders"))
+        segs.append(Segment("lut", rom(self.class_bits + self.luts.err_addr_bits) + 0.5,
+                            f"class error ROM per lane ({self.k} x {W} bits)"))
+        segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)")
+                 for j in range(self.tree_levels)]
+        segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
+                         f"argmin level {j} ({sw}-bit compare + select)")
+                 for j in range(self.argmin_levels)]
+        segs.append(Segment("pick", rom(self.class_bits + max(1, (self.k - 1).bit_length())),
+                            "slot -> dialect id"))
+        segs += self._index_segments(aq)
+        return segs
+
+    def elaborate(self, platform):
+        m = Module()
+        B, K = self.block_size, self.k
+        book = self.book
+        en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
+                                self.luts.idx_frac_bits, with_max=True)
+        m.submodules.class_select = cs = ClassSelect(self.tables)
+        m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask"))]
+        carry["cls"] = cs.cls
+        carry["allowed"] = cs.allowed
+        carry = self._cut(m, en, "class", carry)
+
+        m.submodules.class_err_lut = elut = ClassErrorLut(self.tables, B)
+        m.d.comb += [elut.cls.eq(carry["cls"]), elut.addr.as_value().eq(carry.pop("err_addr"))]
+        carry["err"] = elut.err.as_value()
+        carry = self._cut(m, en, "lut", carry)
+
+        tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
+        m.submodules.adder_tree = tree = DialectAdderTree(K, self.err_bits, B, tree_cuts)
+        m.d.comb += [tree.err.as_value().eq(carry.pop("err")), tree.en.eq(en)]
+        carry = self._delay(m, en, carry, tree.latency, "tree")
+        carry["sums"] = tree.sums.as_value()
+
+        am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
+        m.submodules.argmin = am = MaskedArgmin(K, tree.sum_width, am_cuts)
+        m.d.comb += [am.sums.as_value().eq(carry.pop("sums")),
+                     am.mask.eq(carry.pop("allowed")), am.en.eq(en)]
+        carry = self._delay(m, en, carry, am.latency, "am")
+
+        m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)
+        m.d.comb += [sd.cls.eq(carry.pop("cls")), sd.slot.eq(am.dialect)]
+        carry["dialect"] = sd.dialect
+        carry = self._cut(m, en, "pick", carry)
+
+        self._index_back(m, en, carry, self.luts.idx)
+        return m
+
+    def manifest_parameters(self) -> dict:
+        return {
+            "unit": "semdialect",
+            "selector": "two-level",
+            "formatbook": self.book.name,
+            "formatbook_hash": self.book.content_hash,
+            "num_dialects": self.num_dialects,
+            "num_classes": self.num_classes,
+            "class_size": self.k,
+            "block_size": self.block_size,
+            "input_format": self.input_format,
+            "frac_bits": self.frac_bits,
+            "err_bits": self.err_bits,
+            "idx_frac_bits": self.luts.idx_frac_bits,
+            **self.timing_parameters(),
+            "index": self.index,
+            "class_err_lut_bits": self.tables.class_rom_bits,
+            "idx_lut_bits": self.luts.idx_rom_bits,
+            "golden_call": (
+                f"semdialect.golden.quantize(x, 'semdialect', block_size={self.block_size}, "
+                f"formatbook=<book>, selector='two-level', frac_bits={self.frac_bits}, "
+                f"err_bits={self.err_bits}, allowed=<mask>)"),
         }
 
 
@@ -267,12 +470,15 @@ def pair_table(book) -> np.ndarray:
 class DialectFP4TwoStage(_Unit):
     """BlockDialect two-stage selector (numerics §9) on a paired formatbook (DialectFP4).
 
-    Stages: Unpack+BlockMax+SharedExponent | Normalize (exact Fq address only) |
-    PairSelect (max address -> pair ROM) | BeneficialCount (ROM + two popcounts) |
-    IndexLut. No allowed-dialect mask (the golden two-stage selector takes none)."""
+    Stages: Unpack+BlockMax+SharedExponent | Normalize (exact Fq address, plus the
+    block-max lane) | pair ROM on the block's max address | BeneficialCount (ROM + two
+    popcount trees) | IndexLut. No allowed-dialect mask (the golden two-stage selector
+    takes none)."""
 
     def __init__(self, formatbook="dialectfp4", block_size: int = 32, input_format: str = "bf16",
-                 pipeline: int = 3, index: str = DEFAULT_INDEX):
+                 pipeline: int | None = None, index: str = DEFAULT_INDEX,
+                 target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
+                 rom_style: str = DEFAULT_ROM_STYLE):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         self.index = index
@@ -281,29 +487,46 @@ class DialectFP4TwoStage(_Unit):
         self.num_dialects = self.book.num_dialects
         self.id_bits = max(1, (self.num_dialects - 1).bit_length())
         self.fq = self.book.grid_frac_bits + 1
+        self.addr_bits = self.book.int_bits + self.fq + 1
         self.idx = build_luts(self.book, self.fq, 8).idx
         self.pairs = pair_table(self.book)
         self.ben = beneficial_table(self.book)
-        self._init_common(block_size, input_format, pipeline)
+        self.cnt_levels = tree_levels(block_size)
+        if pipeline is not None:
+            target_mhz = None
+        self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
+                          rom_style)
 
-    def _cut_points(self):
-        chain = ["exp", "norm", "pair", "count", "out"]
-        prio = ["out", "norm", "count", "pair", "exp"]
-        return chain, prio
+    def _segments(self):
+        pb = self.id_bits - 1
+        segs = self._front_segments(self.book.int_bits, self.fq)
+        segs.append(Segment("pair", rom(self.addr_bits) + 0.5, "pair ROM on the max address"))
+        segs.append(Segment("ben", rom(self.addr_bits + pb) + 0.5,
+                            "beneficial-range ROM per lane"))
+        segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}")
+                 for j in range(self.cnt_levels)]
+        segs.append(Segment("count", carry(self.block_size.bit_length()) + T_LUT,
+                            "count compare -> dialect id"))
+        segs += self._index_segments(self.addr_bits)
+        return segs
 
     def elaborate(self, platform):
         m = Module()
         B = self.block_size
         book = self.book
-        en, carry = self._front(m, book.emax, book.int_bits, self.fq, self.fq)
+        en, carry = self._front(m, book.emax, book.int_bits, self.fq, self.fq, with_max=True)
         carry.pop("err_addr")
-        m.submodules.pair_select = ps = PairSelect(self.pairs, B, book.int_bits + self.fq + 1)
-        m.d.comb += ps.idx_addr.as_value().eq(carry["idx_addr"])
-        carry["pair"] = ps.pair
+        m.submodules.pair_rom = pr = BlockMaxTable(self.pairs, self.addr_bits)
+        m.d.comb += pr.max_addr.eq(carry.pop("max_addr"))
+        carry["pair"] = pr.out
         carry = self._cut(m, en, "pair", carry)
-        m.submodules.ben_count = bc = BeneficialCount(self.ben, B, self.id_bits - 1)
+        cnt_cuts = [j for j in range(self.cnt_levels) if f"cnt{j}" in self.cuts]
+        m.submodules.ben_count = bc = BeneficialCount(
+            self.ben, B, self.id_bits - 1, rom_cut="ben" in self.cuts,
+            cuts=cnt_cuts)
         m.d.comb += [bc.pair.eq(carry.pop("pair")), bc.idx_addr.as_value().eq(carry["idx_addr"]),
-                     bc.bad.eq(carry["bad"])]
+                     bc.bad.eq(carry["bad"]), bc.en.eq(en)]
+        carry = self._delay(m, en, carry, bc.latency, "ben")
         carry["dialect"] = bc.dialect
         carry = self._cut(m, en, "count", carry)
         self._index_back(m, en, carry, self.idx)
@@ -318,8 +541,7 @@ class DialectFP4TwoStage(_Unit):
             "block_size": self.block_size,
             "input_format": self.input_format,
             "idx_frac_bits": self.fq,
-            "pipeline": self.pipeline,
-            "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
+            **self.timing_parameters(),
             "index": self.index,
             "idx_lut_bits": int(self.idx.size) * 3,
             "pair_rom_bits": int(self.pairs.size) * max(1, int(self.pairs.max()).bit_length()),
@@ -338,12 +560,18 @@ class MXFP4Quantizer(_Unit):
 
     has_dialect = False
 
-    def __init__(self, block_size: int = 32, input_format: str = "bf16", pipeline: int = 2):
+    def __init__(self, block_size: int = 32, input_format: str = "bf16", pipeline: int = 2,
+                 target_mhz: float | None = None, timed_inputs: bool = False,
+                 rom_style: str = DEFAULT_ROM_STYLE):
         self.emax = E2M1.emax
-        self._init_common(block_size, input_format, pipeline)
+        if target_mhz is not None:
+            pipeline = None
+        self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
+                          rom_style)
 
-    def _cut_points(self):
-        return ["exp", "norm", "out"], ["out", "norm", "exp"]
+    def _segments(self):
+        return self._front_segments(self.emax + 1, 2) + [
+            Segment("out", carry(5) + 3 * T_LUT, "E2M1 rounding per lane")]
 
     def elaborate(self, platform):
         m = Module()
@@ -362,7 +590,6 @@ class MXFP4Quantizer(_Unit):
             "unit": "mxfp4",
             "block_size": self.block_size,
             "input_format": self.input_format,
-            "pipeline": self.pipeline,
-            "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
+            **self.timing_parameters(),
             "golden_call": f"semdialect.golden.quantize(x, 'mxfp4', block_size={self.block_size})",
         }

@@ -1,14 +1,31 @@
 """The `semdialect` command. Each room registers its own sub-commands:
 `semdialect.golden.cli`, and (when present) `semdialect.rtl.cli`, `semdialect.sw.cli`,
-`semdialect.sim.cli`, each with a `register(subparsers)` function."""
+`semdialect.sim.cli`, each with a `register(subparsers)` function.
+
+Errors (docs/limits.md, "Errors and exit codes"): `main` is the one place that turns an
+exception into what the user sees.
+
+- bad input (a `semdialect.errors.SemdialectError`, a ValueError raised by a room for bad
+  input, an OSError naming a file, an argparse error): one line
+  ``semdialect <command>: error: <message>`` on stderr, exit code 2;
+- Ctrl-C: one line ``semdialect <command>: interrupted``, exit code 130 (writers use
+  temporary names, so nothing half-written is left);
+- anything else is a bug: one line naming the exception plus how to see the traceback,
+  exit code 1.
+
+``semdialect --debug ...`` or ``SEMDIALECT_DEBUG=1`` prints the full traceback first.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, SemdialectError
 
 ROOMS = (
     "semdialect.golden.cli",
@@ -19,13 +36,24 @@ ROOMS = (
     "semdialect.flow",
 )
 
+DEBUG_ENV = "SEMDIALECT_DEBUG"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the offending argument first, then a help hint)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="semdialect",
         description="SemanticDialect co-design kit: golden model, RTL, simulation, frontend.",
     )
     p.add_argument("--version", action="version", version=f"semdialect {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help=f"print the full traceback of an error (also: {DEBUG_ENV}=1)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in ROOMS:
         try:
@@ -38,18 +66,55 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """'eval', 'rtl generate', 'formatbook show', ...: what the error line is prefixed by."""
+    parts = [args.command]
+    for key in ("formatbook_command", "rtl_command", "sim_command"):
+        if getattr(args, key, None):
+            parts.append(getattr(args, key))
+    return " ".join(p for p in parts if p)
+
+
+def is_bad_input(e: BaseException) -> bool:
+    """Errors that are the caller's mistake: ours, ValueErrors (the rooms' historic bad
+    input error), and OS errors about a path (missing, a folder, no permission, disk full)."""
+    return isinstance(e, (SemdialectError, ValueError)) or (
+        isinstance(e, OSError) and (e.filename is not None or not e.errno))
+
+
+def error_message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        where = f"'{e.filename}'" + (f" -> '{e.filename2}'" if e.filename2 else "")
+        return f"{where}: {e.strerror}"
+    text = str(e).strip() or type(e).__name__
+    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    name = f"semdialect {command_name(args)}"
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        # bad input: one clear line, no traceback
-        print(f"semdialect {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # the one place exceptions become messages
+        if debug:
+            traceback.print_exc()
+        if is_bad_input(e):
+            print(f"{name}: error: {error_message(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{name}: internal error: {type(e).__name__}: {error_message(e)} (a bug: "
+              f"rerun with 'semdialect --debug ...' or {DEBUG_ENV}=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ def stage_quality(ctx: FlowContext) -> None:
     from semdialect.golden.evaluate import evaluate, format_table, plot_rows
 
     formats = ["mxfp4", "nvfp4", "int4", "dialectfp4", "dialectfp4-mse", "semdialect",
-               "semdialect-mse", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2",
-               "mxint8"]
+               "semdialect-lut", "semdialect-mse", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3",
+               "mxfp8_e5m2", "mxint8"]
     shape = (64, 2048) if ctx.quick else (256, 4096)
     rows = evaluate(synthetic_datasets(shape, seed=ctx.seed), formats)
     (ctx.out / "quality.json").write_text(json.dumps(rows, indent=1))
@@ -71,8 +71,9 @@ def stage_lut_resolution(ctx: FlowContext) -> None:
 
 
 FLOW_MODEL = "trained-wan-tiny"  # shipped trained weights (sw/trained.py); no training here
-CAPTURED_FORMATS = ["mxfp4", "nvfp4", "dialectfp4", "semdialect", "semdialect-decomp",
-                    "semdialect-seda", "semdialect-full"]
+# semdialect: the two-level default (numerics §15.7); semdialect-lut: exhaustive, for comparison
+CAPTURED_FORMATS = ["mxfp4", "nvfp4", "dialectfp4", "semdialect", "semdialect-lut",
+                    "semdialect-decomp", "semdialect-seda", "semdialect-full"]
 
 
 def stage_capture(ctx: FlowContext) -> None:
@@ -239,10 +240,12 @@ def run_flow(out: str = "build/flow", quick: bool = False, seed: int = 0) -> int
         timings.append((name, dt))
         _say(f"[flow {i}/{len(STAGES)}] {name}: done in {dt:.1f} s")
     from semdialect import __version__
+    from semdialect.versions import versions_line
 
     head = (f"# semdialect flow summary\n\nsemdialect {__version__}, "
             f"{'quick' if quick else 'full'} mode, seed {seed}, "
             f"total {time.perf_counter() - t_all:.1f} s.\n\n"
+            f"Versions: {versions_line()}.\n\n"
             "| stage | time (s) |\n|---|---:|\n"
             + "\n".join(f"| {n} | {t:.1f} |" for n, t in timings) + "\n")
     summary = ctx.out / "summary.md"

@@ -31,10 +31,11 @@ INPUT_DTYPES = {"bf16": np.dtype(ml_dtypes.bfloat16), "fp16": np.dtype(np.float1
 class SimConfig:
     """One generated quantizer unit.
 
-    unit: 'semdialect' (LUT engine, numerics §8), 'dialectfp4' (BlockDialect two-stage,
-    §9) or 'mxfp4' (§4). formatbook: built-in name, a path, or 'synthetic:<D>' (a
-    seeded synthetic book of D dialects built by `semdialect formatbook build` into the
-    configuration's build directory). pipeline None = the generator's default depth.
+    unit: 'semdialect' (LUT engine, numerics §8; selector 'two-level': the class-structured
+    two-level unit, §15), 'dialectfp4' (BlockDialect two-stage, §9) or 'mxfp4' (§4).
+    formatbook: built-in name, a path, or 'synthetic:<D>' (a seeded synthetic book of D
+    dialects built by `semdialect formatbook build` into the configuration's build
+    directory). pipeline None = the generator's default depth.
     """
 
     name: str
@@ -46,6 +47,8 @@ class SimConfig:
     err_bits: int = 8
     pipeline: int | None = None
     index: str | None = None  # index stage 'rom' | 'compare' (None: the generator default)
+    rom_style: str | None = None  # 'logic' | 'memory' Verilog tables (None: the default)
+    selector: str | None = None  # semdialect unit: 'lut' | 'two-level' (None: the default)
     tags: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -85,13 +88,17 @@ CONFIGS: dict[str, SimConfig] = {
         SimConfig("semdialect-32-b16", "semdialect", 16, "bf16", "semdialect-32"),
         SimConfig("semdialect-32-b64", "semdialect", 64, "bf16", "semdialect-32"),
         SimConfig("semdialect-32-fp16", "semdialect", 32, "fp16", "semdialect-32"),
+        # the two-level unit (numerics §15) on the shipped 8 x 4 class book, default timing
+        SimConfig("semdialect-32-2l", "semdialect", 32, "bf16", "semdialect-32c8x4",
+                  selector="two-level"),
         SimConfig("dialectfp4", "dialectfp4", 32, "bf16", "dialectfp4"),
         SimConfig("mxfp4", "mxfp4", 32, "bf16", None),
         # a non-default formatbook (8 synthetic dialects), a coarser error LUT (F = 2),
-        # a shallower pipeline and the ROM index stage (the others use the default,
-        # the comparator stage), so both index stages are simulated
+        # a shallower pipeline, the ROM index stage and the 'memory' Verilog tables
+        # (arrays + initial blocks; the others use the defaults: the comparator stage and
+        # case-function tables), so both index stages and both ROM styles are simulated
         SimConfig("synth8-f2", "semdialect", 32, "bf16", "synthetic:8", frac_bits=2,
-                  pipeline=2, index="rom"),
+                  pipeline=2, index="rom", rom_style="memory"),
     ]
 }
 
@@ -130,6 +137,8 @@ def golden_quantize(cfg: SimConfig, x: np.ndarray, mask: np.ndarray | None = Non
     if cfg.unit == "semdialect":
         opts = {"frac_bits": frac_bits if frac_bits is not None else
                 (cfg.frac_bits if cfg.frac_bits is not None else golden.DEFAULT_FRAC_BITS)}
+        if cfg.selector == "two-level":
+            opts["selector"] = "two-level"
         qt = golden.quantize(x, "semdialect", block_size=b,
                              formatbook=str(book_path or cfg.formatbook),
                              err_bits=cfg.err_bits, allowed=mask, **opts)

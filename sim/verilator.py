@@ -181,6 +181,10 @@ def generate_command(cfg: SimConfig, book: Path | None, out: Path) -> list[str]:
         cmd += ["--pipeline", str(cfg.pipeline)]
     if cfg.index is not None:
         cmd += ["--index", cfg.index]
+    if cfg.rom_style is not None:
+        cmd += ["--rom-style", cfg.rom_style]
+    if cfg.selector is not None:
+        cmd += ["--selector", cfg.selector]
     return cmd
 
 
@@ -354,9 +358,9 @@ def build(gen: Generated, *, waves: bool | None = None, coverage: bool | None = 
     return Built(gen, obj, waves, coverage, seconds)
 
 
-def _prune(cdir: Path, keep: Path, max_keep: int = 3) -> None:
-    """Drop the oldest obj-* builds beyond `max_keep` (stale hashes)."""
-    objs = sorted((p for p in cdir.glob("obj-*") if p != keep),
+def _prune(cdir: Path, keep: Path, max_keep: int = 3, pattern: str = "obj-*") -> None:
+    """Drop the oldest builds (`pattern` folders) beyond `max_keep` (stale hashes)."""
+    objs = sorted((p for p in cdir.glob(pattern) if p != keep),
                   key=lambda p: p.stat().st_mtime, reverse=True)
     for p in objs[max_keep - 1:]:
         shutil.rmtree(p, ignore_errors=True)

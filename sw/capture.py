@@ -26,13 +26,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from semdialect.errors import LimitExceededError
+
 from .vectors import dtype_name, format_bytes, new_manifest
 
 __all__ = ["Capture", "CaptureLimitError", "denoise", "to_numpy", "sigma_schedule"]
 
 
-class CaptureLimitError(ValueError):
-    pass
+class CaptureLimitError(LimitExceededError):
+    """Captured data exceed --max-bytes (a ValueError, semdialect.errors family)."""
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Torch reference quantizers, bit-identical to the NumPy golden model (docs/numerics.md).
 
 Device-agnostic torch code (CPU, CUDA): no numpy in the hot path. Tables (dialect
-values, error/index LUTs, the two-stage beneficial-range table) come from
-`semdialect.golden` once per (formatbook, device) so there is one source of truth.
+values, error/index LUTs, the two-stage beneficial-range table, the two-level class
+tables) come from `semdialect.golden` once per (formatbook, device) so there is one
+source of truth.
 
 Exactness strategy (numerics §1): powers of two are built from their bits, scaling by
 them is exact; MX and dialect formats normalize in float64 (exact for every float32/
@@ -26,6 +27,7 @@ import torch
 from semdialect import golden
 from semdialect.golden import elements as gel
 from semdialect.golden.dialects import beneficial_table
+from semdialect.golden.dialects import default_selector as golden_default_selector
 from semdialect.golden.formatbook import load_formatbook
 from semdialect.golden.scalar_formats import (
     E4M3_MAX,
@@ -355,6 +357,46 @@ def _two_stage(t: _BookTables, v: torch.Tensor, bad: torch.Tensor) -> torch.Tens
     return torch.where(bad, torch.zeros_like(d), d)
 
 
+@lru_cache(maxsize=32)
+def _class_tables(key: str, frac_bits: int, err_bits: int, device: str):
+    """(class_ids (N, K) int64, class_err (N, K, n_addr) int64) from the golden
+    TwoLevelTables (numerics §15)."""
+    t = golden.build_two_level(_BOOKS[key], frac_bits, err_bits)
+    return (torch.as_tensor(t.class_ids.copy(), device=device),
+            torch.as_tensor(t.class_err.astype("int64"), device=device))
+
+
+def _two_level(book, key: str, v: torch.Tensor, mask, frac_bits: int, err_bits: int,
+               dev: str) -> torch.Tensor:
+    """numerics §15: class from the block max, effective class under the mask, K-way
+    argmin of the class's error-ROM sums (ties to the lowest slot = lowest id). NaN/Inf
+    blocks arrive zeroed and select like all-zero blocks."""
+    ids, cerr = _class_tables(key, frac_bits, err_bits, dev)
+    n_cls = ids.shape[0]
+    b = book.class_bits
+    vmax = v.amax(-1) if v.shape[-1] else torch.zeros(v.shape[0], dtype=v.dtype)
+    t = torch.floor(vmax * float(2.0 ** (b - book.emax))).to(torch.int64)
+    cls = torch.clamp(t - (1 << b), 0, n_cls - 1)
+    nb = v.shape[0]
+    if mask is not None:
+        m = mask.expand(nb, book.num_dialects)
+        nonempty = m[:, ids].any(-1)  # (nb, N)
+        c = torch.arange(n_cls, device=v.device)
+        up = nonempty & (c[None, :] >= cls[:, None])
+        down = nonempty & (c[None, :] < cls[:, None])
+        first_up = torch.argmax(up.to(torch.int64), -1)  # first maximum: lowest class
+        last_down = n_cls - 1 - torch.argmax(down.flip(-1).to(torch.int64), -1)
+        cls = torch.where(up.any(-1), first_up, last_down)
+    addr = normalized_code(v, frac_bits)  # (nb, k)
+    err = cerr[cls[:, None], :, addr].sum(1)  # (nb, K): exact int64 adder-tree sums
+    cand = ids[cls]  # (nb, K)
+    if mask is not None:
+        allowed = torch.gather(m, 1, cand)
+        err = torch.where(allowed, err, torch.full_like(err, torch.iinfo(torch.int64).max))
+    slot = torch.argmin(err, -1)
+    return torch.gather(cand, 1, slot[:, None])[:, 0]
+
+
 def normalize_blocks(t: _BookTables, xb: torch.Tensor):
     """Shared exponent e, normalized magnitudes v (float64, exact) and NaN/Inf-block flags
     of blocks xb (nb, k) (numerics §7; golden.dialects.normalize_blocks)."""
@@ -371,11 +413,11 @@ def _dialect(x, fmt, default_book, default_selector, block_size=None, formatbook
              selector=None, frac_bits=golden.DEFAULT_FRAC_BITS,
              err_bits=golden.DEFAULT_ERR_BITS, allowed=None):
     k = block_size or 32
-    selector = selector or default_selector
     book = load_formatbook(formatbook or default_book)
-    if selector not in ("lut", "two-stage"):
-        raise ValueError(f"selector {selector!r} is not in the torch reference: use 'lut' or "
-                         "'two-stage' ('mse' is golden-model only)")
+    selector = selector or default_selector or golden_default_selector(book)
+    if selector not in ("lut", "two-stage", "two-level"):
+        raise ValueError(f"selector {selector!r} is not in the torch reference: use 'lut', "
+                         "'two-stage' or 'two-level' ('mse' is golden-model only)")
     xb = _check_input(x, k)
     lead = xb.shape[:-1]
     xb = xb.reshape(-1, k)
@@ -391,11 +433,14 @@ def _dialect(x, fmt, default_book, default_selector, block_size=None, formatbook
         if mask is not None:
             err = torch.where(mask, err, torch.full_like(err, float("inf")))
         d = torch.argmin(err, -1)  # first minimum: ties to the lowest id (§8.4)
+    elif selector == "two-level":
+        golden.build_two_level(book, frac_bits, err_bits)  # validates book, F, W
+        d = _two_level(book, key, v, mask, int(frac_bits), int(err_bits), dev)
     else:
         if mask is not None:
             raise ValueError("the two-stage selector does not take an allowed mask")
         d = _two_stage(t, v, bad)
-    if mask is not None:
+    if mask is not None and selector != "two-level":  # NaN/Inf: lowest allowed id (§8.7)
         first = torch.argmax(mask.expand(xb.shape[0], t.num_dialects).to(torch.int64), -1)
         d = torch.where(bad, first, d)
     aq = normalized_code(v, t.idx_frac_bits)
@@ -404,7 +449,7 @@ def _dialect(x, fmt, default_book, default_selector, block_size=None, formatbook
     codes = torch.where(bad[:, None], torch.zeros_like(codes), codes)
     scales = torch.where(bad, torch.full_like(e, E8M0_NAN), e + 127).to(torch.uint8)
     opts = {"formatbook": book.name, "selector": selector, "_key": key}
-    if selector == "lut":
+    if selector in ("lut", "two-level"):
         opts.update(frac_bits=int(frac_bits), err_bits=int(err_bits))
     return TorchQuantized(fmt, k, codes.reshape(x.shape), scales.reshape(lead),
                           dialects=d.to(torch.uint8).reshape(lead), options=opts,
@@ -450,8 +495,8 @@ def quantize(x: torch.Tensor, fmt: str, **options) -> TorchQuantized:
         return _call(_dialect, fmt, x, options, fmt=fmt, default_book="dialectfp4",
                      default_selector="two-stage")
     if fmt == "semdialect":
-        return _call(_dialect, fmt, x, options, fmt=fmt, default_book="semdialect-32",
-                     default_selector="lut")
+        return _call(_dialect, fmt, x, options, fmt=fmt, default_book="semdialect-32c8x8",
+                     default_selector=None)  # by book: two-level on class books (§15.7)
     raise ValueError(f"unknown format {fmt!r}; known formats: {', '.join(FORMATS)}")
 
 

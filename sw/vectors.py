@@ -27,6 +27,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from semdialect.errors import InputFileError
+
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
@@ -75,7 +77,7 @@ EXPECTED_FIELDS = ("codes", "scales", "dialects", "tensor_scale")
 HEADER_LIMIT = 100 * 1024 * 1024  # a sane bound on a header, against corrupt lengths
 
 
-class VectorFileError(ValueError):
+class VectorFileError(InputFileError):
     """A vector file is missing, corrupt, or does not match its manifest."""
 
 
@@ -110,11 +112,13 @@ def new_manifest(source: dict, run: dict | None = None) -> dict:
     """An empty manifest. `source` must say what produced the data (see docs/vectors.md):
     kind ('model' | 'synthetic' | 'module'), name, weights, label."""
     from semdialect import __version__
+    from semdialect.versions import resolved_versions
 
     m = {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
         "producer": f"semdialect {__version__}",
+        "versions": resolved_versions(),
         "source": dict(source),
         "run": dict(run or {}),
         "expected": [],

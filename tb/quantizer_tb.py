@@ -9,7 +9,8 @@ by SEMDIALECT_TB_SPEC. Each test writes a summary JSON next to it.
   last flag compared with the golden model in one batch; blocks out == blocks in.
 * reset_test: reset asserted in the middle of a stream (valid held high, output
   stalled); the outputs before it are a prefix of the expected ones, nothing stale
-  comes out, and the stream after it is bit-exact and complete.
+  comes out, no block is accepted while rst is high (the block offered then waits and
+  is not lost), and the stream after it is bit-exact and complete.
 * perf_test: latency (input accepted -> output valid) and sustained throughput with
   and without backpressure.
 """
@@ -292,6 +293,8 @@ async def reset_test(dut):
     failures = []
     if stale:
         failures.append("o.valid high right after reset (stale block)")
+    if len(dropped):  # i.ready must be low while rst is high: such a block would be lost
+        failures.append(f"{len(dropped)} blocks accepted while rst was high (lost)")
     if not (0 <= len(pre) - n_out_pre <= max(lat, 0)):
         failures.append(f"{len(pre)} blocks accepted before reset, {n_out_pre} came out "
                         f"(more than the pipeline depth {lat} lost, or extra outputs)")

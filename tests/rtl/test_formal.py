@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from semdialect.golden import build_luts
-from semdialect.rtl.formal import LaneQuantizerCheck, run_formal
+from semdialect.rtl.formal import LaneQuantizerCheck, TwoLevelLaneCheck, run_formal
 
 
 def _need_tools():
@@ -45,3 +45,23 @@ def test_lane_quantizer_proof_slow(tmp_path, book, fmt, F):
     _need_tools()
     ok, log = run_formal(LaneQuantizerCheck(book, fmt, F), workdir=tmp_path)
     assert ok, log[-3000:]
+
+
+def test_two_level_lane_proof_c8x4_bf16(tmp_path):
+    """Two-level per-lane quantizer: block-max address, class rule, mask ∩ class, class
+    error ROM == the §8 error ROM (rtl.formal.TwoLevelLaneCheck)."""
+    _need_tools()
+    ok, log = run_formal(TwoLevelLaneCheck("semdialect-32c8x4", "bf16", 3), workdir=tmp_path)
+    assert ok, log[-3000:]
+
+
+def test_two_level_proof_finds_a_corrupted_class_rom_entry(tmp_path):
+    _need_tools()
+    from semdialect.golden import build_two_level
+
+    rows = build_two_level("semdialect-32c8x4", 3, 8).class_err_rows.copy()
+    rows[(3 << 7) | 40, 2] ^= 1
+    ok, log = run_formal(TwoLevelLaneCheck("semdialect-32c8x4", "fp16", 3, class_err_rows=rows),
+                         workdir=tmp_path)
+    assert not ok
+    assert "Assert failed" in log and "Status: FAILED" in log, log[-3000:]

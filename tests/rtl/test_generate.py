@@ -147,6 +147,39 @@ def test_yosys_synth(generated, key):
         assert flops > 0
 
 
+def _rom_words_memory(text: str) -> dict:
+    """{(rom, address): word} of the array + initial form."""
+    base = {"h": 16, "d": 10, "b": 2}
+    return {(m.group(1), int(m.group(2))): int(m.group(5), base[m.group(4)]) for m in
+            re.finditer(r"^\s*([\w$]+)\[(\d+)\] = (\d+)'([hdb])([0-9a-f]+);$", text, re.M)}
+
+
+def _rom_words_logic(text: str) -> dict:
+    return {(m.group(3), int(m.group(2))): int(m.group(4), 16) for m in re.finditer(
+        r"^\s*(\d+)'d(\d+): ([\w$]+) = \d+'h([0-9a-f]+);$", text, re.M)}
+
+
+def test_rom_styles(tmp_path):
+    """Default tables are combinational case functions (no `initial` anywhere), holding
+    exactly the words of the Amaranth array form, and read where the arrays were read."""
+    args = ["--formatbook", "dialectfp4", "--block-size", "16", "--index", "rom"]
+    out_l, man_l = _gen(tmp_path / "logic", *args)
+    out_m, man_m = _gen(tmp_path / "memory", *args, "--rom-style", "memory")
+    assert man_l["parameters"]["rom_style"] == "logic"
+    assert man_m["parameters"]["rom_style"] == "memory"
+    v_l = (out_l / man_l["files"][0]).read_text()
+    v_m = (out_m / man_m["files"][0]).read_text()
+    assert "initial" not in v_l and "initial begin" in v_m
+    words_m, words_l = _rom_words_memory(v_m), _rom_words_logic(v_l)
+    assert len(words_m) > 1000 and words_l == words_m
+    roms = {r for r, _ in words_m}
+    assert roms == {"max_table", "ben_rom", "idx_rom"}
+    for r in roms:  # every read port became a call
+        assert not re.search(re.escape(r) + r"\[", v_l)
+        assert len(re.findall(re.escape(r) + r"\(", v_l)) == len(
+            re.findall(re.escape(r) + r"\[\{|" + re.escape(r) + r"\[[a-z]", v_m))
+
+
 def test_cli_errors(tmp_path, capsys):
     assert cli_main(["rtl", "generate", "--block-size", "24", "-o", str(tmp_path)]) == 2
     assert "block size" in capsys.readouterr().err

@@ -22,13 +22,13 @@ from semdialect.rtl.stages import (
     INPUT_FORMATS,
     BeneficialCount,
     BlockMax,
+    BlockMaxTable,
     DialectAdderTree,
     E2M1Round,
     ErrorLut,
     IndexLut,
     MaskedArgmin,
     Normalize,
-    PairSelect,
     SharedExponent,
     Unpack,
 )
@@ -92,7 +92,8 @@ def test_unpack_blockmax_shared_exponent(fmt, emax, rng):
 @pytest.mark.parametrize("book,F", [("semdialect-32", 3), ("semdialect-32", 1),
                                     ("semdialect-32", 7), ("dialectfp4", 2)])
 def test_normalize(fmt, book, F, rng):
-    """Per-lane truncation + sticky against golden normalized_code of the exact v."""
+    """Per-lane truncation + sticky against golden normalized_code of the exact v; the
+    block-max lane gives the block's largest exact address."""
     B = 16
     bk = golden.load_formatbook(book)
     luts = golden.build_luts(bk, F, 8)
@@ -101,8 +102,9 @@ def test_normalize(fmt, book, F, rng):
     want_a = luts.err_address(v)
     want_aq = luts.idx_address(v)
     f = INPUT_FORMATS[fmt]
-    dut = Normalize(f, B, bk.int_bits, F, luts.idx_frac_bits)
+    dut = Normalize(f, B, bk.int_bits, F, luts.idx_frac_bits, with_max=True)
     bits = x.view(np.uint16).astype(np.int64)
+    amax = (bits & 0x7FFF).max(axis=1)
 
     async def tb(ctx):
         for k in range(len(x)):
@@ -110,6 +112,9 @@ def test_normalize(fmt, book, F, rng):
             ctx.set(dut.bad, int(bad[k]))
             ctx.set(dut.exp.as_value(), _word((bits[k] >> f.mbits) & f.exp_max_field, f.ebits))
             ctx.set(dut.man.as_value(), _word(bits[k] & ((1 << f.mbits) - 1), f.mbits))
+            ctx.set(dut.amax_exp, int(amax[k] >> f.mbits))
+            ctx.set(dut.amax_man, int(amax[k] & ((1 << f.mbits) - 1)))
+            assert ctx.get(dut.max_idx_addr) == int(want_aq[k].max()), (k, x[k])
             got_a = _lanes(ctx.get(dut.err_addr.as_value()), dut.err_addr_bits, B)
             got_aq = _lanes(ctx.get(dut.idx_addr.as_value()), dut.idx_addr_bits, B)
             assert got_a == list(want_a[k]), (k, x[k])
@@ -273,19 +278,20 @@ def test_e2m1_round(rng):
 
 
 def test_two_stage_select_stages(rng):
-    """PairSelect + BeneficialCount == golden two_stage_select on random normalized blocks."""
+    """pair ROM on the block max address (BlockMaxTable) + BeneficialCount == golden
+    two_stage_select on random normalized blocks."""
     bk = golden.load_formatbook("dialectfp4")
     B = 16
     fq = bk.grid_frac_bits + 1
     ab = bk.int_bits + fq + 1
-    ps = PairSelect(pair_table(bk), B, ab)
+    ps = BlockMaxTable(pair_table(bk), ab)
     bc = BeneficialCount(beneficial_table(bk), B, 3)
 
     class Both(Elaboratable):
         def elaborate(self, platform):
             m = Module()
             m.submodules += [ps, bc]
-            m.d.comb += [bc.pair.eq(ps.pair), bc.idx_addr.eq(ps.idx_addr)]
+            m.d.comb += bc.pair.eq(ps.out)
             return m
 
     n = 400
@@ -296,7 +302,8 @@ def test_two_stage_select_stages(rng):
 
     async def tb(ctx):
         for k in range(len(x)):
-            ctx.set(ps.idx_addr.as_value(), _word(aq[k], ab))
+            ctx.set(ps.max_addr, int(aq[k].max()))
+            ctx.set(bc.idx_addr.as_value(), _word(aq[k], ab))
             ctx.set(bc.bad, int(bad[k]))
             assert ctx.get(bc.dialect) == want[k], (k, v[k])
 

@@ -97,7 +97,7 @@ def test_throughput_and_latency(rng):
         dut = SemDialectQuantizer("semdialect-32", 16, "bf16", pipeline=pipeline)
         x = random_blocks(rng, 40, 16, "bf16")
         res = run_stream(dut, x, rng=rng)
-        check_against(res, golden_expect(x, "semdialect"))
+        check_against(res, golden_expect(x, "semdialect", formatbook="semdialect-32"))
         assert dut.latency == pipeline
         assert res.first_out_cycle == pipeline
         assert res.last_out_cycle == pipeline + 39  # one block per cycle

@@ -14,6 +14,9 @@ DTYPES = list(NP)
 CASES = [(f, {}) for f in FORMATS] + [("dialectfp4", {"selector": "lut"}),
                                       ("semdialect", {"selector": "two-stage",
                                                       "formatbook": "dialectfp4"})]
+# the two-level selector (numerics §15) on both shipped class books
+CASES += [("semdialect", {"selector": "two-level", "formatbook": b})
+          for b in ("semdialect-32c8x8", "semdialect-32c8x4")]
 IDS = [f + ("-" + "-".join(map(str, o.values())) if o else "") for f, o in CASES]
 
 
@@ -132,10 +135,40 @@ def test_every_16bit_value(fmt, opts, dt):
     ("semdialect", {"allowed": [3, 7, 30]}), ("semdialect", {"block_size": 16}),
     ("dialectfp4", {"selector": "lut", "allowed": np.arange(16) % 3 == 0}),
     ("nvfp4", {"tensor_amax": 100.0}), ("int4", {"block_size": 64}),
+    *[("semdialect", {"selector": "two-level", "formatbook": b, **o})
+      for b in ("semdialect-32c8x8", "semdialect-32c8x4")
+      for o in ({"frac_bits": 1, "err_bits": 6}, {"frac_bits": 5}, {"block_size": 16},
+                {"allowed": [3, 7, 30]}, {"allowed": [0]}, {"allowed": [31]},
+                {"allowed": np.arange(32) % 5 == 2})],
 ])
 def test_options(fmt, opts):
     xn = heavy_tailed(11, (16, 128)).astype(np.float32)
     assert_same(xn, fmt, opts)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=str)
+@pytest.mark.parametrize("book", ["semdialect-32c8x8", "semdialect-32c8x4"])
+def test_two_level_per_block_masks(book, dt):
+    """Random per-block SeDA masks (many leave a block's class empty: effective class,
+    numerics §15.3), with NaN/Inf and all-zero blocks."""
+    rng = np.random.default_rng(5)
+    with np.errstate(all="ignore"):
+        x = heavy_tailed(12, (8, 256))
+        x[0, 3] = np.nan
+        x[1, 40] = -np.inf
+        x[2, :32] = 0.0
+        xn = x.astype(NP[dt])
+    nb = xn.size // 32
+    for p in (0.05, 0.3):
+        mask = rng.random((nb, 32)) < p
+        mask[np.arange(nb), rng.integers(0, 32, nb)] = True
+        assert_same(xn, "semdialect", {"selector": "two-level", "formatbook": book,
+                                       "allowed": mask})
+
+
+def test_two_level_refuses_plain_book():
+    xn = heavy_tailed(1, (2, 64)).astype(np.float32)
+    assert_same(xn, "semdialect", {"selector": "two-level", "formatbook": "semdialect-32"})
 
 
 def test_per_block_allowed_mask():

@@ -1,0 +1,171 @@
+"""Where the pipeline registers go: an ECP5 delay model per stage and the cut selection.
+
+Every unit describes its datapath as a chain of *cut points* (places where a register
+stage can be inserted) with the modelled delay of the logic in front of each one
+(`Segment`). `choose_cuts` then places the registers where the delay is:
+
+* `target_mhz`: the fewest registers such that every timed stage fits the period
+  (greedy from the output backwards, which is optimal for a chain);
+* `depth`: exactly that many registers, placed to minimise the longest timed stage
+  (dynamic programming over the chain).
+
+"Timed" follows the measurement (nextpnr out of context, `semdialect report`): the
+register-to-register paths. The logic between the input ports and the first register
+is timed only with `timed_inputs=True` (an integrator that drives the unit straight
+from registers and wants the whole path inside the period); the default leaves it, as
+for the MXFP4 baseline, to the integrator's own input timing. The model's delay of that
+input stage is reported in the manifest either way.
+
+The model is a sum of two primitives, calibrated against nextpnr-ecp5 0.11 critical
+paths of these units on LFE5U-85F (docs/architecture.md, "Timing"):
+
+* `T_LUT`: one LUT4 (or PFU mux) level plus its net;
+* `carry(n)`: an n-bit carry chain (adder, comparator) with its entry and exit nets.
+
+The numbers are a model, not a timing analysis: every unit's Fmax in the report comes
+from nextpnr itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Segment", "T_LUT", "carry", "rom", "mux_levels", "choose_cuts", "stage_delays",
+           "DEFAULT_TARGET_MHZ"]
+
+#: the default clock target of the SemanticDialect and DialectFP4 units (issue #10)
+DEFAULT_TARGET_MHZ = 150.0
+
+T_LUT = 1.05  # ns: LUT4 + net
+T_CARRY_ENTRY = 1.3  # ns: nets into and out of a carry chain
+T_CARRY_BIT = 0.055  # ns per bit of ripple (CCU2C: two bits per cell)
+
+
+def carry(n: int) -> float:
+    """An n-bit add/compare on the carry chain."""
+    return T_CARRY_ENTRY + T_CARRY_BIT * n
+
+
+def rom(in_bits: int) -> float:
+    """A constant table of `in_bits` address bits in logic: one LUT4 level covers 4
+    inputs, the PFU muxes 3 more; every further 2 address bits add a mux level."""
+    if in_bits <= 4:
+        return T_LUT
+    if in_bits <= 7:
+        return T_LUT + 0.35 * (in_bits - 4)
+    return T_LUT + 1.05 + T_LUT * math.ceil((in_bits - 7) / 2)
+
+
+def mux_levels(select_bits: int) -> float:
+    """A 2^s : 1 multiplexer (barrel-shifter stage set): 4:1 per PFU level."""
+    return T_LUT * math.ceil(select_bits / 2) + 0.3
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The logic between the previous cut point (or the inputs) and cut point `name`;
+    `delay_ns` its modelled delay, `what` a short description, `bits` the width of the
+    register stage placed at this cut (flip-flops it costs)."""
+
+    name: str
+    delay_ns: float
+    what: str = ""
+    bits: int = 0
+
+
+def _stages(delays: list[float], cuts_idx: list[int]) -> list[float]:
+    """Stage delays for cut indices (sorted): stage k ends at cut k; the last cut
+    is the output register. Stage 0 is the input stage."""
+    out, start = [], 0
+    for c in cuts_idx:
+        out.append(sum(delays[start:c + 1]))
+        start = c + 1
+    return out
+
+
+def choose_cuts(segments: list[Segment], *, depth: int | None = None,
+                target_mhz: float | None = None, front: str | None = None,
+                timed_inputs: bool = False) -> list[str]:
+    """Names of the cut points that get a register (in chain order); the last segment
+    is always the output register when depth >= 1.
+
+    target_mhz: `front` (the end of the front end shared with the MXFP4 baseline) is
+    always cut and, unless timed_inputs, the logic before it is the untimed input stage
+    (as the baseline's); every later stage is fitted into the period."""
+    n = len(segments)
+    names = [s.name for s in segments]
+    d = [s.delay_ns for s in segments]
+    if (depth is None) == (target_mhz is None):
+        raise ValueError("give exactly one of depth / target_mhz")
+    if target_mhz is not None:
+        if not (isinstance(target_mhz, int | float) and target_mhz > 0):
+            raise ValueError(f"target MHz must be a positive number, got {target_mhz!r}")
+        period = 1000.0 / target_mhz
+        stop = -1 if (timed_inputs or front is None) else names.index(front)
+        cuts = {n - 1} | ({stop} if stop >= 0 else set())
+        acc = 0.0
+        for k in range(n - 1, stop, -1):  # backwards: segment k joins the open stage
+            acc += d[k]
+            if k - 1 <= stop:
+                break
+            if acc + d[k - 1] > period:  # segment k-1 does not fit: register after it
+                cuts.add(k - 1)
+                acc = 0.0
+        return [names[c] for c in sorted(cuts)]
+    if not isinstance(depth, int) or not 0 <= depth <= n:
+        raise ValueError(f"pipeline depth must be an integer in 0..{n} for this unit, "
+                         f"got {depth!r}")
+    if depth == 0:
+        return []
+    if depth >= 2 and front is not None and not timed_inputs:
+        f = names.index(front)  # the baseline's input stage, then balance the rest
+        n_back = n - f - 1
+        if depth - 1 <= n_back:
+            return [front] + [names[f + 1 + c] for c in _balanced(d[f + 1:], depth - 1)]
+        # more registers than back-end cut points: every back point, the rest in front
+        return [names[c] for c in _balanced(d[:f + 1], depth - n_back)] + names[f + 1:]
+    return [names[c] for c in _balanced(d, depth)]
+
+
+def _balanced(d: list[float], k: int) -> list[int]:
+    """k cut indices into the chain d (the last one at its end) minimising the longest
+    stage (dynamic programming; ties: the earliest cuts)."""
+    n = len(d)
+    if k > n:
+        raise ValueError(f"pipeline depth {k} exceeds the {n} cut points left")
+    pre = [0.0]
+    for x in d:
+        pre.append(pre[-1] + x)
+    inf = float("inf")
+    best = [[inf] * (k + 1) for _ in range(n)]
+    back = [[-1] * (k + 1) for _ in range(n)]
+    for j in range(n):
+        best[j][1] = pre[j + 1]
+    for kk in range(2, k + 1):
+        for j in range(n):
+            for i in range(j):
+                v = max(best[i][kk - 1], pre[j + 1] - pre[i + 1])
+                if v < best[j][kk] - 1e-12:
+                    best[j][kk], back[j][kk] = v, i
+    cuts, j = [n - 1], n - 1
+    for kk in range(k, 1, -1):
+        j = back[j][kk]
+        cuts.append(j)
+    return sorted(cuts)
+
+
+def stage_delays(segments: list[Segment], cuts: list[str]) -> list[dict]:
+    """Modelled delay of every pipeline stage for the chosen cuts (stage 0 = from the
+    inputs to the first register; the logic after the last cut is none: the output
+    register is the last cut)."""
+    names = [s.name for s in segments]
+    idx = sorted(names.index(c) for c in cuts)
+    if not idx:
+        return [{"stage": 0, "to": "outputs", "delay_ns": round(sum(
+            s.delay_ns for s in segments), 2), "timed": False}]
+    out = []
+    for k, t in enumerate(_stages([s.delay_ns for s in segments], idx)):
+        out.append({"stage": k, "to": names[idx[k]], "delay_ns": round(t, 2),
+                    "timed": k > 0})
+    return out

@@ -1,0 +1,81 @@
+"""The two-level SemanticDialect unit (numerics §15) against the golden model: random
+gaps, backpressure, masks (including masks that empty the block's own class), NaN/Inf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rtl_testlib import check_against, edge_blocks, golden_expect, random_blocks, run_stream
+
+from semdialect import golden
+from semdialect.rtl import SemDialectTwoLevel
+from semdialect.rtl.stages import class_table
+
+
+def _class_masks(rng, nb, tables):
+    """Half full masks; the rest allow a random subset of classes' members, so that many
+    blocks fall back to another class (the effective-class rule)."""
+    d = tables.book.num_dialects
+    out = []
+    for _ in range(nb):
+        if rng.random() < 0.5:
+            out.append((1 << d) - 1)
+            continue
+        m = 0
+        for c in rng.choice(tables.num_classes, rng.integers(1, 3), replace=False):
+            for j in range(tables.k):
+                if rng.random() < 0.6:
+                    m |= 1 << int(tables.class_ids[c, j])
+        out.append(m or 1 << int(tables.class_ids[0, 0]))
+    return out
+
+
+def _run(book, B, fmt, x, rng, *, masks=True, F=3, W=8, **kw):
+    dut = SemDialectTwoLevel(book, B, fmt, frac_bits=F, err_bits=W, **kw)
+    nb = len(x)
+    lasts = [int(v) for v in rng.integers(0, 2, nb)]
+    ms = _class_masks(rng, nb, dut.tables) if masks else None
+    opts = dict(formatbook=book, frac_bits=F, err_bits=W, selector="two-level")
+    if ms is not None:
+        opts["allowed"] = np.array([[(m >> j) & 1 for j in range(dut.num_dialects)]
+                                    for m in ms], dtype=bool)
+    exp = golden_expect(x, "semdialect", **opts)
+    res = run_stream(dut, x, ms, lasts, rng=rng, p_gap=0.3, p_stall=0.3)
+    check_against(res, exp, lasts)
+    return dut, res
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_two_level_c8x4_default_timing(fmt, rng):
+    x = np.concatenate([edge_blocks(32, fmt, rng=rng), random_blocks(rng, 120, 32, fmt)])
+    dut, _ = _run("semdialect-32c8x4", 32, fmt, x, rng)
+    assert dut.latency == len(dut.cuts) >= 3
+
+
+def test_two_level_c8x8_shallow_rom_index(rng):
+    """Overlapping classes of 8, B = 16, depth 2, the ROM index stage."""
+    x = np.concatenate([edge_blocks(16, "bf16", rng=rng)[::2], random_blocks(rng, 80, 16,
+                                                                              "bf16")])
+    _run("semdialect-32c8x8", 16, "bf16", x, rng, pipeline=2, index="rom")
+
+
+def test_two_level_combinational_no_mask(rng):
+    x = random_blocks(rng, 60, 16, "fp16")
+    _run("semdialect-32c8x4", 16, "fp16", x, rng, masks=False, pipeline=0, F=2, W=6)
+
+
+def test_class_table_is_the_golden_rule():
+    t = golden.build_two_level("semdialect-32c8x4")
+    tab = class_table(t)
+    fq = t.luts.idx_frac_bits
+    # every exact value on the address grid: the class of its address == block_class
+    v = np.arange(0, 8, 2.0**-fq)
+    a = t.luts.idx_address(v[None, :])[0]
+    want = golden.two_level.block_class(t.book, v)
+    assert [tab[i] for i in a] == list(want)
+    assert max(tab) == t.num_classes - 1
+
+
+def test_needs_a_class_book():
+    with pytest.raises(golden.FormatbookError):
+        SemDialectTwoLevel("semdialect-32")
