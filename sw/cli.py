@@ -125,8 +125,9 @@ def cmd_e2e(args) -> int:
 def register(subparsers) -> None:
     from .synthetic import SYNTHETIC_PROFILES
 
-    models = ("wan-tiny, mmdit-tiny, cogvideox-tiny, ltx-tiny, hunyuan-tiny, mochi-tiny, "
-              "allegro-tiny, latte-tiny")
+    models = ("trained-wan-tiny, trained-mmdit-tiny (TRAINED, shipped weights), wan-tiny, "
+              "mmdit-tiny, cogvideox-tiny, ltx-tiny, hunyuan-tiny, mochi-tiny, allegro-tiny, "
+              "latte-tiny (random weights)")
     p = subparsers.add_parser(
         "capture",
         help="capture Linear inputs and attention q/k of a video DiT into a vector file",
