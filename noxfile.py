@@ -17,6 +17,8 @@ Sessions:
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
   quality     SemanticDialect quality benchmark (issue 6)
   train       retrain the shipped trained-* tiny models from their seeds, compare sha256
+  gpu         Triton kernels on CUDA: bit-exactness suite + GB/s vs roofline and torchao
+              (skips without a CUDA device; not in CI)
   lint        ruff
   flow        the main job (README Quickstart)
   ci          everything CI runs: lint, tests, rtl-tests, quick flow
@@ -178,6 +180,32 @@ def train(session: nox.Session) -> None:
     models = session.posargs or ["trained-wan-tiny", "trained-mmdit-tiny"]
     for m in models:
         _py(session, env, "-m", "semdialect.sw.train_cli", m, f"build/train/{m}.safetensors")
+
+
+@nox.session(python=False)
+def gpu(session: nox.Session) -> None:
+    """Triton kernels on a CUDA device: the tests/kernels bit-exactness suite, then
+    throughput (GB/s vs the device roofline and torchao's CUDA MX / NVFP4, same run).
+
+    The shared environment pins the CPU torch wheel; on a GPU machine point
+    SEMDIALECT_GPU_PYTHON at an interpreter with a CUDA build of torch (and triton, numpy,
+    ml_dtypes, torchao, pytest, this package installed), or install one into the env."""
+    env = _ensure_env(session)
+    python = os.environ.get("SEMDIALECT_GPU_PYTHON", _bin("python"))
+    probe = subprocess.run(
+        [python, "-c", "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"],
+        capture_output=True, text=True,
+    )
+    if probe.returncode != 0:
+        session.skip(
+            f"no CUDA device visible to {python} (torch.cuda.is_available() is False or "
+            "torch is missing): the kernels are tested in Triton's CPU interpreter by "
+            "`nox -s tests` / CI instead; see docs/kernels.md"
+        )
+    env = {**env, "SEMDIALECT_KERNEL_DEVICE": "cuda"}
+    session.run(python, "-m", "pytest", "tests/kernels", "-q", env=env, external=True)
+    session.run(python, "-m", "semdialect.kernels.bench", "--json", "build/kernels-bench.json",
+                *session.posargs, env=env, external=True)
 
 
 @nox.session(python=False)

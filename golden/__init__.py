@@ -42,6 +42,9 @@ __all__ = [
     "DEFAULT_ERR_BITS",
 ]
 
+#: The book format `semdialect` uses by default (numerics §15.7); kernels follow it.
+DEFAULT_SEMDIALECT_BOOK = "semdialect-32c8x8"
+
 _IMPLS = {
     **MX_FORMATS,
     "nvfp4": NVFP4Format(),
@@ -49,7 +52,7 @@ _IMPLS = {
     "dialectfp4": DialectFormat("dialectfp4", "dialectfp4", selector="two-stage"),
     # default: two-level selection on the class-structured book (numerics §15.7); the
     # selector defaults by book: 'two-level' for class books, 'lut' otherwise
-    "semdialect": DialectFormat("semdialect", "semdialect-32c8x8", selector=None),
+    "semdialect": DialectFormat("semdialect", DEFAULT_SEMDIALECT_BOOK, selector=None),
 }
 
 #: Every format name `quantize` accepts.

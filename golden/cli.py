@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["register", "load_dataset_file", "synthetic_datasets"]
+from semdialect.errors import InputFileError, LimitExceededError, UsageError
+from semdialect.paths import check_output_dir, check_output_file, write_file_group
+from semdialect.validate import positive_int_arg
+
+__all__ = ["register", "load_dataset_file", "synthetic_datasets", "MAX_BLOCK_SIZE"]
+
+MAX_BLOCK_SIZE = 4096  # largest --block-size of the command line (docs/limits.md)
 
 
 def _say(msg: str) -> None:
@@ -25,33 +31,43 @@ def synthetic_datasets(shape=(256, 4096), seed: int = 0):
 def load_dataset_file(path: str):
     """A .npy array (float32/float16/bfloat16) or a safetensors vector export of the
     frontend (loaded with semdialect.sw.vectors.load_vectors). Returns (name, data)."""
+    from semdialect.npyfile import load_float_npy
+
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such vector file: {path}")
     if p.suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"{path}: not a readable .npy array ({e})") from None
-        return p.stem, arr
+        return p.stem, load_float_npy(p)
     if p.suffix == ".safetensors":
+        if not p.exists():
+            raise InputFileError(f"no such vector file: {path}")
+        if not p.is_file():
+            raise InputFileError(f"{path}: is a folder, not a vector file")
         try:
             from semdialect.sw.vectors import load_vectors
         except ImportError as e:
-            raise ValueError(
+            raise InputFileError(
                 f"{path}: reading safetensors vector exports needs the torch extra "
                 f"(pip install 'semdialect[torch]'): {e}"
             ) from None
         return p.stem, load_vectors(p)  # (tensors, manifest)
-    raise ValueError(
+    if not p.exists():
+        raise InputFileError(f"no such vector file: {path}")
+    raise InputFileError(
         f"{path}: unsupported vector file type {p.suffix!r} (use .npy or .safetensors)"
     )
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import DEFAULT_EVAL_FORMATS, evaluate, format_table, plot_rows
+    from .evaluate import DEFAULT_EVAL_FORMATS, check_method, evaluate, format_table, plot_rows
 
-    formats = args.formats.split(",") if args.formats else list(DEFAULT_EVAL_FORMATS)
+    formats = [f.strip() for f in args.formats.split(",")] if args.formats is not None \
+        else list(DEFAULT_EVAL_FORMATS)
+    for f in formats:  # every argument checked before any work
+        try:
+            check_method(f)
+        except ValueError as e:
+            raise UsageError(str(e), "--formats") from None
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     datasets = []
     if args.synthetic or not args.vectors:
         shape = (64, 2048) if args.quick else (256, 4096)
@@ -65,7 +81,7 @@ def _cmd_eval(args) -> int:
         datasets.append((name, data))
     names = {n for n, _ in datasets}
     rows = evaluate(datasets, formats, progress=None if args.json else _say,
-                    per_layer=args.per_layer)
+                    per_layer=args.per_layer, notes=_say)
     overall = [r for r in rows if r["dataset"] in names]
     if args.plot:
         plot_rows(overall, args.plot)
@@ -87,11 +103,20 @@ def _cmd_formatbook_build(args) -> int:
         holdout_report,
         split_blocks,
     )
+    from .formatbook import MAX_DIALECTS
 
     if args.synthetic == bool(args.vectors):
-        raise ValueError("give exactly one of --synthetic or --vectors FILE")
+        raise UsageError("give exactly one of --synthetic or --vectors FILE")
+    if args.dialects > MAX_DIALECTS:
+        raise UsageError(f"at most {MAX_DIALECTS} dialects (an 8-bit id), got {args.dialects}",
+                         "--dialects")
+    if args.block_size > MAX_BLOCK_SIZE:
+        raise UsageError(f"at most {MAX_BLOCK_SIZE}, got {args.block_size}", "--block-size")
+    if not 0 <= args.holdout < 1:
+        raise UsageError(f"must be in [0, 1), got {args.holdout}", "--holdout")
     if args.class_size is not None and args.class_bits is None:
-        raise ValueError("--class-size needs --class-bits")
+        raise UsageError("--class-size needs --class-bits", "--class-size")
+    out = check_output_file(args.output, "-o")  # before the (long) search
     if args.class_bits is not None:
         return _build_class_book(args)
     if args.synthetic:
@@ -104,26 +129,33 @@ def _cmd_formatbook_build(args) -> int:
         else:
             book, report = build_default_book(seed=args.seed, progress=_say)
     else:
-        from .evaluate import as_sequences
-
-        name, data = load_dataset_file(args.vectors)
-        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
-                            for s in as_sequences(name, data) for a in s.x
-                            if a.shape[-1] % args.block_size == 0])
+        name, x = _vector_calibration(args)
         x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
         book, report = build_formatbook(
             x, args.dialects, name=args.name or f"{name}-{args.dialects}",
             block_size=args.block_size, frac_bits=args.frac_bits, progress=_say,
             provenance={"command": " ".join(sys.argv), "vectors": str(args.vectors)})
     report.update(holdout_report(book, heldout, args.block_size))
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    book.save(out)
+    write_file_group(out.parent, {out.name: book.dumps()})
     for k, v in report.get("heldout_sqnr_db", {}).items():
         _say(f"held-out SQNR {k:>28}: {v:.3f} dB")
     _say(f"wrote {out} ({book.num_dialects} dialects, hash {book.content_hash[:16]})")
     print(json.dumps(report))
     return 0
+
+
+def _vector_calibration(args):
+    """(name, flat float32 calibration values) of --vectors: every tensor whose last axis
+    is a multiple of --block-size."""
+    from .evaluate import as_sequences
+
+    name, data = load_dataset_file(args.vectors)
+    parts = [np.asarray(a, dtype=np.float32).reshape(-1) for s in as_sequences(name, data)
+             for a in s.x if a.shape[-1] % args.block_size == 0]
+    if not parts:
+        raise InputFileError(f"{args.vectors}: no tensor whose last axis is a multiple of "
+                             f"--block-size {args.block_size}")
+    return name, np.concatenate(parts)
 
 
 def _build_class_book(args) -> int:
@@ -156,12 +188,7 @@ def _build_class_book(args) -> int:
                 name=args.name or f"synthetic-{d}c{1 << b}x{k}",
                 provenance={"command": " ".join(sys.argv), "seed": args.seed}, **common)
     else:
-        from .evaluate import as_sequences
-
-        name, data = load_dataset_file(args.vectors)
-        x = np.concatenate([np.asarray(a, dtype=np.float32).reshape(-1)
-                            for s in as_sequences(name, data) for a in s.x
-                            if a.shape[-1] % args.block_size == 0])
+        name, x = _vector_calibration(args)
         x, heldout = split_blocks(x, args.block_size, args.holdout, args.seed)
         book, report = build_class_formatbook(
             x, b, k, n_dialects=d, name=args.name or f"{name}-{d}c{1 << b}x{k}",
@@ -169,8 +196,7 @@ def _build_class_book(args) -> int:
             **common)
     report.update(holdout_report(book, heldout, args.block_size))
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    book.save(out)
+    write_file_group(out.parent, {out.name: book.dumps()})
     for key, v in report.get("heldout_sqnr_db", {}).items():
         _say(f"held-out SQNR {key:>28}: {v:.3f} dB")
     _say(f"wrote {out} ({book.num_dialects} dialects in {book.num_classes} classes of "
@@ -183,8 +209,13 @@ def _cmd_formatbook_show(args) -> int:
     from .formatbook import load_formatbook
     from .lut import build_luts
 
+    if args.export:
+        check_output_dir(args.export, "--export")
     book = load_formatbook(args.book)
-    luts = build_luts(book, args.frac_bits, args.err_bits)
+    try:
+        luts = build_luts(book, args.frac_bits, args.err_bits)  # refuses past the size limit
+    except LimitExceededError as e:
+        raise LimitExceededError(f"{args.book}: {e}") from None
     print(f"formatbook {book.name}: {book.num_dialects} dialects, grid {book.grid}, "
           f"scale e8m0 emax {book.emax}, sha256 {book.content_hash}")
     print(f"bits/element at k=32: {book.bits_per_element(32)}")
@@ -206,22 +237,30 @@ def _cmd_formatbook_show(args) -> int:
             print(f"  class {c} [{lo:g}, {lo + step:g}): {list(ids)}")
     if args.export:
         out = Path(args.export)
-        out.mkdir(parents=True, exist_ok=True)
-        np.save(out / "err_lut.npy", luts.err.astype(np.uint32))
-        np.save(out / "idx_lut.npy", luts.idx)
-        (out / "luts.json").write_text(json.dumps({
-            "formatbook": book.name, "sha256": book.content_hash,
-            "frac_bits": luts.frac_bits, "err_bits": luts.err_bits,
-            "idx_frac_bits": luts.idx_frac_bits,
-            "err_lut": luts.err.tolist(), "idx_lut": luts.idx.tolist()}))
+        write_file_group(out, {
+            "err_lut.npy": _npy_bytes(luts.err.astype(np.uint32)),
+            "idx_lut.npy": _npy_bytes(luts.idx),
+            "luts.json": json.dumps({
+                "formatbook": book.name, "sha256": book.content_hash,
+                "frac_bits": luts.frac_bits, "err_bits": luts.err_bits,
+                "idx_frac_bits": luts.idx_frac_bits,
+                "err_lut": luts.err.tolist(), "idx_lut": luts.idx.tolist()})})
         _say(f"wrote {out}/err_lut.npy, idx_lut.npy, luts.json")
     return 0
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
 
 
 def _cmd_bench(args) -> int:
     from . import bench
 
-    return bench.main(args.bench_args)
+    return bench.run_args(args, args.bench_parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -248,16 +287,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = fsub.add_parser("build", help="build an N-dialect book minimizing LUT-selected error")
     b.add_argument("--synthetic", action="store_true", help="seeded synthetic calibration")
     b.add_argument("--vectors", metavar="FILE", help="calibration vectors (.npy/.safetensors)")
-    b.add_argument("--dialects", type=int, default=32)
+    b.add_argument("--dialects", type=positive_int_arg, default=32,
+                   help="dialects in the book, 1..256")
     b.add_argument("--class-bits", type=int, metavar="B",
                    help="class-structured book (numerics §15): 2^B block-max classes")
-    b.add_argument("--class-size", type=int, metavar="K",
+    b.add_argument("--class-size", type=positive_int_arg, metavar="K",
                    help="dialects per class (default D / 2^B: disjoint classes; "
                    "K * 2^B > D: classes drawn from a shared D-dialect pool)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--frac-bits", type=int, default=4,
                    help="LUT resolution of the build objective")
-    b.add_argument("--block-size", type=int, default=32)
+    b.add_argument("--block-size", type=positive_int_arg, default=32,
+                   help=f"elements per block, 1..{MAX_BLOCK_SIZE}")
     b.add_argument("--holdout", type=float, default=0.2,
                    help="fraction of --vectors blocks kept out of the build for the report "
                    "(--synthetic holds out fresh data drawn with seed + 1)")
@@ -265,12 +306,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("-o", "--output", required=True)
     b.set_defaults(func=_cmd_formatbook_build)
     s = fsub.add_parser("show", help="print a book, its hash and LUT sizes; export LUTs")
-    s.add_argument("book", help="built-in name (semdialect-32, dialectfp4) or JSON path")
+    s.add_argument("book", help="built-in name (semdialect-32, semdialect-32c8x8, "
+                   "semdialect-32c8x4, dialectfp4) or JSON path")
     s.add_argument("--frac-bits", type=int, default=DEFAULT_FRAC_BITS)
     s.add_argument("--err-bits", type=int, default=DEFAULT_ERR_BITS)
     s.add_argument("--export", metavar="DIR", help="write the LUTs as .npy and JSON")
     s.set_defaults(func=_cmd_formatbook_show)
 
     be = sub.add_parser("bench", help="golden throughput vs torchao (ratios, same run)")
-    be.add_argument("bench_args", nargs=argparse.REMAINDER)
-    be.set_defaults(func=_cmd_bench)
+    from . import bench  # options on the subparser itself: REMAINDER dropped leading --opts
+
+    bench.add_arguments(be)
+    be.set_defaults(func=_cmd_bench, bench_parser=be)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from ._parallel import run_chunks
+from .bitaddress import block_exponent_bits, coarsen_map, magnitude_address, magnitude_bits
 from .elements import E8M0_NAN
 from .formatbook import Formatbook, load_formatbook
 from .inputs import to_blocks
@@ -21,12 +24,13 @@ from .lut import (
 )
 from .quantized import QuantizedTensor
 from .scalar_formats import block_exponent
-from .two_level import build_two_level, two_level_select
+from .two_level import build_two_level, class_from_address, two_level_select_from_errors
 
 __all__ = ["DialectFormat", "lut_block_errors", "allowed_mask", "two_stage_select",
            "default_selector"]
 
 CHUNK_BLOCKS = 1 << 15  # blocks per histogram chunk (bounds memory to ~16 MB)
+HIST_BLOCKS = 1 << 9  # blocks per histogram of the address path (fits L2; 2^11 was 3x slower)
 SELECTORS = ("lut", "mse", "two-stage", "two-level")
 
 
@@ -58,25 +62,81 @@ def lut_block_errors(luts: LutSet, v: np.ndarray) -> np.ndarray:
     return out
 
 
+def address_luts(luts: LutSet, fine_bits: int):
+    """The error and index LUTs re-addressed by one address at `fine_bits` >= F, g + 1
+    fractional bits (gathers from `luts`: the same tables, no second source):
+    (err (D, n) int64, idx (D, n) uint8)."""
+    ib = luts.book.int_bits
+    err = luts.err[:, coarsen_map(ib, fine_bits, luts.frac_bits)]
+    idx = luts.idx[:, coarsen_map(ib, fine_bits, luts.idx_frac_bits)]
+    return err, idx
+
+
+def address_block_errors(err: np.ndarray, addr: np.ndarray) -> np.ndarray:
+    """sum_i err[d, addr_i] for every block and dialect: (nb, D) int64, from address
+    histograms times the error matrix. The sums are integers; float32 holds them exactly
+    when k * max(err) < 2^24 (any summation order, FMA or not), else float64 does."""
+    nb, k = addr.shape
+    n_dial, n_addr = err.shape
+    exact32 = k * int(err.max(initial=0)) < (1 << 24)
+    ftype = np.float32 if exact32 else np.float64
+    err_t = np.ascontiguousarray(err.T, dtype=ftype)
+    # GEMMs below OpenBLAS's threading threshold (M*N*K <= 2^18) run single-threaded:
+    # run_chunks already uses every core, and BLAS threads spinning against a loaded
+    # machine made the product up to 100x slower. (Numerically neutral: sums are exact.)
+    rows = max(8, (1 << 18) // (n_dial * n_addr))
+    out = np.empty((nb, n_dial), dtype=ftype)
+    base = np.arange(min(nb, HIST_BLOCKS))[:, None] * n_addr
+    for s in range(0, nb, HIST_BLOCKS):
+        ac = addr[s : s + HIST_BLOCKS]
+        m = len(ac)
+        hist = np.bincount((ac + base[:m]).ravel(), minlength=m * n_addr)
+        hist = hist.reshape(m, n_addr).astype(ftype)
+        for r in range(0, m, rows):
+            np.matmul(hist[r : r + rows], err_t, out=out[s + r : s + min(m, r + rows)])
+    return out.astype(np.int64)
+
+
 def allowed_mask(allowed, n_blocks: int, n_dialects: int) -> np.ndarray | None:
-    """Normalize an allowed-dialect spec to a (nb, D) or (D,) bool mask, or None."""
+    """Normalize an allowed-dialect spec to a (nb, D) or (D,) bool mask, or None (§8.4):
+
+    - a **bool** array of shape (D,) or (nb, D): a mask (True = may be chosen);
+    - a 1-D sequence of distinct **integer** ids in 0..D-1: those dialects.
+
+    Anything else is refused (UsageError): floats, 2-D integers, duplicate ids, and, being
+    ambiguous, an integer sequence of length D whose values are all 0 or 1 (a mask of the
+    wrong dtype; pass ``mask.astype(bool)`` or the ids ``np.flatnonzero(mask)``)."""
     if allowed is None:
         return None
     m = np.asarray(allowed)
     if m.dtype != bool:
-        ids = m.astype(np.int64).ravel()
+        if m.size and m.dtype.kind not in "iu":
+            raise UsageError(f"allowed must be a bool mask or integer dialect ids, got dtype "
+                             f"{m.dtype}")
+        if m.ndim != 1:
+            raise UsageError(f"allowed dialect ids must be a 1-D list, got shape {m.shape} "
+                             "(a per-block mask must have dtype bool)")
+        ids = m.astype(np.int64)
         if ids.size == 0 or ids.min() < 0 or ids.max() >= n_dialects:
-            raise ValueError(f"allowed dialect ids must be in 0..{n_dialects - 1}, got {m}")
+            raise UsageError(f"allowed dialect ids must be in 0..{n_dialects - 1}, got {m}")
+        if n_dialects > 1 and ids.size == n_dialects and np.isin(ids, (0, 1)).all():
+            raise UsageError(
+                f"allowed is ambiguous: {n_dialects} integers that are all 0 or 1 read like a "
+                "mask; pass a bool mask (mask.astype(bool)) or dialect ids "
+                "(np.flatnonzero(mask))")
+        if len(np.unique(ids)) != ids.size:
+            raise UsageError(f"allowed dialect ids must be distinct, got {m}")
         mask = np.zeros(n_dialects, dtype=bool)
         mask[ids] = True
         return mask
-    if m.shape[-1] != n_dialects or m.ndim > 2 or (m.ndim == 2 and m.shape[0] != n_blocks):
-        raise ValueError(
+    if m.ndim == 0 or m.shape[-1] != n_dialects or m.ndim > 2 or (
+            m.ndim == 2 and m.shape[0] != n_blocks):
+        raise UsageError(
             f"allowed mask must have shape ({n_dialects},) or ({n_blocks}, {n_dialects}), "
             f"got {m.shape}"
         )
     if not m.any(axis=-1).all():
-        raise ValueError("allowed mask leaves a block with no dialect to choose from")
+        raise UsageError("allowed mask leaves a block with no dialect to choose from")
     return m
 
 
@@ -169,8 +229,13 @@ class DialectFormat:
             raise ValueError("allowed mask rows must match the number of blocks")
         if selector == "two-stage" and mask is not None:
             raise ValueError("the two-stage selector does not take an allowed mask")
-        luts = build_luts(book, frac_bits, err_bits) if selector == "lut" else None
+        fast = selector in ("lut", "two-level")  # integer path from the float32 bits
+        luts = build_luts(book, frac_bits, err_bits) if fast else None
         tables = build_two_level(book, frac_bits, err_bits) if selector == "two-level" else None
+        if fast:  # one address at the finer of F and g + 1 feeds both LUTs
+            fine_bits = max(luts.frac_bits, luts.idx_frac_bits)
+            err_f, idx_f = address_luts(luts, fine_bits)
+            idx_flat = idx_f.ravel()
         codes = np.empty(xb.shape, dtype=np.uint8)
         scales = np.empty(len(xb), dtype=np.uint8)
         d = np.empty(len(xb), dtype=np.int64)
@@ -178,19 +243,30 @@ class DialectFormat:
         def chunk(s0, s1):
             xc = xb[s0:s1]
             mc = mask[s0:s1] if mask is not None and mask.ndim == 2 else mask
-            e, v, bad = normalize_blocks(book, xc)
-            if selector == "lut":
-                dc = masked_argmin(lut_block_errors(luts, v), mc)
-            elif selector == "mse":
-                dc = masked_argmin(exact_block_errors(book.values, v), mc)
-            elif selector == "two-level":  # NaN/Inf blocks select as all-zero ones (§15.4)
-                dc = two_level_select(tables, v, mc)
+            if fast:  # (bitaddress.py; equal to the float64 path bit for bit)
+                ab = magnitude_bits(xc)
+                e, bad = block_exponent_bits(ab, book.emax)
+                ab[bad] = 0
+                addr = magnitude_address(ab, e, fine_bits, book.int_bits)
+                err = address_block_errors(err_f, addr)
+                if selector == "lut":
+                    dc = masked_argmin(err, mc)
+                else:  # NaN/Inf blocks select as all-zero ones (§15.4)
+                    dc = two_level_select_from_errors(
+                        tables, class_from_address(book, addr, fine_bits), err, mc)
             else:
-                dc = two_stage_select(book, v, bad)
+                e, v, bad = normalize_blocks(book, xc)
+                if selector == "mse":
+                    dc = masked_argmin(exact_block_errors(book.values, v), mc)
+                else:
+                    dc = two_stage_select(book, v, bad)
             if mc is not None and selector != "two-level":  # NaN/Inf: lowest allowed (§8.7)
                 first = np.argmax(np.broadcast_to(mc, (len(xc), book.num_dialects)), axis=-1)
                 dc = np.where(bad, first, dc)
-            idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
+            if fast:  # exact RNE through the index LUT (§8.5)
+                idx = idx_flat[dc[:, None] * idx_f.shape[1] + addr]
+            else:
+                idx = quantize_to_dialect(book.values, dc, v).astype(np.uint8)
             cc = (np.signbit(xc).astype(np.uint8) << 3) | idx
             cc[bad] = 0
             codes[s0:s1] = cc

@@ -33,6 +33,8 @@ LEVELS = 8  # magnitudes per dialect: a 3-bit index, plus the sign bit = 4 bits
 SCHEMA_VERSION = 1
 CLASS_RULE = "block-max"  # the one class rule (numerics §15.1)
 MAX_CLASS_BITS = 6
+MAX_DIALECTS = 256  # an 8-bit dialect id (docs/limits.md)
+MAX_FILE_BYTES = 1 << 20  # 256 dialects of 8 integers plus provenance fit in far less
 
 
 class FormatbookError(InputFileError):
@@ -197,8 +199,10 @@ class Formatbook:
                 class_bits=class_bits,
                 classes=classes,
             )
-        except FormatbookError as e:  # name the file, not only the book
-            raise FormatbookError(f"{source}: {e}") from None
+        except FormatbookError as e:  # name the file, not the book's internal name
+            msg, own = str(e), f"formatbook '{name}'"
+            raise FormatbookError(source + msg[len(own):] if msg.startswith(own)
+                                  else f"{source}: {msg}") from None
 
 
 def _parse_classes(c, source: str):
@@ -226,8 +230,9 @@ def _parse_classes(c, source: str):
 
 def _validate(book: Formatbook) -> None:
     src = f"formatbook '{book.name}'"
-    if not 1 <= len(book.dialects) <= 256:
-        raise FormatbookError(f"{src}: needs 1..256 dialects, has {len(book.dialects)}")
+    if not 1 <= len(book.dialects) <= MAX_DIALECTS:
+        raise FormatbookError(
+            f"{src}: needs 1..{MAX_DIALECTS} dialects, has {len(book.dialects)}")
     limit = 2 ** (book.emax + 1) / book.grid  # magnitudes must stay below 2^(emax+1)
     if book.grid_log2 > 0:
         raise FormatbookError(f"{src}: grid must be <= 1, got {book.grid}")
@@ -286,7 +291,7 @@ def _validate_classes(book: Formatbook, src: str) -> None:
 
 
 def load_formatbook(book: str | Path | Formatbook) -> Formatbook:
-    """A built-in name ('semdialect-32', 'dialectfp4'), a path to a JSON file, or a book."""
+    """A built-in name (BUILTIN_BOOKS), a path to a JSON file, or a book."""
     if isinstance(book, Formatbook):
         return book
     key = str(book)
@@ -296,8 +301,19 @@ def load_formatbook(book: str | Path | Formatbook) -> Formatbook:
             f"unknown formatbook {key!r}: not a built-in ({', '.join(BUILTIN_BOOKS)}) "
             "and no such file"
         )
+    if not path.is_file():
+        raise FormatbookError(f"{path}: is a folder, not a formatbook JSON file")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise FormatbookError(f"{path}: {path.stat().st_size} bytes, larger than any "
+                              f"formatbook can be ({MAX_FILE_BYTES} bytes, docs/limits.md)")
     try:
-        obj = json.loads(path.read_text())
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise FormatbookError(f"{path}: not a text file (not UTF-8): not a formatbook") from None
     except json.JSONDecodeError as e:
         raise FormatbookError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise FormatbookError(f"{path}: JSON nested too deeply to be a formatbook") from None
+    except OSError as e:
+        raise FormatbookError(f"{path}: cannot be read ({e.strerror})") from None
     return Formatbook.from_json(obj, source=str(path))

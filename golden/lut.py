@@ -17,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from semdialect.errors import LimitExceededError
+
 from .formatbook import Formatbook, load_formatbook
 
 __all__ = [
@@ -28,10 +30,36 @@ __all__ = [
     "normalized_code",
     "DEFAULT_FRAC_BITS",
     "DEFAULT_ERR_BITS",
+    "MAX_LUT_ENTRIES",
+    "lut_entries",
+    "check_lut_size",
 ]
 
 DEFAULT_FRAC_BITS = 3
 DEFAULT_ERR_BITS = 8
+#: Largest error or index LUT built (entries = dialects x addresses; docs/limits.md). The
+#: built-in books need 2^12; 256 dialects at emax 2, grid 0.5, F = 8 need 2^20.
+MAX_LUT_ENTRIES = 1 << 22
+
+
+def lut_entries(book: Formatbook, frac_bits: int) -> tuple[int, int]:
+    """(error-LUT entries, index-LUT entries) of a book at resolution F, without building:
+    D x 2^(I+F+1) and D x 2^(I+g+2) (numerics §8)."""
+    d, ib, g = book.num_dialects, book.int_bits, book.grid_frac_bits
+    return d << (ib + frac_bits + 1), d << (ib + g + 2)
+
+
+def check_lut_size(book: Formatbook, frac_bits: int, limit: int = MAX_LUT_ENTRIES,
+                   what: str = "LUT") -> None:
+    """Refuse (LimitExceededError, giving the sizes) before building LUTs past `limit`."""
+    err_n, idx_n = lut_entries(book, frac_bits)
+    if max(err_n, idx_n) > limit:
+        raise LimitExceededError(
+            f"formatbook '{book.name}': its {what}s would be too large: error LUT "
+            f"{book.num_dialects} x {err_n // book.num_dialects} = {err_n} entries, index LUT "
+            f"{book.num_dialects} x {idx_n // book.num_dialects} = {idx_n} entries (emax "
+            f"{book.emax}, grid {book.grid}, F {frac_bits}); the limit is {limit} entries "
+            "per table (docs/limits.md)")
 
 
 def rne_index(levels: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -192,4 +220,5 @@ def build_luts(book="semdialect-32", frac_bits: int = DEFAULT_FRAC_BITS,
         )
     if not isinstance(err_bits, (int, np.integer)) or not 1 <= err_bits <= 24:
         raise ValueError(f"err_bits must be an integer in 1..24, got {err_bits!r}")
+    check_lut_size(book, int(frac_bits))
     return _build_cached(book, int(frac_bits), int(err_bits))

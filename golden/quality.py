@@ -216,9 +216,11 @@ def _layout(manifest: dict) -> str | None:
     return JOINT_LAYOUTS.get(cls)
 
 
-def sequences_from_vectors(tensors: dict, manifest: dict, block_size: int = 32):
+def sequences_from_vectors(tensors: dict, manifest: dict, block_size: int = 32,
+                           skipped: list | None = None):
     """Group linear inputs (and synthetic tensors) by layer and branch over steps, and give
-    each step the attention chosen by `attention_for` (None: self-similarity)."""
+    each step the attention chosen by `attention_for` (None: self-similarity). Inputs it
+    cannot use are appended to `skipped` (when given) as (name, reason)."""
     seqs: dict[tuple[str, str], Sequence] = {}
     sampled_x: dict[tuple[str, str], bool] = {}
     qk: dict[tuple[int, str, str], dict] = defaultdict(dict)
@@ -233,8 +235,12 @@ def sequences_from_vectors(tensors: dict, manifest: dict, block_size: int = 32):
             qk[step, branch, module][kind] = np.asarray(arr, np.float32).reshape(b * h, t, d)
             qk[step, branch, module]["sampled"] = "tokens_total" in entry
         elif entry.get("role") in ("linear_input", "synthetic"):
-            x = arr.reshape(-1, arr.shape[-1])
+            x = arr.reshape(-1, arr.shape[-1]) if arr.ndim else arr.reshape(1, 1)
             if x.shape[-1] % block_size or x.shape[0] < 2:
+                if skipped is not None:
+                    skipped.append((name, f"{x.shape[-1]} channels, not a multiple of "
+                                    f"{block_size}" if x.shape[-1] % block_size else
+                                    f"{x.shape[0]} token"))
                 continue  # channel count not a block multiple, or a single token
             key = (module, branch)
             s = seqs.setdefault(key, Sequence(f"{module}/{branch}", [], [], []))
@@ -273,14 +279,26 @@ class MethodResult:
     anchor_blocks: int = 0
     anchor_same_codes: int = 0
     anchor_elems: int = 0
+    nonfinite_elements: int = 0  # inputs that are NaN/Inf
+    nonfinite_blocks: int = 0  # SQNR blocks holding one: left out of sig and noise
+    used: int = 0  # elements counted in sig and noise
 
-    def add(self, x, deq, bits):
+    def add(self, x, deq, bits, block_size: int = 32):
+        """Pool one step: signal and noise over the blocks of block_size (along the last
+        axis) whose inputs are all finite (numerics §11), bits over every element."""
+        from .evaluate import finite_block_mask
+
         x64 = np.asarray(x, np.float64)
-        ok = np.isfinite(x64)
+        ok = finite_block_mask(x64, block_size)
         self.sig += float(np.sum(x64[ok] ** 2))
-        self.noise += float(np.sum((x64[ok] - deq[ok]) ** 2))
+        with np.errstate(invalid="ignore", over="ignore"):
+            self.noise += float(np.sum((x64[ok] - deq[ok]) ** 2))
         self.bits += bits * x64.size
         self.n += x64.size
+        self.used += int(ok.sum())
+        self.nonfinite_elements += int((~np.isfinite(x64)).sum())
+        self.nonfinite_blocks += int((x64.size - ok.sum()) // block_size) \
+            if x64.ndim and x64.shape[-1] % block_size == 0 else int((~ok).sum())
 
     def add_anchor(self, codes, dialects, anchors, group, block_size):
         """Agreement of every non-anchor token with its group's anchor, position by
@@ -298,17 +316,29 @@ class MethodResult:
             self.anchor_same_dialects += int(np.sum(d[mem] == d[lead[mem]]))
             self.anchor_blocks += int(d[mem].size)
 
-    def row(self, fmt: str, dataset: str) -> dict:
-        sqnr = 10 * np.log10(self.sig / self.noise) if self.noise > 0 else float("inf")
+    def sqnr(self) -> tuple[float | None, str | None]:
+        """(SQNR in dB, None), or (None, why it is not a number) (numerics §11)."""
+        if self.used == 0:
+            return None, "undefined: no block free of NaN/Inf"
         if self.sig == 0:
-            sqnr = float("-inf") if self.noise else float("inf")
+            return None, "undefined: every finite element is zero"
+        if not np.isfinite(self.noise):
+            return None, "-inf: a finite input dequantized to a non-finite value"
+        if self.noise == 0:
+            return None, "exact: zero quantization error"
+        return round(float(10 * np.log10(self.sig / self.noise)), 4), None
+
+    def row(self, fmt: str, dataset: str) -> dict:
+        sqnr, note = self.sqnr()
 
         def frac(a, b):
             return round(a / b, 5) if b else None
 
         return {"format": fmt, "dataset": dataset,
-                "sqnr_db": round(float(sqnr), 4) if np.isfinite(sqnr) else None,
+                "sqnr_db": sqnr, **({"sqnr_note": note} if note else {}),
                 "bits_per_element": round(self.bits / self.n, 5),
+                "nonfinite_elements": self.nonfinite_elements,
+                "nonfinite_blocks": self.nonfinite_blocks,
                 "consistency": frac(self.same_codes, self.compared),
                 "dialect_consistency": frac(self.same_dialects, self.compared_blocks),
                 "anchor_dialect_consistency": frac(self.anchor_same_dialects,
@@ -362,7 +392,7 @@ def run_method(method: str, seq: Sequence, cfg: MethodConfig, acc: MethodResult)
             deq, codes, bits, dialects = qt.dequantize(), qt.codes, qt.bits_per_element, \
                 qt.dialects
             g_anchors, g_group = anchor_groups_from_attention(probs, n_anchor)
-        acc.add(x, np.asarray(deq, np.float64), bits)
+        acc.add(x, np.asarray(deq, np.float64), bits, cfg.block_size)
         acc.add_anchor(codes, dialects, g_anchors, g_group, cfg.block_size)
         if prev is not None and prev[0].shape == codes.shape:
             acc.same_codes += int(np.sum(prev[0] == codes))
@@ -393,8 +423,9 @@ def quality_table(datasets: list[tuple[str, list[Sequence]]], methods, cfg=Metho
                 rows.append({**acc.row(method, ds_name), "attention": kinds})
                 if progress:
                     r = rows[-1]
-                    progress(f"{ds_name:>32} {method:>18} {r['sqnr_db']:7.2f} dB "
-                             f"{r['bits_per_element']:.3f} b/e")
+                    q = f"{r['sqnr_db']:7.2f} dB" if r["sqnr_db"] is not None else \
+                        r["sqnr_note"]
+                    progress(f"{ds_name:>32} {method:>18} {q} {r['bits_per_element']:.3f} b/e")
     return rows
 
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from ._parallel import run_chunks
+from .bitaddress import (
+    block_exponent_bits,
+    element_address_bits,
+    element_code_table,
+    magnitude_address,
+    magnitude_bits,
+)
 from .elements import E2M1, E2M3, E3M2, E4M3, E5M2, E8M0_NAN, INT8_MX, UE4M3, floor_log2
 from .inputs import to_blocks
 from .quantized import QuantizedTensor
 
-__all__ = ["MXFormat", "NVFP4Format", "Int4Format", "block_exponent"]
+__all__ = ["MXFormat", "NVFP4Format", "Int4Format", "block_exponent", "nvfp4_tensor_scale"]
 
 
 def block_exponent(amax: np.ndarray, emax: int) -> np.ndarray:
@@ -47,6 +56,9 @@ class MXFormat:
 
     def _quantize_blocks(self, xb: np.ndarray):
         """(nb, k) float32 blocks -> (codes (nb, k) uint8, scale codes (nb,) uint8)."""
+        fq = element_address_bits(self.elem)
+        if fq is not None:
+            return self._quantize_blocks_by_address(xb, fq)
         bad = _nonfinite_blocks(xb)
         a = np.abs(xb)
         amax = np.where(bad, 0, a.max(axis=-1))
@@ -60,6 +72,19 @@ class MXFormat:
         codes[bad] = 0
         scales = np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
         return codes, scales
+
+    def _quantize_blocks_by_address(self, xb: np.ndarray, fq: int):
+        """The same codes through the exact address of x * 2^-e (bitaddress.py): integer
+        shifts from the float32 bits and one lookup in the element's code table."""
+        el = self.elem
+        ab = magnitude_bits(xb)
+        e, bad = block_exponent_bits(ab, el.emax)
+        ab[bad] = 0
+        addr = magnitude_address(ab, e, fq, el.emax + 1)
+        codes = element_code_table(el)[addr]
+        codes |= np.signbit(xb).astype(np.uint8) << el.sign_shift
+        codes[bad] = 0
+        return codes, np.where(bad, E8M0_NAN, e + 127).astype(np.uint8)
 
     def dequantize(self, qt: QuantizedTensor) -> np.ndarray:
         vals = self.elem.decode(qt.block_view(qt.codes))
@@ -79,6 +104,27 @@ E4M3_MIN_NORMAL = np.float32(2.0**-6)  # torchao's E4M3_EPS = finfo(float8_e4m3f
 # s_b >= 2^-6 (numerics §5); only tensors with amax below 448 * 6 * 2^-120 reach it.
 TENSOR_SCALE_FLOOR = np.float32(2.0**-120)
 FP16_MAX = np.float32(65504.0)  # INT4's fp16 block scale saturates here (numerics §6)
+
+
+def check_tensor_amax(v) -> np.float32:
+    """tensor_amax must be a finite real number >= 0 that float32 holds (numerics §5)."""
+    a = np.asarray(v)
+    if a.ndim != 0 or a.dtype.kind not in "iuf":
+        raise UsageError(f"tensor_amax must be a real number, got {v!r}")
+    with np.errstate(over="ignore"):
+        f = np.float32(a)
+    if not np.isfinite(f) or f < 0:
+        raise UsageError(f"tensor_amax must be finite and >= 0 (in float32), got {v!r}")
+    return f
+
+
+def nvfp4_tensor_scale(tensor_amax) -> np.float32:
+    """s_t = max(fp32(amax / (448 * 6)), 2^-120); 1 for amax = 0 (numerics §5).
+    tensor_amax is validated first (finite, >= 0, a real number)."""
+    tensor_amax = check_tensor_amax(tensor_amax)
+    if tensor_amax > 0:
+        return max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
+    return np.float32(1)
 
 
 class NVFP4Format:
@@ -103,11 +149,7 @@ class NVFP4Format:
         if tensor_amax is None:
             finite = a[np.isfinite(a)]
             tensor_amax = finite.max() if finite.size else np.float32(0)
-        tensor_amax = np.float32(tensor_amax)
-        if tensor_amax > 0:
-            s_t = max(np.float32(tensor_amax / (E4M3_MAX * F4_MAX)), TENSOR_SCALE_FLOOR)
-        else:
-            s_t = np.float32(1)
+        s_t = nvfp4_tensor_scale(tensor_amax)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             block_scale = (amax_b / F4_MAX).astype(np.float32)
             scaled = np.clip((block_scale / s_t).astype(np.float32), E4M3_MIN_NORMAL, E4M3_MAX)

@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from semdialect.errors import UsageError
+
 from .formatbook import Formatbook, FormatbookError, load_formatbook
 from .lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS, LutSet, build_luts
 
@@ -27,6 +29,8 @@ __all__ = [
     "block_class",
     "effective_class",
     "two_level_select",
+    "two_level_select_from_errors",
+    "class_from_address",
 ]
 
 
@@ -129,11 +133,37 @@ def two_level_select(tables: TwoLevelTables, v: np.ndarray,
     """§15: dialect id of each block from normalized magnitudes v (nb, k) (NaN/Inf blocks
     zeroed by the caller, which then selects them like all-zero blocks)."""
     ceff = effective_class(tables, block_class(tables.book, v.max(axis=-1)), mask)
-    err = class_block_errors(tables, ceff, v)
+    return _argmin_in_class(tables, ceff, class_block_errors(tables, ceff, v), mask)
+
+
+def _argmin_in_class(tables: TwoLevelTables, ceff: np.ndarray, err: np.ndarray,
+                     mask: np.ndarray | None) -> np.ndarray:
+    """§15.4: the allowed slot with the smallest sum (nb, K), ties to the lowest slot."""
     ids = tables.class_ids[ceff]  # (nb, K)
     if mask is not None:
-        m = np.broadcast_to(mask, (len(v), tables.book.num_dialects))
+        m = np.broadcast_to(mask, (len(ids), tables.book.num_dialects))
         allowed = np.take_along_axis(m, ids, axis=-1)
         err = np.where(allowed, err, np.iinfo(np.int64).max)
     slot = np.argmin(err, axis=-1)  # first minimum = lowest slot = lowest id
-    return ids[np.arange(len(v)), slot]
+    return ids[np.arange(len(ids)), slot]
+
+
+def class_from_address(book: Formatbook, addr: np.ndarray, fine_bits: int) -> np.ndarray:
+    """§15.1 from the LUT addresses (nb, k) at `fine_bits` >= b - emax fractional bits
+    (the golden fast path, bitaddress.py): floor is monotone, so floor(vmax 2^(b-emax))
+    is the largest floor(v_i 2^fine) shifted right by fine - (b - emax)."""
+    b = book.class_bits
+    drop = fine_bits - (b - book.emax)
+    if drop < 0:
+        raise UsageError(f"addresses at {fine_bits} fractional bits cannot give {b} class bits")
+    t = ((addr.max(axis=-1) >> 1) >> drop).astype(np.int64)
+    return np.clip(t - (1 << b), 0, (1 << b) - 1)
+
+
+def two_level_select_from_errors(tables: TwoLevelTables, cls: np.ndarray,
+                                 err_all: np.ndarray, mask: np.ndarray | None = None):
+    """`two_level_select` from the block classes and the exhaustive (nb, D) LUT sums: the
+    class columns of those sums are exactly the K adder-tree sums of §15.4."""
+    ceff = effective_class(tables, cls, mask)
+    err = np.take_along_axis(err_all, tables.class_ids[ceff], axis=-1)
+    return _argmin_in_class(tables, ceff, err, mask)

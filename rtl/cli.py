@@ -6,10 +6,11 @@ import json
 import time
 from pathlib import Path
 
+from semdialect.errors import LimitExceededError
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
-from .generate import DEFAULT_SELECTOR, DEFAULT_SET, SELECTORS, UNITS, build_unit, generate
+from .generate import DEFAULT_SET, SELECTORS, UNITS, build_unit, generate
 from .romstyle import DEFAULT_ROM_STYLE, ROM_STYLES
 from .units import DEFAULT_INDEX, INDEX_MODES
 
@@ -20,11 +21,14 @@ def _generate(args) -> int:
     check_output_dir(args.output, "-o")  # before the (slow) build
     if args.name is not None:
         check_verilog_identifier(args.name, "--name")
-    u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
-                   input_format=args.input, frac_bits=args.frac_bits, err_bits=args.err_bits,
-                   pipeline=args.pipeline, index=args.index, target_mhz=args.target_mhz,
-                   timed_inputs=args.timed_inputs, rom_style=args.rom_style,
-                   selector=args.selector)
+    try:
+        u = build_unit(unit=args.unit, formatbook=args.formatbook, block_size=args.block_size,
+                       input_format=args.input, frac_bits=args.frac_bits,
+                       err_bits=args.err_bits, pipeline=args.pipeline, index=args.index,
+                       target_mhz=args.target_mhz, timed_inputs=args.timed_inputs,
+                       rom_style=args.rom_style, selector=args.selector)
+    except LimitExceededError as e:  # name the file the user gave
+        raise LimitExceededError(f"--formatbook {args.formatbook}: {e}") from None
     t0 = time.perf_counter()
     man = generate(u, args.output, name=args.name)
     print(f"{Path(args.output) / man['files'][0]}: {man['toplevel']}, latency "
@@ -57,9 +61,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
     g = sub.add_parser("generate", help="one unit: Verilog, lint waivers and manifest")
-    g.add_argument("--formatbook", default="semdialect-32",
-                   help="built-in name or JSON path ('mxfp4' for the MXFP4 unit); "
-                   "default semdialect-32")
+    g.add_argument("--formatbook", default=None,
+                   help="built-in name or JSON path ('mxfp4' for the MXFP4 unit); default "
+                   "semdialect-32c8x8 (two-level, the golden default); semdialect-32 = the "
+                   "exhaustive LUT engine's book")
     g.add_argument("--unit", choices=UNITS, default="auto",
                    help="auto (default): mxfp4 for --formatbook mxfp4, the BlockDialect "
                    "two-stage selector for the DialectFP4 book, the SemanticDialect LUT "
@@ -73,7 +78,8 @@ def register(subparsers) -> None:
     g.add_argument("--selector", choices=SELECTORS, default=None,
                    help="semdialect unit: lut = exhaustive LUT engine (every dialect), "
                    "two-level = class from the block max, LUT argmin over the class "
-                   f"(class-structured book, numerics §15); default {DEFAULT_SELECTOR}")
+                   "(class-structured book, numerics §15); default: two-level on class-structured "
+                   "books, lut otherwise (as the golden model)")
     g.add_argument("--target-mhz", type=float, default=None,
                    help="place the fewest pipeline registers that fit this clock in the ECP5 "
                    "delay model (rtl/timing.py); excludes --pipeline")

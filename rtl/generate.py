@@ -18,7 +18,9 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from semdialect import __version__
+from semdialect.errors import LimitExceededError
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
+from semdialect.golden.lut import check_lut_size
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
@@ -40,8 +42,15 @@ UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
 
 #: selectors of the semdialect unit: the exhaustive LUT engine or the two-level unit
 SELECTORS = ("lut", "two-level")
-#: the semdialect unit's default selector
-DEFAULT_SELECTOR = "lut"
+#: the semdialect unit's default selector, by book as in the golden model (numerics
+#: §15.7): two-level on a class-structured book, the exhaustive LUT engine otherwise
+DEFAULT_SELECTOR = "by book"
+#: Largest error / index ROM the generator elaborates (entries = dialects x addresses,
+#: docs/limits.md); the report sweeps need at most 2^13 (64 dialects, F = 3).
+MAX_RTL_LUT_ENTRIES = 1 << 16
+#: Amaranth's netlist holds values of fewer than 2^16 bits (measured: 256 dialects x B=32
+#: x W=8 fails inside amaranth.hdl._nir); checked before elaboration
+MAX_RTL_VALUE_BITS = 1 << 16
 
 #: Verilator -Wall warning classes waived for the generated files (all stylistic
 #: artefacts of Yosys' write_verilog, see docs/architecture.md "Lint"); every other
@@ -50,14 +59,16 @@ LINT_WAIVERS = ("UNUSEDSIGNAL", "WIDTHEXPAND", "WIDTHTRUNC", "PROCASSINIT", "DEC
 
 #: (name, kwargs of build_unit) of `semdialect rtl generate-defaults`
 DEFAULT_SET = (
-    ("semdialect-32 B=32 bf16", dict(unit="semdialect", formatbook="semdialect-32",
-                                     block_size=32, input_format="bf16")),
-    ("semdialect-32 B=16 bf16", dict(unit="semdialect", formatbook="semdialect-32",
-                                     block_size=16, input_format="bf16")),
-    ("semdialect-32 B=64 bf16", dict(unit="semdialect", formatbook="semdialect-32",
-                                     block_size=64, input_format="bf16")),
-    ("semdialect-32 B=32 fp16", dict(unit="semdialect", formatbook="semdialect-32",
-                                     block_size=32, input_format="fp16")),
+    ("semdialect two-level (semdialect-32c8x8) B=32 bf16",
+     dict(unit="semdialect", block_size=32, input_format="bf16")),
+    ("semdialect two-level (semdialect-32c8x8) B=16 bf16",
+     dict(unit="semdialect", block_size=16, input_format="bf16")),
+    ("semdialect two-level (semdialect-32c8x8) B=64 bf16",
+     dict(unit="semdialect", block_size=64, input_format="bf16")),
+    ("semdialect two-level (semdialect-32c8x8) B=32 fp16",
+     dict(unit="semdialect", block_size=32, input_format="fp16")),
+    ("semdialect-32 exhaustive LUT engine B=32 bf16",
+     dict(unit="semdialect", formatbook="semdialect-32", block_size=32, input_format="bf16")),
     ("dialectfp4 two-stage B=32 bf16", dict(unit="dialectfp4", formatbook="dialectfp4",
                                             block_size=32, input_format="bf16")),
     ("mxfp4 B=32 bf16", dict(unit="mxfp4", block_size=32, input_format="bf16")),
@@ -94,10 +105,10 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
                index: str | None = None, target_mhz: float | None = None,
                timed_inputs: bool = False, rom_style: str | None = None,
                selector: str | None = None):
-    """The unit of the given parameters. unit 'auto': no formatbook -> SemanticDialect LUT
-    engine on semdialect-32; formatbook 'mxfp4' -> MXFP4
+    """The unit of the given parameters. unit 'auto': no formatbook -> SemanticDialect
+    two-level unit on semdialect-32c8x8 (the golden default); formatbook 'mxfp4' -> MXFP4
     quantizer; the DialectFP4 book -> BlockDialect two-stage selector (as the golden
-    'dialectfp4' format); any other book -> SemanticDialect LUT engine.
+    'dialectfp4' format); any other book -> SemanticDialect unit (selector below).
     pipeline (an exact depth) and target_mhz (the depth the delay model needs for that
     clock, rtl/timing.py) exclude each other; neither: the unit's default.
     selector (semdialect unit): 'lut' = the exhaustive LUT engine (every dialect),
@@ -130,12 +141,28 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
             raise ValueError("the mxfp4 unit takes no formatbook")
         return MXFP4Quantizer(**common)
     if kind == "dialectfp4":
+        book = load_formatbook(formatbook or "dialectfp4")
+        check_lut_size(book, book.grid_frac_bits + 1, MAX_RTL_LUT_ENTRIES, "ROM")
         return DialectFP4TwoStage(formatbook=formatbook or "dialectfp4", **common)
     fw = dict(frac_bits=3 if frac_bits is None else frac_bits,
               err_bits=8 if err_bits is None else err_bits)
-    if (selector or DEFAULT_SELECTOR) == "two-level":
+    if selector is None:  # by book: two-level on class-structured books (numerics §15.7)
+        book = load_formatbook(formatbook or DEFAULT_TWO_LEVEL_BOOK)
+        selector = "two-level" if book.has_classes else "lut"
+    book = load_formatbook(formatbook or (DEFAULT_TWO_LEVEL_BOOK if selector == "two-level"
+                                          else "semdialect-32"))
+    check_lut_size(book, fw["frac_bits"], MAX_RTL_LUT_ENTRIES, "ROM")  # before any ROM
+    if selector == "two-level":
         return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
                                   **common)
+    # the exhaustive error-LUT stage is one B x D x W-bit value; Amaranth's are < 2^16 bits
+    width = block_size * book.num_dialects * fw["err_bits"]
+    if width >= MAX_RTL_VALUE_BITS:
+        raise LimitExceededError(
+            f"formatbook '{book.name}': the error-LUT stage would be one {width}-bit value "
+            f"(block size {block_size} x {book.num_dialects} dialects x W {fw['err_bits']}); "
+            f"the generator's limit is {MAX_RTL_VALUE_BITS - 1} bits (docs/limits.md): fewer "
+            "dialects, a smaller block, a smaller W, or the two-level unit")
     return SemDialectQuantizer(formatbook=formatbook or "semdialect-32", **fw, **common)
 
 
@@ -260,5 +287,5 @@ def generate(u, out_dir, name: str | None = None) -> dict:
     vlt += [f'lint_off -rule {r} -file "*{vfile}"' for r in LINT_WAIVERS]
     man = manifest_for(u, top, vfile, vltfile, text)
     write_file_group(out, {vfile: header + text, vltfile: "\n".join(vlt) + "\n",
-                           f"{top}.json": json.dumps(man, indent=2) + "\n"})
+                           f"{top}.json": json.dumps(man, indent=2, allow_nan=False) + "\n"})
     return man

@@ -4,8 +4,10 @@ Every unit describes its datapath as a chain of *cut points* (places where a reg
 stage can be inserted) with the modelled delay of the logic in front of each one
 (`Segment`). `choose_cuts` then places the registers where the delay is:
 
-* `target_mhz`: the fewest registers such that every timed stage fits the period
-  (greedy from the output backwards, which is optimal for a chain);
+* `target_mhz`: every timed stage fits the period, with the fewest register *bits*
+  (each cut point knows how wide its register stage is: a cut after a wide level costs
+  more flip-flops than one after a narrow level), then the fewest stages (dynamic
+  programming over the chain);
 * `depth`: exactly that many registers, placed to minimise the longest timed stage
   (dynamic programming over the chain).
 
@@ -103,16 +105,7 @@ def choose_cuts(segments: list[Segment], *, depth: int | None = None,
             raise ValueError(f"target MHz must be a positive number, got {target_mhz!r}")
         period = 1000.0 / target_mhz
         stop = -1 if (timed_inputs or front is None) else names.index(front)
-        cuts = {n - 1} | ({stop} if stop >= 0 else set())
-        acc = 0.0
-        for k in range(n - 1, stop, -1):  # backwards: segment k joins the open stage
-            acc += d[k]
-            if k - 1 <= stop:
-                break
-            if acc + d[k - 1] > period:  # segment k-1 does not fit: register after it
-                cuts.add(k - 1)
-                acc = 0.0
-        return [names[c] for c in sorted(cuts)]
+        return [names[c] for c in _fewest_bits(segments, period, stop)]
     if not isinstance(depth, int) or not 0 <= depth <= n:
         raise ValueError(f"pipeline depth must be an integer in 0..{n} for this unit, "
                          f"got {depth!r}")
@@ -126,6 +119,36 @@ def choose_cuts(segments: list[Segment], *, depth: int | None = None,
         # more registers than back-end cut points: every back point, the rest in front
         return [names[c] for c in _balanced(d[:f + 1], depth - n_back)] + names[f + 1:]
     return [names[c] for c in _balanced(d, depth)]
+
+
+def _fewest_bits(segments: list[Segment], period: float, stop: int) -> list[int]:
+    """Cut indices (the last at the chain's end, `stop` forced when >= 0) such that every
+    stage after `stop` fits `period` (a single segment longer than the period is a stage
+    of its own), with the fewest register bits, then the fewest registers (DP)."""
+    n = len(segments)
+    d = [s.delay_ns for s in segments]
+    start = stop + 1 if stop >= 0 else 0
+    inf = (float("inf"), 0)
+    best = {stop: (segments[stop].bits if stop >= 0 else 0, 1 if stop >= 0 else 0)}
+    back: dict[int, int] = {}
+    for j in range(start, n):
+        best_j, arg = inf, None
+        for i in best:  # previous cut i (or stop / the inputs), stage = segments i+1..j
+            t = sum(d[i + 1:j + 1])
+            if t > period + 1e-9 and j > i + 1:
+                continue
+            c = (best[i][0] + segments[j].bits, best[i][1] + 1)
+            if c < best_j:
+                best_j, arg = c, i
+        if arg is not None:
+            best[j], back[j] = best_j, arg
+    cuts, j = [], n - 1
+    while j >= start:
+        cuts.append(j)
+        j = back[j]
+    if stop >= 0:
+        cuts.append(stop)
+    return sorted(cuts)
 
 
 def _balanced(d: list[float], k: int) -> list[int]:

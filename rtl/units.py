@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Module, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,8 +61,10 @@ __all__ = ["SemDialectQuantizer", "SemDialectTwoLevel", "DialectFP4TwoStage", "M
 
 BLOCK_SIZES = (16, 32, 64)
 
-#: the shipped class-structured book the two-level unit uses by default (numerics §15)
-DEFAULT_TWO_LEVEL_BOOK = "semdialect-32c8x4"
+#: the shipped class-structured book the two-level unit uses by default: the golden
+#: default of format `semdialect` (numerics §15.7: 8 overlapping classes of 8 over
+#: semdialect-32's dialects, same ids)
+DEFAULT_TWO_LEVEL_BOOK = "semdialect-32c8x8"
 
 #: index stage of the LUT-engine and two-stage units: 'rom' (one B-port ROM over
 #: (dialect, address)) or 'compare' (per-block thresholds + per-lane comparators);
@@ -123,23 +125,62 @@ class _Unit(wiring.Component):
         })
 
     # -- timing model of the shared front end --------------------------------------------
-    def _front_segments(self, int_bits: int, fmax: int) -> list[Segment]:
-        B = self.block_size
-        wide_w = self.fmt.mbits + 1 + int_bits + fmax
+    def _front_segments(self, int_bits: int, frac_bits: int, idx_frac_bits: int, *,
+                        err_addr: bool, with_max: bool = False) -> list[Segment]:
+        """Delay model and register widths of the shared front end (exp, shift, norm)."""
+        B, f = self.block_size, self.fmt
+        wide_w = f.mbits + 1 + int_bits + max(frac_bits, idx_frac_bits)
+        a, aq = int_bits + frac_bits + 1, int_bits + idx_frac_bits + 1
+        derive = err_addr and self._idx_from_err(frac_bits, idx_frac_bits)
+        side = 11 + (self.num_dialects if self.has_mask else 0)  # valid last scale bad mask
+        lanes = B + int(with_max)
         return [
             Segment("exp", tree_levels(B) * (carry(15) + T_LUT) + carry(12) + 2 * T_LUT,
-                    f"unpack, {B}-lane 15-bit max tree, shared exponent + clamp"),
-            Segment("shift", 2 * carry(12) + T_LUT, "per-lane shift amount + clamp"),
+                    f"unpack, {B}-lane 15-bit max tree, shared exponent + clamp",
+                    side + 16 * B + 9 + 15 * with_max),
+            Segment("shift", 2 * carry(12) + T_LUT, "per-lane shift amount + clamp",
+                    side + B + lanes * (f.mbits + 1 + wide_w.bit_length())),
             Segment("norm", mux_levels(wide_w.bit_length()) + 2 * T_LUT,
-                    f"{wide_w}-bit barrel shifter, sticky, address fold"),
+                    f"{wide_w}-bit barrel shifter, sticky, address fold",
+                    side + B * (1 + (a if derive else aq + a * err_addr)) + aq * with_max),
         ]
 
+    #: units that read the error address into a LUT stage after the front end carry only
+    #: it (I+F+1 bits per lane) up to that stage and fold the index address out of it
+    #: there (`_fold_idx`), instead of carrying both addresses (issue #10: fewer FFs)
+    derive_idx = False
+
+    def _idx_from_err(self, frac_bits: int, idx_frac_bits: int) -> bool:
+        return self.derive_idx and frac_bits >= idx_frac_bits
+
+    def _fold_idx(self, m, err_addr: Value, frac_bits: int, idx_frac_bits: int) -> Value:
+        """The exact index addresses (Fq bits) from the error addresses (F >= Fq bits):
+        the dropped F - Fq fraction bits fold into the sticky bit, as in Normalize."""
+        a = frac_bits + self.book.int_bits + 1
+        drop = frac_bits - idx_frac_bits
+        lanes = []
+        for i in range(self.block_size):
+            e = err_addr[i * a:(i + 1) * a]
+            lanes.append(Cat(e[:1 + drop].any(), e[1 + drop:]))
+        out = Signal(len(Cat(*lanes)), name="idx_addr_folded")
+        m.d.comb += out.eq(Cat(*lanes))
+        return out
+
+    def _pass_bits(self, aq: int) -> int:
+        """Bits every back-end register stage carries: valid, last, scale, bad, signs and
+        the exact index addresses."""
+        return 11 + self.block_size * (1 + aq)
+
     def _index_segments(self, addr_bits: int) -> list[Segment]:
+        B = self.block_size
+        out_bits = 4 * B + 10 + self.id_bits
         if self.index == "compare":
-            return [Segment("thr", rom(self.id_bits) + 0.5, "threshold ROM of the dialect"),
+            return [Segment("thr", rom(self.id_bits) + 0.5, "threshold ROM of the dialect",
+                            self._pass_bits(addr_bits) + self.id_bits + 7 * (addr_bits + 1)),
                     Segment("out", carry(addr_bits + 1) + 2 * T_LUT,
-                            "per-lane comparators, thermometer -> index, sign")]
-        return [Segment("out", rom(addr_bits + self.id_bits) + T_LUT, "index ROM per lane")]
+                            "per-lane comparators, thermometer -> index, sign", out_bits)]
+        return [Segment("out", rom(addr_bits + self.id_bits) + T_LUT, "index ROM per lane",
+                        out_bits)]
 
     # -- pipeline helpers ---------------------------------------------------------------
     def _cut(self, m, en, name: str, carry_: dict) -> dict:
@@ -194,7 +235,8 @@ class _Unit(wiring.Component):
                          norm.amax_man.eq(amax[:self.fmt.mbits])]
         carry_ = self._delay(m, en, carry_, norm.latency, "shift")
         carry_["err_addr"] = norm.err_addr.as_value()
-        carry_["idx_addr"] = norm.idx_addr.as_value()
+        if not self._idx_from_err(frac_bits, idx_frac_bits):
+            carry_["idx_addr"] = norm.idx_addr.as_value()
         if with_max:
             carry_["max_addr"] = norm.max_idx_addr
         carry_ = self._cut(m, en, "norm", carry_)
@@ -246,6 +288,7 @@ class SemDialectQuantizer(_Unit):
     (`cut_chain`; `cuts` are the chosen ones, see `_Unit`)."""
 
     has_mask = True
+    derive_idx = True
 
     def __init__(self, formatbook="semdialect-32", block_size: int = 32,
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
@@ -273,16 +316,22 @@ class SemDialectQuantizer(_Unit):
     def _segments(self):
         book, W = self.book, self.err_bits
         sw = W + self.tree_levels
-        segs = self._front_segments(book.int_bits, max(self.frac_bits,
-                                                       self.luts.idx_frac_bits))
+        B, D = self.block_size, self.num_dialects
+        aq = book.int_bits + self.luts.idx_frac_bits + 1
+        pas = self._pass_bits(aq)
+        segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
+                                    err_addr=True)
         segs.append(Segment("lut", rom(self.luts.err_addr_bits) + 0.4,
-                            f"error ROM per lane ({self.luts.err_addr_bits} address bits)"))
-        segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)")
+                            f"error ROM per lane ({self.luts.err_addr_bits} address bits)",
+                            pas + D + B * D * W))
+        segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
+                         pas + D + D * -(-B >> (j + 1)) * (W + j + 1))
                  for j in range(self.tree_levels)]
         segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
-                         f"argmin level {j} ({sw}-bit compare + select)")
+                         f"argmin level {j} ({sw}-bit compare + select)",
+                         pas + -(-D >> (j + 1)) * (sw + self.id_bits + 1))
                  for j in range(self.argmin_levels)]
-        segs += self._index_segments(book.int_bits + self.luts.idx_frac_bits + 1)
+        segs += self._index_segments(aq)
         return segs
 
     def elaborate(self, platform):
@@ -292,6 +341,9 @@ class SemDialectQuantizer(_Unit):
         en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
                                 self.luts.idx_frac_bits)
         m.submodules.error_lut = elut = ErrorLut(self.luts, B)
+        if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
+            carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
+                                               self.luts.idx_frac_bits)
         m.d.comb += elut.addr.as_value().eq(carry.pop("err_addr"))
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
@@ -345,6 +397,7 @@ class SemDialectTwoLevel(_Unit):
     `SemDialectQuantizer`; every ROM comes from `golden.build_two_level`."""
 
     has_mask = True
+    derive_idx = True
 
     def __init__(self, formatbook=DEFAULT_TWO_LEVEL_BOOK, block_size: int = 32,
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
@@ -376,20 +429,28 @@ class SemDialectTwoLevel(_Unit):
     def _segments(self):
         book, W = self.book, self.err_bits
         sw = W + self.tree_levels
+        B, K, cb = self.block_size, self.k, self.class_bits
         aq = book.int_bits + self.luts.idx_frac_bits + 1
-        segs = self._front_segments(book.int_bits, max(self.frac_bits,
-                                                       self.luts.idx_frac_bits))
-        segs.append(Segment("class", rom(aq) + carry(self.class_bits) + 2 * T_LUT,
-                            "class ROM on the max address, mask ∩ class priority encoders"))
-        segs.append(Segment("lut", rom(self.class_bits + self.luts.err_addr_bits) + 0.5,
-                            f"class error ROM per lane ({self.k} x {W} bits)"))
-        segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)")
+        slot_bits = max(1, (K - 1).bit_length())
+        pas = self._pass_bits(aq)
+        segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
+                                    err_addr=True, with_max=True)
+        derive = self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits)
+        segs.append(Segment("class", rom(aq) + carry(cb) + 2 * T_LUT,
+                            "class ROM on the max address, mask ∩ class priority encoders",
+                            pas + B * (self.luts.err_addr_bits - aq * derive) + cb + K))
+        segs.append(Segment("lut", rom(cb + self.luts.err_addr_bits) + 0.5,
+                            f"class error ROM per lane ({K} x {W} bits)",
+                            pas + cb + K + B * K * W))
+        segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
+                         pas + cb + K + K * -(-B >> (j + 1)) * (W + j + 1))
                  for j in range(self.tree_levels)]
         segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
-                         f"argmin level {j} ({sw}-bit compare + select)")
+                         f"argmin level {j} ({sw}-bit compare + select)",
+                         pas + cb + -(-K >> (j + 1)) * (sw + slot_bits + 1))
                  for j in range(self.argmin_levels)]
-        segs.append(Segment("pick", rom(self.class_bits + max(1, (self.k - 1).bit_length())),
-                            "slot -> dialect id"))
+        segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
+                            pas + self.id_bits))
         segs += self._index_segments(aq)
         return segs
 
@@ -406,6 +467,9 @@ class SemDialectTwoLevel(_Unit):
         carry = self._cut(m, en, "class", carry)
 
         m.submodules.class_err_lut = elut = ClassErrorLut(self.tables, B)
+        if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
+            carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
+                                               self.luts.idx_frac_bits)
         m.d.comb += [elut.cls.eq(carry["cls"]), elut.addr.as_value().eq(carry.pop("err_addr"))]
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
@@ -498,15 +562,19 @@ class DialectFP4TwoStage(_Unit):
                           rom_style)
 
     def _segments(self):
-        pb = self.id_bits - 1
-        segs = self._front_segments(self.book.int_bits, self.fq)
-        segs.append(Segment("pair", rom(self.addr_bits) + 0.5, "pair ROM on the max address"))
+        pb, B = self.id_bits - 1, self.block_size
+        pas = self._pass_bits(self.addr_bits)
+        segs = self._front_segments(self.book.int_bits, self.fq, self.fq, err_addr=False,
+                                    with_max=True)
+        segs.append(Segment("pair", rom(self.addr_bits) + 0.5, "pair ROM on the max address",
+                            pas + pb))
         segs.append(Segment("ben", rom(self.addr_bits + pb) + 0.5,
-                            "beneficial-range ROM per lane"))
-        segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}")
+                            "beneficial-range ROM per lane", pas + pb + 2 * B))
+        segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}",
+                         pas + pb + 2 * -(-B >> (j + 1)) * (j + 2))
                  for j in range(self.cnt_levels)]
-        segs.append(Segment("count", carry(self.block_size.bit_length()) + T_LUT,
-                            "count compare -> dialect id"))
+        segs.append(Segment("count", carry(B.bit_length()) + T_LUT,
+                            "count compare -> dialect id", pas + self.id_bits))
         segs += self._index_segments(self.addr_bits)
         return segs
 
@@ -570,8 +638,9 @@ class MXFP4Quantizer(_Unit):
                           rom_style)
 
     def _segments(self):
-        return self._front_segments(self.emax + 1, 2) + [
-            Segment("out", carry(5) + 3 * T_LUT, "E2M1 rounding per lane")]
+        return self._front_segments(self.emax + 1, 2, 2, err_addr=False) + [
+            Segment("out", carry(5) + 3 * T_LUT, "E2M1 rounding per lane",
+                    4 * self.block_size + 10)]
 
     def elaborate(self, platform):
         m = Module()

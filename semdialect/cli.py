@@ -37,6 +37,7 @@ ROOMS = (
 )
 
 DEBUG_ENV = "SEMDIALECT_DEBUG"
+MAX_DETAIL = 600  # characters of a multi-line message's continuation kept on the line
 
 
 class Parser(argparse.ArgumentParser):
@@ -87,12 +88,21 @@ def error_message(e: BaseException) -> str:
         where = f"'{e.filename}'" + (f" -> '{e.filename2}'" if e.filename2 else "")
         return f"{where}: {e.strerror}"
     text = str(e).strip() or type(e).__name__
-    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+    if "\n" not in text:
+        return text
+    # still one line: the first line, then the rest joined (a tool's stderr, say), capped
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip()]
+    rest = " | ".join(lines[1:])
+    return lines[0] + (f" {rest[:MAX_DETAIL]}{'...' if len(rest) > MAX_DETAIL else ''}"
+                       if rest else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or an argparse error (already printed)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     if not getattr(args, "func", None):
         parser.print_help()
@@ -103,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
-        print(f"{name}: interrupted", file=sys.stderr)
+        fresh = "\n" if sys.stderr.isatty() else ""  # after a progress bar's last line
+        print(f"{fresh}{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # the one place exceptions become messages
         if debug:

@@ -228,12 +228,13 @@ def run_bulk(bb: BulkBuild, x: np.ndarray, masks: np.ndarray | None, last: np.nd
              seed: int = 0, gap: float = 0.1, backpressure: float = 0.2,
              max_cycles: int | None = None, expected: GoldenResult | None = None,
              waves: bool = False, workdir: Path | None = None,
-             offset: int = 0) -> BulkResult:
+             wave_dir: Path | None = None, offset: int = 0) -> BulkResult:
     """Stream blocks x (N, B) (+ allowed masks (N, D), last flags (N,)) through the unit
     and compare every output with the golden model. With waves, a failing run is
     repeated on a tracing build and the first failing block's cycles are dumped
-    (FST, or VCD without liblz4) next to the run. offset: stream index of x[0] (for the
-    mismatch report of a shard)."""
+    (FST, or VCD without liblz4) into wave_dir (default: workdir, else the current
+    folder). workdir: keep the harness's files there (default: a temporary folder).
+    offset: stream index of x[0] (for the mismatch report of a shard)."""
     cfg, itf = bb.gen.config, bb.itf
     if x.dtype != cfg.dtype or x.ndim != 2 or x.shape[1] != cfg.block_size:
         raise ValueError(f"{cfg.name}: blocks must be (N, {cfg.block_size}) {cfg.dtype}, got "
@@ -280,7 +281,7 @@ def run_bulk(bb: BulkBuild, x: np.ndarray, masks: np.ndarray | None, last: np.nd
             wave_path = _dump_first_failure(bb, words, out_words, rep, cyc, work, seed=seed,
                                             gap=gap, backpressure=backpressure,
                                             max_cycles=budget, drain=drain, offset=offset,
-                                            dest=Path(workdir) if workdir else Path.cwd())
+                                            dest=Path(wave_dir or workdir or Path.cwd()))
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -7,12 +7,17 @@ __all__ = ["register"]
 
 
 def _report(args) -> int:
+    from semdialect.paths import check_output_dir
+
     from .reports import run_report
+
+    check_output_dir(args.output, "-o")  # before any synthesis
 
     run_report(args.output, names=args.configs or None, quick=args.quick,
                ecp5=False if args.no_ecp5 else None,
                run_cocotb=False if args.no_cocotb else None,
-               plots=not args.no_plots, jobs=args.jobs, scheduler=args.scheduler)
+               plots=not args.no_plots, jobs=args.jobs, ecp5_all=args.ecp5_all,
+               scheduler=args.scheduler)
     return 0
 
 
@@ -67,8 +72,10 @@ def register(subparsers) -> None:
                    "(no nextpnr, no cocotb run)")
     p.add_argument("--configs", nargs="+", metavar="NAME",
                    help="configurations or groups (main, block, dialects, depth, explore, "
-                   "baseline); the mxfp4 baseline is always included; see --list")
+                   "baseline, twolevel); the mxfp4 baseline is always included; see --list")
     p.add_argument("--no-ecp5", action="store_true", help="skip synth_ecp5 + nextpnr-ecp5")
+    p.add_argument("--ecp5-all", action="store_true",
+                   help="also place and route the configurations marked generic-only")
     p.add_argument("--no-cocotb", action="store_true",
                    help="never start the cocotb perf test; cycles from an existing "
                    "cycles.json or the Amaranth simulator")

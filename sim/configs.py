@@ -88,8 +88,8 @@ CONFIGS: dict[str, SimConfig] = {
         SimConfig("semdialect-32-b16", "semdialect", 16, "bf16", "semdialect-32"),
         SimConfig("semdialect-32-b64", "semdialect", 64, "bf16", "semdialect-32"),
         SimConfig("semdialect-32-fp16", "semdialect", 32, "fp16", "semdialect-32"),
-        # the two-level unit (numerics §15) on the shipped 8 x 4 class book, default timing
-        SimConfig("semdialect-32-2l", "semdialect", 32, "bf16", "semdialect-32c8x4",
+        # the default unit: two-level (numerics §15) on semdialect-32c8x8, default timing
+        SimConfig("semdialect-32-2l", "semdialect", 32, "bf16", "semdialect-32c8x8",
                   selector="two-level"),
         SimConfig("dialectfp4", "dialectfp4", 32, "bf16", "dialectfp4"),
         SimConfig("mxfp4", "mxfp4", 32, "bf16", None),

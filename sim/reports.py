@@ -42,9 +42,13 @@ REQUIRED_FIELDS = ("config", "cells", "transistors", "nand2_eq", "flip_flops", "
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """One generated unit. formatbook: built-in name or 'synthetic:<D>' (built with
-    `semdialect formatbook build --synthetic --dialects D --seed 0`). sim: the name of
-    the cocotb configuration (semdialect.sim.configs) whose cycles.json may apply."""
+    """One generated unit. formatbook: built-in name, a path (the two-level study's class
+    books: docs/data/two_level_books/) or 'synthetic:<D>' (built with `semdialect
+    formatbook build --synthetic --dialects D --seed 0`). selector: 'lut' | 'two-level'
+    (None: by book).
+    sim: the name of the cocotb configuration (semdialect.sim.configs) whose cycles.json
+    may apply. sqnr_point: the point of docs/data/two_level_sqnr.json whose SQNR loss
+    against exhaustive selection this unit implements."""
 
     name: str
     unit: str
@@ -55,14 +59,18 @@ class ReportConfig:
     err_bits: int | None = None
     pipeline: int | None = None
     index: str | None = None
+    selector: str | None = None
     sim: str | None = None
     groups: tuple[str, ...] = ("main",)
     ecp5: bool = True
     ice40: bool = False
     note: str = ""
+    sqnr_point: str | None = None
 
 
 _SD = dict(unit="semdialect", formatbook="semdialect-32")
+_2L = dict(unit="semdialect", formatbook="semdialect-32c8x8", selector="two-level")
+_STUDY = str(ROOT / "docs" / "data" / "two_level_books") + "/"  # the numerics study's books
 _ROM = dict(_SD, index="rom")
 # ecp5=False: generic synthesis only in the default full run (synth_ecp5 + nextpnr of a
 # B = 32 LUT-engine unit takes 15-25 min on one core); `--ecp5-all` forces them.
@@ -74,7 +82,12 @@ REPORT_CONFIGS: dict[str, ReportConfig] = {c.name: c for c in [
                  groups=("main", "baseline"), note="MXFP4 baseline (E2M1, E8M0)"),
     ReportConfig("semdialect-32-b16", block_size=16, sim="semdialect-32-b16",
                  groups=("main", "block"), ecp5=False, **_SD),
-    ReportConfig("semdialect-32", sim="semdialect-32", groups=("main", "block"), **_SD),
+    ReportConfig("semdialect-32", sim="semdialect-32", groups=("main", "block"),
+                 note="exhaustive LUT engine (every dialect, K = D)", sqnr_point="pool c1x32",
+                 **_SD),
+    # the default SemanticDialect unit: two-level on semdialect-32c8x8 (numerics §15.7)
+    ReportConfig("semdialect-32-2l", sim="semdialect-32-2l", groups=("main", "twolevel"),
+                 note="two-level, 8 classes x 8 (default)", sqnr_point="pool c8x8", **_2L),
     ReportConfig("semdialect-32-b64", block_size=64, sim="semdialect-32-b64",
                  groups=("main", "block"), ecp5=False, **_SD),
     ReportConfig("dialectfp4", "dialectfp4", formatbook="dialectfp4", sim="dialectfp4",
@@ -102,9 +115,27 @@ REPORT_CONFIGS: dict[str, ReportConfig] = {c.name: c for c in [
                  note="smallest LUT engine explored: D = 8, F = 2, W = 6, comparator index"),
     ReportConfig("dialectfp4-irom", "dialectfp4", formatbook="dialectfp4", index="rom",
                  groups=("explore",), ecp5=False, note="two-stage, ROM index stage"),
+    # two-level design space (B = 32 unless named; generic synthesis; `--ecp5-all` for P&R)
+    ReportConfig("2l-c8x2", unit="semdialect", formatbook=_STUDY + "study-pool-c8x2.json",
+                 selector="two-level", groups=("twolevel",), ecp5=False,
+                 note="two-level, 8 classes x 2 (15 dialects)", sqnr_point="pool c8x2"),
+    ReportConfig("2l-c8x4", unit="semdialect", formatbook="semdialect-32c8x4",
+                 selector="two-level", groups=("twolevel",), ecp5=False,
+                 note="two-level, 8 disjoint classes x 4 (shipped)",
+                 sqnr_point="partition c8x4"),
+    ReportConfig("2l-c8x8-f2", frac_bits=2, groups=("twolevel",), ecp5=False,
+                 note="two-level c8x8, F = 2", sqnr_point="pool c8x8 F=2 W=8", **_2L),
+    ReportConfig("2l-c8x8-w6", err_bits=6, groups=("twolevel",), ecp5=False,
+                 note="two-level c8x8, W = 6", sqnr_point="pool c8x8 F=3 W=6", **_2L),
+    ReportConfig("2l-c8x8-b16", "semdialect", 16, formatbook=_STUDY + "study-pool-c8x8-b16.json",
+                 selector="two-level", groups=("twolevel",), ecp5=False,
+                 note="two-level c8x8 (the study's B = 16 book)", sqnr_point="pool c8x8 B=16"),
+    ReportConfig("2l-c8x8-b64", "semdialect", 64, formatbook=_STUDY + "study-pool-c8x8-b64.json",
+                 selector="two-level", groups=("twolevel",), ecp5=False,
+                 note="two-level c8x8 (the study's B = 64 book)", sqnr_point="pool c8x8 B=64"),
 ]}
 
-GROUPS = ("main", "block", "dialects", "depth", "explore", "baseline")
+GROUPS = ("main", "block", "dialects", "depth", "explore", "baseline", "twolevel")
 #: what `--quick` (CI) runs: generic synthesis only
 QUICK = ("mxfp4", "semdialect-32-b16")
 #: (F, W) of the SQNR-cost column (golden lut_resolution_sweep; default (3, 8))
@@ -169,7 +200,7 @@ def build(cfg: ReportConfig, out: Path):
                       formatbook="mxfp4" if cfg.unit == "mxfp4" else _book_path(cfg, out),
                       block_size=cfg.block_size, input_format=cfg.input,
                       frac_bits=cfg.frac_bits, err_bits=cfg.err_bits, pipeline=cfg.pipeline,
-                      index=cfg.index)
+                      index=cfg.index, selector=cfg.selector)
 
 
 def generate(cfg: ReportConfig, out: Path) -> tuple[dict, Path]:
@@ -315,7 +346,21 @@ def _cocotb_cycles(cfg: ReportConfig, verilog: Path, manifest: dict, run: bool) 
             "throughput_blocks_per_cycle_backpressure50":
                 d.get("throughput_blocks_per_cycle_backpressure50"),
             "elements_per_cycle": d["elements_per_cycle"],
+            "simulation_speed": _sim_speed(d),
             "source": f"cocotb + Verilator perf test ({_rel(simdir / 'cycles.json')})"}
+
+
+def _sim_speed(d: dict) -> dict | None:
+    """Simulation speed of the cocotb stream test and, when `semdialect regress
+    --compare-cocotb` measured it side by side, of the compiled path (sim/bulk.py)."""
+    if "bulk" not in d:
+        return None
+    return {"cocotb_elements_per_s": d["cocotb_side_by_side"]["elements_per_s"],
+            "cocotb_cycles_per_s": d["cocotb_side_by_side"]["cycles_per_s"],
+            "bulk_elements_per_s": d["bulk"]["elements_per_s"],
+            "bulk_cycles_per_s": d["bulk"]["cycles_per_s"],
+            "bulk_build_seconds": d["bulk"]["build_seconds"],
+            "speedup_vs_cocotb": d["speedup_vs_cocotb"]}
 
 
 # --------------------------------------------------------------------------------------
@@ -348,6 +393,21 @@ def sqnr_costs(points=SQNR_POINTS, shape=(64, 4096)) -> dict:
 # --------------------------------------------------------------------------------------
 
 
+#: SQNR loss of two-level selection against exhaustive `selector='lut'` on semdialect-32
+#: per design point, from the numerics study (golden/two_level_study.py)
+SQNR_STUDY = ROOT / "docs" / "data" / "two_level_sqnr.json"
+
+
+def sqnr_loss(point: str | None) -> float | None:
+    """Mean SQNR loss (dB) of a study point (synthetic + captured sets), None if absent."""
+    if point is None or not SQNR_STUDY.exists():
+        return None
+    for p in json.loads(SQNR_STUDY.read_text())["points"]:
+        if p["point"] == point:
+            return p["mean_loss_db"]
+    return None
+
+
 def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocotb: bool,
              cache: Path, ecp5_all: bool = False) -> dict:
     t0 = time.perf_counter()
@@ -369,8 +429,18 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
         "frac_bits": p.get("frac_bits"),
         "err_bits": p.get("err_bits"),
         "index": p.get("index"),
+        "selector": p.get("selector"),
+        "num_classes": p.get("num_classes"),
+        "class_size": p.get("class_size", p.get("num_dialects")),
         "pipeline": p["pipeline"],
         "pipeline_cuts": p["pipeline_cuts"],
+        "target_mhz": p.get("target_mhz"),
+        "model_fmax_mhz": p.get("model_fmax_mhz"),
+        "stage_delays_ns_model": p.get("stage_delays_ns_model"),
+        "sqnr_point": cfg.sqnr_point,
+        "sqnr_loss_db": sqnr_loss(cfg.sqnr_point),
+        "command": f"semdialect report --configs {cfg.name}"
+                   + (" --ecp5-all" if not cfg.ecp5 else ""),
         "lut_rom_bits": lut_rom_bits(man),
         "lut_rom_bits_source": "RTL manifest (LutSet sizes)",
     }
@@ -413,6 +483,7 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
                 "throughput_blocks_per_cycle_backpressure50":
                     cyc["throughput_blocks_per_cycle_backpressure50"],
                 "elements_per_cycle": cyc["elements_per_cycle"],
+                "simulation_speed": cyc.get("simulation_speed"),
                 "cycles_source": cyc["source"]})
     row["elements_per_second"] = (round(row["elements_per_cycle"] * row["fmax_mhz"] * 1e6)
                                   if row["fmax_mhz"] else None)
@@ -604,6 +675,18 @@ def render_markdown(rep: dict) -> str:
                  f"{r['throughput_blocks_per_cycle']} | "
                  f"{_fmt(r['throughput_blocks_per_cycle_backpressure50'], 3)} | "
                  f"{r['cycles_source']} |")
+    sp = [r for r in rows if r.get("simulation_speed")]
+    if sp:
+        L += ["", "## Simulation speed (side by side, `semdialect regress --compare-cocotb`)",
+              "", "| config | cocotb cycles/s | cocotb elements/s | compiled cycles/s | "
+              "compiled elements/s | compiled build s | speedup_vs_cocotb |",
+              "|---|---|---|---|---|---|---|"]
+        for r in sp:
+            v = r["simulation_speed"]
+            L.append(f"| {r['config']} | {v['cocotb_cycles_per_s']:,.0f} | "
+                     f"{v['cocotb_elements_per_s']:,.0f} | {v['bulk_cycles_per_s']:,.0f} | "
+                     f"{v['bulk_elements_per_s']:,.0f} | {v['bulk_build_seconds']} | "
+                     f"{v['speedup_vs_cocotb']:.1f}x |")
     ice = [r for r in rows if r.get("ice40_lut4") is not None]
     if ice:
         L += ["", "## iCE40 (Yosys synth_ice40 counts only)", "",
@@ -619,6 +702,23 @@ def render_markdown(rep: dict) -> str:
               "| F | W | mean SQNR loss vs exact MSE selection (dB) |", "|---|---|---|"]
         for p in rep["sqnr_cost"]["points"].values():
             L.append(f"| {p['frac_bits']} | {p['err_bits']} | {p['loss_db_mean']:.4f} |")
+    ds = design_space_rows(rep)
+    if ds:
+        L += ["", "## Two-level design space", "",
+              "SQNR loss: mean over the synthetic and captured sets against exhaustive "
+              "`selector='lut'` on semdialect-32 (docs/data/two_level_sqnr.json, numerics "
+              "study). Area ratio: transistors per element/cycle against MXFP4.", "",
+              "| config | K | classes | F/W | B | SQNR loss (dB) | area ratio | FF | ECP5 LUT4 | "
+              "Fmax MHz | LUT4 ratio @Fmax | command |", "|---|---|---|---|---|---|---|---|---|"
+              "---|---|---|"]
+        for r in ds:
+            L.append("| " + " | ".join([
+                r["config"], _fmt(r.get("class_size")), _fmt(r.get("num_classes") or 1),
+                f"{r['frac_bits']}/{r['err_bits']}", str(r["block_size"]),
+                _fmt(r["sqnr_loss_db"], 4), _fmt(float(r["area_ratio_vs_mxfp4"]), 2),
+                _fmt(r["flip_flops"]), _fmt(r["ecp5_lut4"]), _fmt(r["fmax_mhz"], 1),
+                _fmt(r.get("ecp5_lut4_ratio_vs_mxfp4_at_fmax"), 2), f"`{r['command']}`"])
+                + " |")
     L += ["", "## Cell types (Yosys generic)", ""]
     for r in rows:
         top = sorted(r["cells_by_type"].items(), key=lambda kv: -kv[1])
@@ -628,6 +728,12 @@ def render_markdown(rep: dict) -> str:
     L += ["", f"Total report time: {rep['seconds']} s (synthesis results are cached in "
           "`cache/` by a hash of the Verilog and the flow)."]
     return "\n".join(L) + "\n"
+
+
+def design_space_rows(rep: dict) -> list[dict]:
+    """The semdialect rows with a design-space SQNR loss (two-level points and K = D)."""
+    return sorted([r for r in rep["configs"] if r.get("sqnr_loss_db") is not None],
+                  key=lambda r: r["area_ratio_vs_mxfp4"])
 
 
 def make_plots(rep: dict, out: Path) -> list[str]:
@@ -677,6 +783,20 @@ def make_plots(rep: dict, out: Path) -> list[str]:
         ax.legend(fontsize=7)
         ax.set_title("Area at equal throughput vs block size")
         save(fig, "area_vs_block_size.png")
+    ds = design_space_rows(rep)
+    if len(ds) >= 2:
+        fig, ax = plt.subplots(figsize=(6.0, 4.0))
+        for r in ds:
+            ax.plot(r["area_ratio_vs_mxfp4"], r["sqnr_loss_db"], "o",
+                    color="C1" if r.get("selector") == "two-level" else "C0")
+            ax.annotate(r["config"], (r["area_ratio_vs_mxfp4"], r["sqnr_loss_db"]),
+                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.axvline(2.0, color="gray", ls=":", label="2x MXFP4")
+        ax.set_xlabel("transistors per element/cycle / MXFP4")
+        ax.set_ylabel("mean SQNR loss vs exhaustive (dB)")
+        ax.legend(fontsize=7)
+        ax.set_title("Two-level design space (B = 32 unless named)")
+        save(fig, "two_level_design_space.png")
     dep = sorted([r for r in rows.values() if "depth" in r["groups"] and r.get("fmax_mhz")],
                  key=lambda r: r["pipeline"])
     if len(dep) >= 2:

@@ -217,11 +217,9 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
     floats = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
     arrays: list[tuple[str, np.ndarray]] = []
     if p.suffix == ".npy":
-        a = np.load(p, allow_pickle=False)
-        if a.dtype == np.dtype("V2"):  # np.save of an ml_dtypes.bfloat16 array
-            a = a.view(ml_dtypes.bfloat16)
-        if a.dtype not in floats:
-            raise TypeError(f"{p}: dtype {a.dtype} is not float32/float16/bfloat16")
+        from semdialect.npyfile import load_float_npy
+
+        a = load_float_npy(p)  # bf16 ('|V2') read as bfloat16; dtype, shape, size checked
         if a.shape[-1] % b:
             raise ValueError(f"{p}: last axis {a.shape[-1]} is not a multiple of the block "
                              f"size {b}")

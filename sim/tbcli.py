@@ -11,6 +11,9 @@ import json
 import math
 import sys
 
+from semdialect.errors import SimulationError
+from semdialect.validate import positive_int_arg, probability_arg
+
 __all__ = ["register", "main"]
 
 
@@ -29,6 +32,10 @@ def _run(args) -> int:
     from .configs import get_config
 
     cfg = get_config(args.config)
+    if args.vectors:  # every argument checked before the (slow) Verilator build
+        from .stimulus import load_vector_blocks
+
+        load_vector_blocks(args.vectors, cfg.block_size, cfg.dtype)
     gen = v.generate(cfg)
     built = v.build(gen)
     params = {"n_blocks": math.ceil(args.elements / cfg.block_size), "seed": args.seed,
@@ -36,9 +43,8 @@ def _run(args) -> int:
               "vectors": args.vectors}
     try:
         s = v.run_tb(built, "stream_test", params, name="cli-stream")
-    except AssertionError as e:
-        print(str(e), file=sys.stderr)
-        return 1
+    except AssertionError as e:  # the real cause first, then where the log is
+        raise SimulationError(" ".join(str(e).splitlines()[0].split())) from None
     if args.json:
         print(json.dumps(s, indent=1))
     else:
@@ -58,24 +64,22 @@ def register(subparsers) -> None:
     ls.set_defaults(func=_list)
     r = sub.add_parser("run", help="generate, build (cached) and run the stream test")
     r.add_argument("config", help="configuration name (semdialect sim list)")
-    r.add_argument("--elements", type=int, default=1 << 20)
+    r.add_argument("--elements", type=positive_int_arg, default=1 << 20)
     r.add_argument("--vectors", default=None, help=".npy or .safetensors vector file")
     r.add_argument("--seed", type=int, default=1)
-    r.add_argument("--gap", type=float, default=0.1, help="probability of a valid gap")
-    r.add_argument("--backpressure", type=float, default=0.2,
-                   help="probability of ready low")
+    r.add_argument("--gap", type=probability_arg, default=0.1,
+                   help="probability of a valid gap, in [0, 1)")
+    r.add_argument("--backpressure", type=probability_arg, default=0.2,
+                   help="probability of ready low, in [0, 1)")
     r.add_argument("--json", action="store_true", help="print the run summary as JSON")
     r.set_defaults(func=_run)
 
 
 def main(argv=None) -> int:
-    import argparse
+    """`python -m semdialect.sim.tbcli ARGS` = `semdialect sim ARGS` (same error handling)."""
+    from semdialect.cli import main as cli_main
 
-    ap = argparse.ArgumentParser(prog="python -m semdialect.sim.tbcli")
-    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    args = ap.parse_args(["sim", *(argv if argv is not None else sys.argv[1:])])
-    return int(args.func(args) or 0)
+    return cli_main(["sim", *(argv if argv is not None else sys.argv[1:])])
 
 
 if __name__ == "__main__":

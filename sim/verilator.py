@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -423,16 +424,37 @@ def run_tb(built: Built, testcase: str, params: dict, *, name: str | None = None
         )
     except SystemExit as e:  # the runner exits on failed tests
         detail = summary.read_text() if summary.exists() else "(no summary written)"
+        cause = first_error(run_dir / "sim.log")
         raise AssertionError(
-            f"{gen.config.name}: cocotb test {testcase} failed (exit {e.code}); "
+            (f"{gen.config.name}: {cause}; " if cause else "")
+            + f"{gen.config.name}: cocotb test {testcase} failed (exit {e.code}); "
             f"log {run_dir / 'sim.log'}\n{_tail(run_dir / 'sim.log')}\nsummary: {detail}"
         ) from None
     finally:
         os.environ.update(saved)
     if not summary.exists():
-        raise AssertionError(f"{gen.config.name}: {testcase} wrote no summary ({run_dir})\n"
+        cause = first_error(run_dir / "sim.log")
+        raise AssertionError((f"{gen.config.name}: {cause}; " if cause else "")
+                             + f"{gen.config.name}: {testcase} wrote no summary ({run_dir})\n"
                              f"{_tail(run_dir / 'sim.log')}")
     return json.loads(summary.read_text())
+
+
+_ERROR_LINE = re.compile(r"\b((?:[A-Za-z_][\w.]*)?(?:Error|Exception)): (.+)$")
+
+
+def first_error(log: Path) -> str | None:
+    """The last 'SomeError: message' line of a simulation log: the real cause of a failed
+    cocotb test (the log around it is long), or None."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        m = _ERROR_LINE.search(line)
+        if m:
+            return f"{m.group(1)}: {m.group(2).strip()}"
+    return None
 
 
 def _tail(path: Path, n: int = 60) -> str:

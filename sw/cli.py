@@ -6,8 +6,13 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
-__all__ = ["register", "parse_size"]
+from semdialect.errors import UsageError
+from semdialect.paths import check_output_file
+from semdialect.validate import finite_float_arg, nonneg_int_arg, positive_int_arg
+
+__all__ = ["register", "parse_size", "check_device"]
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)?\s*$", re.I)
 
@@ -23,14 +28,42 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * mult[unit])
 
 
-def _steps_list(text: str | None):
+def _steps_list(text: str | None, steps: int):
+    """--capture-steps: distinct step indices in 0..steps-1 (None: every step)."""
     if text is None:
         return None
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        out = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"--capture-steps must be comma-separated step indices, got {text!r}"
-                         ) from None
+        raise UsageError(f"must be comma-separated step indices, got {text!r}",
+                         "--capture-steps") from None
+    bad = [s for s in out if not 0 <= s < steps]
+    if not out or bad:
+        raise UsageError(f"steps {bad or text!r} are not in 0..{steps - 1} (--steps {steps}): "
+                         "nothing would be captured", "--capture-steps")
+    return out
+
+
+def check_device(name: str) -> str:
+    """A torch device this machine has ('cpu', 'cuda', 'cuda:1', 'mps')."""
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"unknown torch device {name!r}", "--device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{name!r}: this torch has no CUDA device (torch "
+                             f"{torch.__version__}); use --device cpu", "--device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"{name!r}: only {torch.cuda.device_count()} CUDA device(s)",
+                             "--device")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{name!r}: MPS is not available here; use --device cpu", "--device")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {name!r} (cpu, cuda, mps)", "--device")
+    return name
 
 
 def _quiet_libs():
@@ -52,7 +85,13 @@ def cmd_capture(args) -> int:
     from .vectors import add_expected, estimate_bytes, format_bytes, save_vectors
 
     if not args.output.endswith(".safetensors"):
-        raise ValueError(f"output {args.output!r} must end in .safetensors")
+        raise UsageError(f"output {args.output!r} must end in .safetensors", "-o")
+    if not args.dry_run:  # every argument checked before the (long) capture
+        from .vectors import sidecar_path
+
+        check_output_file(args.output, "-o")
+        check_output_file(sidecar_path(args.output), "-o (its manifest)")
+    capture_steps = _steps_list(args.capture_steps, args.steps)
     max_bytes = parse_size(args.max_bytes) if args.max_bytes else None
     if args.model.startswith("synthetic"):
         from .synthetic import synthetic_vectors
@@ -63,6 +102,7 @@ def cmd_capture(args) -> int:
         from .models import get_spec
 
         get_spec(args.model)  # unknown model: clear error before importing diffusers
+        check_device(args.device)
         _quiet_libs()
         from .capture import capture_model
 
@@ -71,17 +111,21 @@ def cmd_capture(args) -> int:
         tensors, manifest = capture_model(
             args.model, checkpoint=args.checkpoint, steps=args.steps, seed=args.seed,
             layers=args.layers, max_tokens=args.max_tokens, max_layers=args.max_layers,
-            capture_steps=_steps_list(args.capture_steps), qk=not args.no_qk,
+            capture_steps=capture_steps, qk=not args.no_qk,
             guidance=args.guidance, dtype=args.dtype, device=args.device,
             max_bytes=max_bytes, progress=not args.quiet, video=video or None)
     for fmt in [f for f in (args.expected or "").split(",") if f]:
         add_expected(tensors, manifest, fmt)
+    if not tensors:
+        raise UsageError("captured 0 tensors: no matching layer ran at a captured step "
+                         "(check --layers, --capture-steps, --no-qk)")
     n = estimate_bytes(tensors)
     print(f"{len(tensors)} tensors, {format_bytes(n)} "
           f"({manifest['source']['label']})", file=sys.stderr)
     if args.dry_run:
         print(json.dumps({"tensors": len(tensors), "bytes": n}))
         return 0
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # checked up front
     stored = save_vectors(args.output, tensors, manifest, max_bytes=max_bytes)
     print(f"wrote {args.output} ({format_bytes(stored['data_bytes'])}) and "
           f"{args.output}.manifest.json", file=sys.stderr)
@@ -92,9 +136,10 @@ def cmd_e2e(args) -> int:
     from .models import get_spec
 
     get_spec(args.model)
+    check_device(args.device)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     if not formats:
-        raise ValueError("--formats is empty")
+        raise UsageError("is empty", "--formats")
     _quiet_libs()
     from .fakequant import e2e_table, format_table
 
@@ -139,22 +184,24 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="model or synthetic profile name")
     p.add_argument("--checkpoint", help="local diffusers folder or .safetensors (never downloads)")
-    p.add_argument("--steps", type=int, default=2, help="denoising steps")
+    p.add_argument("--steps", type=positive_int_arg, default=2, help="denoising steps")
     p.add_argument("--layers", help="regex on module names (Linear layers; attention modules)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int_arg, default=0)
     p.add_argument("-o", "--output", required=True, help="OUT.safetensors")
-    p.add_argument("--max-tokens", type=int, default=None,
+    p.add_argument("--max-tokens", type=positive_int_arg, default=None,
                    help="keep at most N evenly spaced tokens per tensor")
-    p.add_argument("--max-layers", type=int, default=None,
+    p.add_argument("--max-layers", type=positive_int_arg, default=None,
                    help="capture an evenly spaced subset of N Linear layers")
     p.add_argument("--capture-steps", help="comma-separated step indices to record (default all)")
     p.add_argument("--no-qk", action="store_true", help="do not record attention q/k")
-    p.add_argument("--guidance", type=float, default=5.0, help="CFG scale (1: cond branch only)")
+    p.add_argument("--guidance", type=finite_float_arg, default=5.0,
+                   help="CFG scale (1: cond branch only)")
     p.add_argument("--dtype", default="float32", help="float32 | bfloat16 | float16")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--frames", type=int, help="latent frames (default: the model's tiny size)")
-    p.add_argument("--height", type=int, help="latent height")
-    p.add_argument("--width", type=int, help="latent width")
+    p.add_argument("--frames", type=positive_int_arg,
+                   help="latent frames (default: the model's tiny size)")
+    p.add_argument("--height", type=positive_int_arg, help="latent height")
+    p.add_argument("--width", type=positive_int_arg, help="latent width")
     p.add_argument("--expected", help="also store golden outputs for these formats (comma list)")
     p.add_argument("--max-bytes", help="refuse to capture/write more than this (e.g. 2GB)")
     p.add_argument("--dry-run", action="store_true", help="print the size estimate, write nothing")
@@ -173,11 +220,11 @@ def register(subparsers) -> None:
     e.add_argument("--checkpoint")
     e.add_argument("--formats", default="mxfp4,nvfp4,dialectfp4,semdialect",
                    help="formats and/or methods semdialect-decomp, -seda, -full")
-    e.add_argument("--steps", type=int, default=4)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--steps", type=positive_int_arg, default=4)
+    e.add_argument("--seed", type=nonneg_int_arg, default=0)
     e.add_argument("--layers", help="regex: only these Linear layers are quantized")
     e.add_argument("--no-weights", action="store_true", help="quantize activations only")
-    e.add_argument("--guidance", type=float, default=5.0)
+    e.add_argument("--guidance", type=finite_float_arg, default=5.0)
     e.add_argument("--dtype", default="float32")
     e.add_argument("--device", default="cpu")
     e.add_argument("--video-dir", help="trained-* models: write the sample grid (PNG), an "

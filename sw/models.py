@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from semdialect.errors import InputFileError
+
 __all__ = ["MODELS", "ModelSpec", "build_model", "model_names", "get_spec", "LoadedModel"]
 
 
@@ -379,6 +381,14 @@ def _state_dict_from(files, path):
 
 
 def _strict_load(model, sd, spec, path):
+    """load_state_dict(strict=True), with the missing and unexpected keys named."""
+    want, got = set(model.state_dict()), set(sd)
+    missing, extra = sorted(want - got), sorted(got - want)
+    if missing or extra:
+        parts = [f"{len(ks)} {what} key(s) ({', '.join(ks[:3])}{', ...' if len(ks) > 3 else ''})"
+                 for what, ks in (("missing", missing), ("unexpected", extra)) if ks]
+        raise InputFileError(f"incompatible checkpoint {path} for {spec.name}: "
+                             + "; ".join(parts))
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
@@ -397,8 +407,8 @@ def _build_from_config(spec, cls, cfg, where):
 
 
 def _load_folder_manually(spec, cls, folder: Path, cfg: dict, path):
-    """diffusers folder without `accelerate`: build from config.json, then load every
-    *.safetensors shard strictly (no .bin pickles are read)."""
+    """diffusers folder: build from config.json, then load every *.safetensors shard
+    strictly (no .bin pickles are read)."""
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"checkpoint folder {folder} has no *.safetensors weights")
@@ -428,16 +438,9 @@ def _load_checkpoint(spec: ModelSpec, path: str):
         if cfg.get("_class_name") not in (None, want):
             raise ValueError(f"incompatible checkpoint {path}: it holds a "
                              f"{cfg.get('_class_name')}, model {spec.name} needs a {want}")
-        folder = p / (sub or "")
-        try:
-            import accelerate  # noqa: F401  (diffusers' fast path needs it)
-        except ImportError:
-            return _load_folder_manually(spec, cls, folder, cfg, path)
-        try:
-            return cls.from_pretrained(str(p), subfolder=sub, local_files_only=True)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"incompatible checkpoint {path} for {spec.name}: {msg}") from None
+        # not from_pretrained: it loads extra keys silently and leaves missing ones on the
+        # meta device; the strict path refuses both with one message
+        return _load_folder_manually(spec, cls, p / (sub or ""), cfg, path)
     if p.suffix != ".safetensors":
         raise ValueError(f"checkpoint {path}: expected a diffusers folder or a .safetensors file")
     cfg_file = p.with_name("config.json")

@@ -325,8 +325,11 @@ def results_markdown(result: dict, plots=()) -> str:
 
 
 def cmd_quality(args) -> int:
+    from semdialect.paths import check_output_dir
+
     from .cli import _quiet_libs
 
+    check_output_dir(args.output, "-o")  # before the (long) captures
     _quiet_libs()
     run_quality(args.output, quick=args.quick, steps=args.steps, seed=args.seed,
                 e2e=not args.no_e2e, sweep=not args.no_sweep)
@@ -340,6 +343,8 @@ def cmd_quality(args) -> int:
 
 def register(subparsers) -> None:
     import argparse
+
+    from semdialect.validate import nonneg_int_arg, positive_int_arg
 
     q = subparsers.add_parser(
         "quality",
@@ -356,8 +361,9 @@ def register(subparsers) -> None:
     q.add_argument("--quick", action="store_true",
                    help="smaller synthetic data, short sweep, e2e on trained-wan-tiny only "
                         "(2 steps)")
-    q.add_argument("--steps", type=int, default=3, help="denoising steps of the captures")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--steps", type=positive_int_arg, default=3,
+                   help="denoising steps of the captures")
+    q.add_argument("--seed", type=nonneg_int_arg, default=0)
     q.add_argument("--no-e2e", action="store_true", help="skip the end-to-end runs")
     q.add_argument("--no-sweep", action="store_true", help="skip the parameter sweep")
     q.set_defaults(func=cmd_quality)

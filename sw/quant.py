@@ -25,6 +25,7 @@ from functools import lru_cache
 import torch
 
 from semdialect import golden
+from semdialect.errors import UsageError
 from semdialect.golden import elements as gel
 from semdialect.golden.dialects import beneficial_table
 from semdialect.golden.dialects import default_selector as golden_default_selector
@@ -35,6 +36,7 @@ from semdialect.golden.scalar_formats import (
     F4_MAX,
     FP16_MAX,
     TENSOR_SCALE_FLOOR,
+    check_tensor_amax,
 )
 
 __all__ = ["quantize", "TorchQuantized", "FORMATS", "fake_quantize"]
@@ -190,6 +192,11 @@ def _nvfp4(x, block_size=None, tensor_amax=None):
     if tensor_amax is None:
         fin = torch.where(torch.isfinite(a), a, torch.zeros((), dtype=f32, device=x.device))
         tensor_amax = fin.amax() if fin.numel() else torch.zeros((), dtype=f32)
+    elif not isinstance(tensor_amax, torch.Tensor):
+        tensor_amax = check_tensor_amax(tensor_amax)  # the golden model's rule (§5)
+    elif tensor_amax.numel() != 1 or not bool(torch.isfinite(tensor_amax).all()) or \
+            bool((tensor_amax < 0).any()):
+        raise UsageError(f"tensor_amax must be one finite number >= 0, got {tensor_amax}")
     tensor_amax = torch.as_tensor(tensor_amax, dtype=f32, device=x.device)
     # numerics §5 (constants shared with the golden model): s_t = max(fp32(amax / 2688),
     # 2^-120), 1 for an all-zero tensor; s_b clamped to [2^-6, 448] (torchao's E4M3_EPS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import shutil
 import struct
@@ -27,7 +28,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from semdialect.errors import InputFileError
+from semdialect.errors import InputFileError, OutputPathError, UsageError
+from semdialect.paths import check_output_file, replace_group
 
 __all__ = [
     "SCHEMA",
@@ -209,7 +211,7 @@ def _header_and_layout(tensors: dict[str, np.ndarray], manifest: dict):
         n = arr.nbytes
         header[name] = {"dtype": tag, "shape": list(arr.shape), "data_offsets": [off, off + n]}
         off += n
-    header["__metadata__"] = {MANIFEST_KEY: json.dumps(manifest)}
+    header["__metadata__"] = {MANIFEST_KEY: strict_json(manifest, "manifest")}
     hb = json.dumps(header, separators=(",", ":")).encode()
     hb += b" " * (-len(hb) % 8)  # align the data section to 8 bytes, as safetensors does
     return hb, off
@@ -258,15 +260,18 @@ def save_vectors(path, tensors: dict[str, np.ndarray], manifest: dict, *,
     m["data_bytes"] = estimate_bytes(arrays)
     validate_manifest(m, str(path))
     hb, nbytes = _header_and_layout(arrays, m)
+    json_text = strict_json(m, str(path), indent=1)
     total = 8 + len(hb) + nbytes
     if max_bytes is not None and total > max_bytes:
         raise ValueError(f"{path}: the vectors take {format_bytes(total)}, above the limit "
                          f"of {format_bytes(max_bytes)}; sample fewer tokens/layers/steps")
     parent = path.parent if str(path.parent) else Path(".")
+    check_output_file(path, "output")
+    check_output_file(sidecar_path(path), "output manifest")
     if not parent.is_dir():
-        raise FileNotFoundError(f"output directory {parent} does not exist")
+        raise OutputPathError(f"output folder {parent} does not exist")
     free = shutil.disk_usage(parent).free
-    need = total + (len(json.dumps(m)) if sidecar else 0) + (1 << 20)
+    need = total + (len(json_text) if sidecar else 0) + (1 << 20)
     if need > free:
         raise ValueError(f"not enough disk space in {parent}: need {format_bytes(need)}, "
                          f"{format_bytes(free)} free")
@@ -284,21 +289,41 @@ def save_vectors(path, tensors: dict[str, np.ndarray], manifest: dict, *,
             fd2, tmp_side = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json.tmp",
                                              dir=parent)
             with os.fdopen(fd2, "w") as f:
-                json.dump(m, f, indent=1)
+                f.write(json_text)
                 f.write("\n")
-            os.chmod(tmp_side, 0o644)
-            os.replace(tmp_side, sidecar_path(path))
-            tmp_side = None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-        tmp = None
+        # the pair rule (semdialect.paths): old sidecar out, data in, new sidecar in last,
+        # so an old data file is never paired with a new manifest or the reverse
+        temps = [(Path(tmp), path)] + ([(Path(tmp_side), sidecar_path(path))] if sidecar else [])
+        tmp = tmp_side = None
+        if not sidecar and sidecar_path(path).exists():
+            sidecar_path(path).unlink()  # a stale sidecar would not describe the new data
+        replace_group(temps)
     finally:
         for t in (tmp, tmp_side):
             if t is not None and os.path.exists(t):
                 os.unlink(t)
     return m
+
+
+def strict_json(obj, where: str, **kw) -> str:
+    """json.dumps that refuses NaN/Inf (bare NaN is not JSON), naming the field."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kw)
+    except ValueError:
+        raise UsageError(f"{where}: manifest field {_nonfinite_field(obj)} is not a finite "
+                         "number (JSON has no NaN/Inf)") from None
+
+
+def _nonfinite_field(obj, at: str = "") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return at or "(top level)"
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) \
+        if isinstance(obj, (list, tuple)) else ()
+    for k, v in items:
+        hit = _nonfinite_field(v, f"{at}.{k}" if at else str(k))
+        if hit:
+            return hit
+    return None
 
 
 def sidecar_path(path) -> Path:

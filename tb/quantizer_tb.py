@@ -26,7 +26,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from stream import CycleClock, StreamDriver, StreamMonitor
+from stream import CycleClock, StreamDriver, StreamMonitor, cycle_budget
 
 from semdialect.sim.configs import SimConfig, golden_quantize
 from semdialect.sim.rtlspec import interface_from_manifest
@@ -153,15 +153,19 @@ async def stream_test(dut):
     dut._log.info("%s: %d blocks (%d elements); stimulus+golden %.1f s; %s",
                   bench.cfg.name, n, x.size, t_gen, "; ".join(sources))
 
+    gap, bp = float(p.get("gap", 0.1)), float(p.get("backpressure", 0.2))
+    for what, v in (("gap", gap), ("backpressure", bp)):
+        if not 0 <= v < 1:  # 1 would never transfer a block: the run would never end
+            raise ValueError(f"{what} must be in [0, 1), got {v}")
     await bench.start()
     drv = StreamDriver(bench.clock, bench.i_valid, bench.i_ready, bench.i_payload,
-                       gap=float(p.get("gap", 0.1)), seed=seed)
+                       gap=gap, seed=seed)
     mon = StreamMonitor(bench.clock, bench.o_valid, bench.o_ready, bench.o_payload,
-                        backpressure=float(p.get("backpressure", 0.2)), seed=seed + 1)
+                        backpressure=bp, seed=seed + 1)
     c0 = bench.clock.now()
     t0 = time.perf_counter()
     mon_task = cocotb.start_soon(mon.run(expect=n, idle_limit=200 + 4 * (bench.itf.latency or 8)))
-    await drv.run(items)
+    await drv.run(items, max_cycles=cycle_budget(n, gap, bp, bench.itf.latency or 0))
     await mon_task
     wall = time.perf_counter() - t0
     cycles = bench.clock.now() - c0

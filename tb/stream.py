@@ -13,7 +13,13 @@ import random
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly
 
-__all__ = ["CycleClock", "StreamDriver", "StreamMonitor"]
+__all__ = ["CycleClock", "StreamDriver", "StreamMonitor", "cycle_budget"]
+
+
+def cycle_budget(n_blocks: int, gap: float, bp: float, latency: int) -> int:
+    """Cycles a stream of n_blocks may take before the run fails (docs/limits.md): 4x the
+    expected n / ((1 - gap)(1 - bp)), plus 4x the pipeline latency and a margin of 1000."""
+    return int(4 * n_blocks / ((1 - gap) * (1 - bp))) + 1000 + 4 * latency
 
 
 class CycleClock:
@@ -51,7 +57,8 @@ class StreamDriver:
     def stop(self) -> None:
         self.stopped = True
 
-    async def run(self, items: list[int]) -> None:
+    async def run(self, items: list[int], max_cycles: int | None = None) -> None:
+        """Present every item; raise RuntimeError past `max_cycles` (the cycle budget)."""
         clock, rng, gap = self.clock, self.rng, self.gap
         valid_h, ready_h, payload_h = self.valid, self.ready, self.payload
         n = len(items)
@@ -59,8 +66,15 @@ class StreamDriver:
         presenting = False
         accepted = False
         valid_now = 0
+        cycles = 0
         while True:
             await clock.falling
+            cycles += 1
+            if max_cycles is not None and cycles > max_cycles:
+                valid_h.value = 0
+                raise RuntimeError(
+                    f"cycle budget exceeded: {max_cycles} cycles and only {idx} of {n} blocks "
+                    f"accepted (gap {gap}); the DUT stalls or the stimulus never ends")
             if accepted:
                 idx += 1
                 presenting = False

@@ -166,19 +166,45 @@ def test_regress_survives_a_killed_worker(client, tmp_path):
         killed.update(addr=addr, pid=pid, tasks=list(busy[addr]))
         os.kill(pid, signal.SIGKILL)
 
+    # a vector file this time (the workers read their slices and check their hashes)
+    vec = tmp_path / "laplace.npy"
+    rng = np.random.default_rng(12)
+    np.save(vec, (rng.laplace(size=(16 * 1024, 32)) * 10.0).astype(np.float32))
     s = run_regress(tmp_path, client=client, on_result=kill_one,
-                    **dict(REGRESS, elements=16 * 4096 * 8))
+                    **dict(REGRESS, elements=None, vectors=str(vec)))
     assert killed, "no worker held a shard when the first result arrived"
     assert s["ok"], s["problems"]
     c = s["configs"][CHEAP]
     assert len(s["shards_ran"]) == 16 and c["shards_missing"] == 0
-    assert c["elements_checked"] == c["elements_expected"] == 16 * 4096 * 8
+    assert c["source"].startswith("file:") and c["blocks"] == 16 * 1024
+    assert c["elements_checked"] == c["elements_expected"] == 16 * 1024 * 32
     assert c["mismatching_blocks"] == 0
     # every stored shard result is complete and bit-exact
     for p in (tmp_path / "shards").glob("*.json"):
         r = json.loads(p.read_text())
         assert r["ok"] and r["bulk"]["report"]["n_in"] == r["bulk"]["report"]["n_out"]
     assert client.cluster.workers, "the nanny restarted the killed worker"
+
+
+def test_regress_command_line(tmp_path, client):
+    """`semdialect regress --scheduler ADDRESS` end to end, on the running cluster."""
+    from semdialect.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["regress", "-o", str(out), "--configs", CHEAP, "--elements", "16384",
+            "--shard-elements", "8192", "--scheduler", client.scheduler.address,
+            "--no-progress"]
+    assert main(argv) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["ok"] and len(s["shards_ran"]) == 2 and s["elements_checked"] == 16384
+    assert s["cluster"]["kind"] == "external scheduler"
+    assert (out / "summary.md").exists() and (out / "regress.png").exists()
+    assert main(argv) == 0  # everything reused, no cluster started
+    assert len(json.loads((out / "summary.json").read_text())["shards_reused"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse: one line, exit 2
+        main(["regress", "--configs", CHEAP, "--elements", "0"])
+    assert e.value.code == 2
+    assert main(["regress", "--configs", "nope", "--elements", "64"]) == 2
 
 
 def test_regress_rejects_bad_arguments(tmp_path):

@@ -31,7 +31,9 @@ def test_eval_json_schema(capsys):
     for r in rows:
         assert set(r) == {"format", "dataset", "sqnr_db", "bits_per_element", "consistency",
                           "dialect_consistency", "anchor_dialect_consistency",
-                          "anchor_code_consistency", "attention"}
+                          "anchor_code_consistency", "attention", "nonfinite_elements",
+                          "nonfinite_blocks"}
+        assert r["nonfinite_elements"] == r["nonfinite_blocks"] == 0
         assert r["consistency"] is None  # single-step data
         assert 10 < r["sqnr_db"] < 40
     bits = {r["format"]: r["bits_per_element"] for r in rows}

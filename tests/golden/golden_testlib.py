@@ -207,3 +207,27 @@ def mx_elem(fmt: str):
     from semdialect.golden.scalar_formats import MX_FORMATS
 
     return MX_FORMATS[fmt].elem
+
+
+def adversarial(rng, n_blocks: int, k: int) -> np.ndarray:
+    """Blocks of: boundary points +-1 ulp at random block scales, gaussians over the
+    whole exponent range, subnormals, zeros and -0, NaN and Inf, huge values."""
+    grid = np.arange(0, 8 * 8 + 1) / 8.0
+    pts = boundary_points(grid, np.float32).astype(np.float32)
+    x = rng.choice(pts, size=(n_blocks, k)) * rng.choice([-1, 1], size=(n_blocks, k))
+    x = x.astype(np.float32)
+    scale = np.exp2(rng.integers(-149, 124, size=(n_blocks, 1))).astype(np.float32)
+    q = n_blocks // 6
+    x[:q] = x[:q] * scale[:q]  # boundaries at every block scale
+    x[q : 2 * q] = (rng.standard_normal((q, k)) * np.exp2(
+        rng.integers(-130, 120, size=(q, 1)))).astype(np.float32)
+    sub = rng.integers(0, 1 << 23, size=(q, k)).astype(np.uint32).view(np.float32)
+    x[2 * q : 3 * q] = sub * rng.choice([-1, 1], size=(q, k)).astype(np.float32)
+    x[3 * q : 3 * q + 5] = 0.0
+    x[3 * q + 5 : 3 * q + 10] = -0.0
+    x[3 * q + 10, 1] = np.nan
+    x[3 * q + 11, 2] = np.inf
+    x[3 * q + 12, 3] = -np.inf
+    x[3 * q + 13, :] = np.float32(3.4e38)
+    x[3 * q + 14, 0] = np.finfo(np.float32).max
+    return x

@@ -120,3 +120,20 @@ def test_quick_report_with_plots(tmp_path):
     assert [r["config"] for r in rep["configs"]] == list(reports.QUICK)
     sd = rep["configs"][1]
     assert sd["area_ratio_vs_mxfp4"] > 1 and sd["lut_rom_bits"] == 32768 + 6144
+
+
+@pytest.mark.slow
+def test_design_points_as_dask_tasks(tmp_path):
+    """jobs > 1: every design point is a task on a two-worker LocalCluster; the rows are
+    those of the serial run (synthesis is deterministic and cached by Verilog hash)."""
+    pytest.importorskip("distributed")
+    par = reports.run_report(tmp_path / "par", names=["mxfp4", "dialectfp4"], ecp5=False,
+                             run_cocotb=False, plots=False, jobs=2)
+    ser = reports.run_report(tmp_path / "ser", names=["mxfp4", "dialectfp4"], ecp5=False,
+                             run_cocotb=False, plots=False, jobs=1)
+    for a, b in zip(par["configs"], ser["configs"]):
+        assert a["config"] == b["config"]
+        for k in ("cells", "transistors", "flip_flops", "latency_cycles", "lut_rom_bits"):
+            assert a[k] == b[k], (a["config"], k)
+    with pytest.raises(ValueError, match="--jobs"):
+        reports.run_report(tmp_path / "bad", names=["mxfp4"], jobs=0)

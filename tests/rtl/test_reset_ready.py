@@ -9,14 +9,21 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 from rtl_testlib import codes_word, golden_expect, random_blocks, to_int
 
-from semdialect.rtl import DialectFP4TwoStage, MXFP4Quantizer, SemDialectQuantizer
+from semdialect.rtl import (
+    DialectFP4TwoStage,
+    MXFP4Quantizer,
+    SemDialectQuantizer,
+    SemDialectTwoLevel,
+)
 
 UNITS = {
     "mxfp4": (lambda: MXFP4Quantizer(16, "bf16"), "mxfp4", {}),
     "dialectfp4": (lambda: DialectFP4TwoStage("dialectfp4", 16, "bf16"), "dialectfp4",
                    {"selector": "two-stage"}),
     "semdialect": (lambda: SemDialectQuantizer("semdialect-32", 16, "bf16", pipeline=3),
-                   "semdialect", {}),
+                   "semdialect", {"formatbook": "semdialect-32", "selector": "lut"}),
+    "two-level": (lambda: SemDialectTwoLevel("semdialect-32c8x8", 16, "bf16"), "semdialect",
+                  {"formatbook": "semdialect-32c8x8", "selector": "two-level"}),
 }
 
 
