@@ -37,6 +37,8 @@ def cmd_train(args) -> int:
 def register(subparsers) -> None:
     import argparse
 
+    from semdialect.validate import nonneg_int_arg, positive_int_arg
+
     p = subparsers.add_parser(
         "train",
         help="train a trained-* tiny video DiT on the procedural sprite task (rectified flow)",
@@ -48,10 +50,11 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help=", ".join(TRAINABLE))
     p.add_argument("-o", "--output", required=True, help="OUT.safetensors")
-    p.add_argument("--steps", type=int, help="optimizer steps (default: the shipped run's)")
-    p.add_argument("--batch", type=int, help="clips per step (default: the shipped run's)")
-    p.add_argument("--seed", type=int, help="init / noise seed (default: the shipped run's)")
-    p.add_argument("--snapshot-every", type=int,
+    shipped = "(default: the shipped run's)"
+    p.add_argument("--steps", type=positive_int_arg, help=f"optimizer steps {shipped}")
+    p.add_argument("--batch", type=positive_int_arg, help=f"clips per step {shipped}")
+    p.add_argument("--seed", type=nonneg_int_arg, help=f"init / noise seed {shipped}")
+    p.add_argument("--snapshot-every", type=positive_int_arg,
                    help="also write OUT every N steps (each = the run with --steps N)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -168,3 +168,12 @@ def test_e2e_video_report_from_a_clip(tmp_path):
         assert (tmp_path / f).stat().st_size > 0
     with pytest.raises(ValueError, match="start sigma"):
         e2e_table("trained-mmdit-tiny", ["nvfp4"], steps=1, from_clip=1.5)
+
+
+def test_train_cli_rejects_bad_numbers(tmp_path, capsys):
+    from semdialect.cli import main
+
+    out = str(tmp_path / "x.safetensors")
+    for opt, val in (("--steps", "0"), ("--batch", "-1"), ("--seed", "-2")):
+        assert main(["train", "--model", "trained-wan-tiny", opt, val, "-o", out]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
