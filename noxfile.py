@@ -17,6 +17,7 @@ Sessions:
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
   quality     SemanticDialect quality benchmark (issue 6)
   train       retrain the shipped trained-* tiny models from their seeds, compare sha256
+  real-width  capture + eval at the Wan2.1-1.3B width, peak RSS and time (not CI)
   gpu         Triton kernels on CUDA: bit-exactness suite + GB/s vs roofline and torchao
               (skips without a CUDA device; not in CI)
   lint        ruff
@@ -133,9 +134,8 @@ def rtl_regress(session: nox.Session) -> None:
     _pytest(session, env, *RTL_TESTS, "-m", "slow")
     from_file = ROOT / "build" / "flow" / "wan-tiny.safetensors"
     _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
-        "--configs", "semdialect-32", "semdialect-32-b16", "semdialect-32-b64",
-        "semdialect-32-fp16", "dialectfp4", "mxfp4", "synth8-f2",
-        "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb", "--repeats", "3")
+        "--configs", "all", "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb",
+        "--repeats", "3")
     if from_file.exists():
         _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress-captured",
             "--vectors", str(from_file), "--configs", "semdialect-32", "dialectfp4",
@@ -170,6 +170,14 @@ def quality(session: nox.Session) -> None:
     """SemanticDialect quality benchmark on captured and synthetic data (build/quality/)."""
     env = _ensure_env(session)
     _py(session, env, "-m", "semdialect.cli", "quality", "-o", "build/quality", *session.posargs)
+
+
+@nox.session(name="real-width", python=False)
+def real_width(session: nox.Session) -> None:
+    """Capture + eval at the Wan2.1-1.3B width on random weights: peak RSS and time
+    (build/real-width/report.json; ~3 GiB checkpoint + ~1 GiB vectors on disk; not CI)."""
+    env = _ensure_env(session)
+    _py(session, env, "-m", "semdialect.sw.real_width", *session.posargs)
 
 
 @nox.session(python=False)

@@ -36,11 +36,12 @@ def load_dataset_file(path: str):
     p = Path(path)
     if p.suffix == ".npy":
         return p.stem, load_float_npy(p)
-    if p.suffix == ".safetensors":
+    if p.suffix == ".safetensors" or p.is_dir():  # one file or a sharded directory
         if not p.exists():
             raise InputFileError(f"no such vector file: {path}")
-        if not p.is_file():
-            raise InputFileError(f"{path}: is a folder, not a vector file")
+        if p.is_dir() and not (p / "manifest.json").is_file():
+            raise InputFileError(f"{path}: is a folder, not a vector file (nor a sharded "
+                                 "vector directory: no manifest.json)")
         try:
             from semdialect.sw.vectors import load_vectors
         except ImportError as e:
@@ -48,11 +49,12 @@ def load_dataset_file(path: str):
                 f"{path}: reading safetensors vector exports needs the torch extra "
                 f"(pip install 'semdialect[torch]'): {e}"
             ) from None
-        return p.stem, load_vectors(p)  # (tensors, manifest)
+        return (p.stem if p.is_file() else p.name), load_vectors(p)  # (tensors, manifest)
     if not p.exists():
         raise InputFileError(f"no such vector file: {path}")
     raise InputFileError(
-        f"{path}: unsupported vector file type {p.suffix!r} (use .npy or .safetensors)"
+        f"{path}: unsupported vector file type {p.suffix!r} (use .npy, .safetensors or a "
+        "sharded vector directory)"
     )
 
 
@@ -81,7 +83,7 @@ def _cmd_eval(args) -> int:
         datasets.append((name, data))
     names = {n for n, _ in datasets}
     rows = evaluate(datasets, formats, progress=None if args.json else _say,
-                    per_layer=args.per_layer, notes=_say)
+                    per_layer=args.per_layer, notes=_say, bar=not args.quiet)
     overall = [r for r in rows if r["dataset"] in names]
     if args.plot:
         plot_rows(overall, args.plot)
@@ -280,6 +282,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="FILE.png", help="bar chart of SQNR per format/dataset")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smaller synthetic datasets")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
 
     fb = sub.add_parser("formatbook", help="build or inspect formatbooks")

@@ -124,7 +124,7 @@ def as_sequences(name: str, data, skipped: list | None = None):
 
 
 def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = False,
-             notes=None):
+             notes=None, bar: bool = False):
     """Rows {format, dataset, sqnr_db, bits_per_element, consistency, ...} for every format
     on every dataset ((name, array) or (name, (tensors, manifest))). SQNR pools signal and
     noise over a dataset's tensors, over the blocks holding only finite inputs (the rows
@@ -132,7 +132,10 @@ def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = 
     codes unchanged between consecutive denoising steps (None for single-step data).
     per_layer adds a row per sequence, named "dataset/layer/branch". A dataset without a
     usable tensor, or on which SQNR is undefined (all NaN/Inf or all zero), raises
-    InputFileError; `notes` (a callable) is told which tensors were skipped and why."""
+    InputFileError; `notes` (a callable) is told which tensors were skipped and why.
+    Plain formats compute no attention (their anchor_* consistencies are None; `semdialect
+    quality` reports them); the methods' salient tokens and anchors are computed in row
+    blocks (golden.token_attention). bar: a tqdm progress bar on stderr."""
     from .quality import quality_table
 
     formats = list(formats)
@@ -154,7 +157,8 @@ def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = 
         prepared.append((ds_name, data, seqs))
     rows = []
     for ds_name, data, seqs in prepared:
-        rows += quality_table([(ds_name, seqs)], formats, progress=progress)
+        rows += quality_table([(ds_name, seqs)], formats, progress=progress,
+                              anchor_metrics=False, bar=bar)
         bad = rows[-1] if rows else {}
         if bad.get("nonfinite_blocks") and notes:
             notes(f"{ds_name}: {bad['nonfinite_elements']} non-finite element(s) in "
@@ -162,7 +166,8 @@ def evaluate(datasets, formats: Iterable[str], progress=None, per_layer: bool = 
                   "other blocks")
         if per_layer and isinstance(data, tuple):
             for s in seqs:
-                rows += quality_table([(f"{ds_name}/{s.name}", [s])], formats)
+                rows += quality_table([(f"{ds_name}/{s.name}", [s])], formats,
+                                      anchor_metrics=False)
     return rows
 
 

@@ -29,10 +29,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .decompose import quantize_decomposed, salient_from_attention
+from .decompose import _top_fraction, quantize_decomposed
 from .evaluate import resolve_format
 from .seda import (
-    anchor_groups_from_attention,
     profile_rows,
     profile_sub_formatbook,
     quantize_seda,
@@ -117,6 +116,18 @@ class Sequence:
     steps: list[int]
     x: list[np.ndarray]  # (tokens, channels) per step, dtype as captured
     attn: list[AttnRef | None] = field(default_factory=list)
+    # per step: its TokenAttention (salient scores / anchors, computed once, shared by
+    # every method that needs them)
+    _token_attention: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def token_attention(self, i: int, chunk_bytes: int | None = None):
+        from .token_attention import CHUNK_BYTES, TokenAttention
+
+        key = (i, chunk_bytes or CHUNK_BYTES)
+        if key not in self._token_attention:
+            ref = self.attn[i] if self.attn else None
+            self._token_attention[key] = TokenAttention(self.x[i], ref, key[1])
+        return self._token_attention[key]
 
     @property
     def sources(self) -> list[str]:
@@ -232,7 +243,9 @@ def sequences_from_vectors(tensors: dict, manifest: dict, block_size: int = 32,
         step, branch, module, kind = int(m[1]), m[2], m[3], m[4]
         if entry.get("role") in ("attn_q", "attn_k"):
             b, h, t, d = arr.shape
-            qk[step, branch, module][kind] = np.asarray(arr, np.float32).reshape(b * h, t, d)
+            # kept in the captured dtype (a view, no copy): attention_probs converts to
+            # float64 exactly from bf16/fp16 as it would from float32
+            qk[step, branch, module][kind] = np.asarray(arr).reshape(b * h, t, d)
             qk[step, branch, module]["sampled"] = "tokens_total" in entry
         elif entry.get("role") in ("linear_input", "synthetic"):
             x = arr.reshape(-1, arr.shape[-1]) if arr.ndim else arr.reshape(1, 1)
@@ -346,26 +359,29 @@ class MethodResult:
                 "anchor_code_consistency": frac(self.anchor_same_codes, self.anchor_elems)}
 
 
-def run_method(method: str, seq: Sequence, cfg: MethodConfig, acc: MethodResult) -> None:
+def run_method(method: str, seq: Sequence, cfg: MethodConfig, acc: MethodResult,
+               anchor_metrics: bool = True, chunk_bytes: int | None = None) -> None:
     """Quantize one sequence step by step with `method`, accumulating into acc.
 
     SeDA re-picks anchors, groups and sub-formatbooks at steps 0, R, 2R, ... (R =
     cfg.refresh) and reuses them in between. The token-vs-anchor consistency uses the
     groups SeDA used; for the other methods, the groups the same rule gives at that step.
+    anchor_metrics=False: plain formats skip the attention (and the token-vs-anchor
+    consistency) altogether. The attention is never held whole above `chunk_bytes`
+    (`token_attention.TokenAttention`); results are bit-identical either way.
     """
     from . import quantize
 
     prev = None
     sub_books = anchors = group = None
     for i, x in enumerate(seq.x):
-        ref = seq.attn[i] if seq.attn else None
-        probs = token_attention(x, ref)
+        att = seq.token_attention(i, chunk_bytes)
         n_anchor = min(cfg.n_anchors, x.shape[0])
         if method in METHODS:
             decomp, seda = METHODS[method]
             if seda:
                 if sub_books is None or i % cfg.refresh == 0:
-                    anchors, group = anchor_groups_from_attention(probs, n_anchor)
+                    anchors, group = att.anchor_groups(n_anchor)
                     sub_books = np.stack([profile_sub_formatbook(
                         rows, cfg.k_sub, block_size=cfg.block_size)
                         for rows in profile_rows(x, group, anchors, cfg.profile)])
@@ -376,10 +392,10 @@ def run_method(method: str, seq: Sequence, cfg: MethodConfig, acc: MethodResult)
             else:
                 primary = quantize(x, "semdialect", block_size=cfg.block_size)
                 bits = primary.bits_per_element
-                g_anchors, g_group = anchor_groups_from_attention(probs, n_anchor)
+                g_anchors, g_group = att.anchor_groups(n_anchor)
             deq, codes, dialects = primary.dequantize(), primary.codes, primary.dialects
             if decomp:
-                sal = salient_from_attention(probs, cfg.top_frac)
+                sal = _top_fraction(att.salient_score(), cfg.top_frac)
                 # the residual pass uses the whole book (its distribution is not the
                 # anchor's), on top of whichever primary quantization ran above
                 d = quantize_decomposed(x, "semdialect", sal, primary=primary,
@@ -391,9 +407,12 @@ def run_method(method: str, seq: Sequence, cfg: MethodConfig, acc: MethodResult)
             qt = quantize(x, fmt, **opts)
             deq, codes, bits, dialects = qt.dequantize(), qt.codes, qt.bits_per_element, \
                 qt.dialects
-            g_anchors, g_group = anchor_groups_from_attention(probs, n_anchor)
+            g_anchors = g_group = None
+            if anchor_metrics:
+                g_anchors, g_group = att.anchor_groups(n_anchor)
         acc.add(x, np.asarray(deq, np.float64), bits, cfg.block_size)
-        acc.add_anchor(codes, dialects, g_anchors, g_group, cfg.block_size)
+        if g_anchors is not None:
+            acc.add_anchor(codes, dialects, g_anchors, g_group, cfg.block_size)
         if prev is not None and prev[0].shape == codes.shape:
             acc.same_codes += int(np.sum(prev[0] == codes))
             acc.compared += codes.size
@@ -404,21 +423,28 @@ def run_method(method: str, seq: Sequence, cfg: MethodConfig, acc: MethodResult)
 
 
 def quality_table(datasets: list[tuple[str, list[Sequence]]], methods, cfg=MethodConfig(),
-                  progress=None) -> list[dict]:
+                  progress=None, anchor_metrics: bool = True, bar: bool = False,
+                  chunk_bytes: int | None = None) -> list[dict]:
     """One row per (method, dataset): pooled SQNR, bits per element, `consistency` =
     fraction of 4-bit codes unchanged between consecutive denoising steps,
     `dialect_consistency` = fraction of blocks keeping their dialect id between steps
     (dialect formats), `anchor_dialect_consistency` / `anchor_code_consistency` =
     fraction of blocks (elements) of non-anchor tokens with the same dialect (code) as
     their group's anchor at the same position, and `attention` = how many sequences used
-    each attention kind."""
+    each attention kind. anchor_metrics=False: plain formats compute no attention (their
+    anchor_* fields are None). bar: a tqdm progress bar over (format, sequence) on
+    stderr (when tqdm is installed)."""
     rows = []
+    total = sum(len(seqs) for _, seqs in datasets) * len(methods)
+    tick = _progress_bar(total, bar)
     for ds_name, seqs in datasets:
         kinds = dict(Counter(s.attention_kind for s in seqs))
         for method in methods:
             acc = MethodResult()
             for s in seqs:
-                run_method(method, s, cfg, acc)
+                run_method(method, s, cfg, acc, anchor_metrics=anchor_metrics,
+                           chunk_bytes=chunk_bytes)
+                tick(f"{ds_name} {method}")
             if acc.n:
                 rows.append({**acc.row(method, ds_name), "attention": kinds})
                 if progress:
@@ -427,6 +453,27 @@ def quality_table(datasets: list[tuple[str, list[Sequence]]], methods, cfg=Metho
                         r["sqnr_note"]
                     progress(f"{ds_name:>32} {method:>18} {q} {r['bits_per_element']:.3f} b/e")
     return rows
+
+
+def _progress_bar(total: int, on: bool):
+    """tick(description) advancing a tqdm bar on stderr, or doing nothing."""
+    if not on or not total:
+        return lambda desc: None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # golden needs only NumPy; no bar then
+        return lambda desc: None
+    import sys
+
+    pbar = tqdm(total=total, unit="seq", file=sys.stderr, leave=False)
+
+    def tick(desc: str):
+        pbar.set_description(desc, refresh=False)
+        pbar.update(1)
+        if pbar.n >= total:
+            pbar.close()
+
+    return tick
 
 
 def parameter_sweep(datasets, grid: dict, base: MethodConfig = MethodConfig(),

@@ -22,15 +22,21 @@ def _report(args) -> int:
 
 
 def _regress(args) -> int:
+    from semdialect.paths import check_output_dir
+
     from .regress import measure_scaling, run_regress
 
+    check_output_dir(args.output, "-o")  # before any cluster starts
+
+    # the configuration of the speed comparison and the scaling measurement
+    first = "semdialect-32" if args.configs == ["all"] else args.configs[0]
     cmp = None
     if args.compare_cocotb:
-        cmp = {"config": args.configs[0], "cocotb_elements": args.cocotb_elements,
+        cmp = {"config": first, "cocotb_elements": args.cocotb_elements,
                "bulk_elements": args.bulk_elements, "gap": args.gap,
                "backpressure": args.backpressure, "repeats": args.repeats}
     if args.scaling:
-        rep = measure_scaling(args.output, config=args.configs[0], vectors=args.vectors,
+        rep = measure_scaling(args.output, config=first, vectors=args.vectors,
                               elements=args.elements, shard_elements=args.shard_elements,
                               workers=args.workers or 2)
         return 0 if rep["ok"] else 1
@@ -103,7 +109,7 @@ def register(subparsers) -> None:
                    help="elements per configuration: the first N of --vectors, or a "
                    "synthetic random/edge stream of N elements without --vectors")
     r.add_argument("--configs", nargs="+", default=["semdialect-32"], metavar="NAME",
-                   help="simulated configurations (semdialect sim list)")
+                   help="simulated configurations (semdialect sim list), or 'all'")
     r.add_argument("--shard-elements", type=positive_int_arg, default=1 << 20,
                    help="elements per shard (default 2^20)")
     r.add_argument("--seeds", type=positive_int_arg, default=1,

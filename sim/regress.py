@@ -165,10 +165,7 @@ def plan_shards(configs, *, vectors=None, elements=None, shard_elements=1 << 20,
         b = cfg.block_size
         n_blocks = None if elements is None else math.ceil(elements / b)
         source = f"file:{Path(vectors).resolve()}" if vectors else "mixed:0"
-        if vectors:
-            x = source_blocks(cfg, source, n_blocks)
-        else:
-            x = None
+        x = source_blocks(cfg, source, n_blocks) if vectors else None
         total = len(x) if x is not None else n_blocks
         per = max(1, shard_elements // b)
         starts = list(range(0, total, per))
@@ -180,7 +177,7 @@ def plan_shards(configs, *, vectors=None, elements=None, shard_elements=1 << 20,
             if x is not None:
                 src, bsha = source, _sha(np.ascontiguousarray(x[start:stop]).tobytes(),
                                          cfg.input, b)
-            else:  # a synthetic slice is its recipe (the stimulus code is in `digest`)
+            else:  # a synthetic slice is its recipe (and the hash of sim/stimulus.py)
                 src = f"mixed:{int(_sha(base_seed, start)[:8], 16)}"
                 bsha = _sha("mixed", src, stop - start, b, cfg.input, _stimulus_digest())
             for k in range(seeds):
@@ -301,6 +298,10 @@ def run_regress(out_dir="build/regress", *, configs=("semdialect-32",), vectors=
     'bulk_elements'}: also measure the compiled path against cocotb side by side
     (`sim.bulk.side_by_side`) and put the ratio in the summary."""
     configs = list(configs)
+    if configs == ["all"]:
+        from .configs import CONFIGS
+
+        configs = list(CONFIGS)
     if compare_cocotb:
         for k in ("cocotb_elements", "bulk_elements", "repeats"):
             v = compare_cocotb.get(k, 1)
@@ -628,9 +629,11 @@ def render_markdown(s: dict) -> str:
                      f"{d['cycles_per_s']:,.0f} | {d['elements_per_s']:,.0f} | "
                      f"{d['end_to_end_elements_per_s']:,.0f} | {d['build_seconds']:.1f} |")
         L += ["", f"`speedup_vs_cocotb` = **{sv['speedup_vs_cocotb']:.1f}x** checked "
-              f"elements/s of the simulation loop ({sv['config']}; end to end, stimulus and "
-              f"golden model included: {sv['end_to_end_speedup']:.1f}x). "
-              f"Written to `{sv['cycles_json']}`."]
+              f"elements/s of the simulation loop ({sv['config']}, medians of "
+              f"{sv['repeats']} alternating runs; end to end, stimulus and golden model "
+              f"included: {sv['end_to_end_speedup']:.1f}x; per CPU second of the "
+              f"simulating process: {sv['speedup_vs_cocotb_cpu']:.1f}x; load average "
+              f"{sv['load_average']:.1f}). Written to `{sv['cycles_json']}`."]
     if s.get("plot"):
         L += ["", f"![regression]({s['plot']})"]
     L += ["", "## Shards", "", "| key | config | blocks | seed | status | worker | "

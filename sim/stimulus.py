@@ -224,7 +224,7 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
             raise ValueError(f"{p}: last axis {a.shape[-1]} is not a multiple of the block "
                              f"size {b}")
         arrays.append((p.name, a))
-    elif p.suffix == ".safetensors":
+    elif p.suffix == ".safetensors" or p.is_dir():  # one file or a sharded directory
         from semdialect.sw.vectors import load_vectors
 
         tensors, manifest = load_vectors(p)

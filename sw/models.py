@@ -11,11 +11,11 @@ weights come only from a local `--checkpoint` path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -323,6 +323,20 @@ class LoadedModel:
     # trained models: the caption conditioner (sw/trained.py) that makes their text input
     conditioner: Any = None
     label: str | None = None  # provenance line for manifests and tables (trained models)
+    checkpoint_info: Any = None  # checkpoints.CheckpointInfo for checkpoints
+
+    @property
+    def name(self) -> str:
+        """The checkpoint's own name, else the registry name."""
+        return self.checkpoint_info.name if self.checkpoint_info else self.spec.name
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype most parameters have (diffusers keeps a few modules in float32)."""
+        by: dict = {}
+        for p in self.module.parameters():
+            by[p.dtype] = by.get(p.dtype, 0) + p.numel()
+        return max(by, key=by.get)
 
     @property
     def config(self) -> dict:
@@ -380,8 +394,8 @@ def _state_dict_from(files, path):
     return sd
 
 
-def _strict_load(model, sd, spec, path):
-    """load_state_dict(strict=True), with the missing and unexpected keys named."""
+def _check_keys(model, sd, spec, path):
+    """Missing and unexpected keys, named."""
     want, got = set(model.state_dict()), set(sd)
     missing, extra = sorted(want - got), sorted(got - want)
     if missing or extra:
@@ -389,13 +403,6 @@ def _strict_load(model, sd, spec, path):
                  for what, ks in (("missing", missing), ("unexpected", extra)) if ks]
         raise InputFileError(f"incompatible checkpoint {path} for {spec.name}: "
                              + "; ".join(parts))
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0:2]
-        raise ValueError(f"incompatible checkpoint {path} for {spec.name}: "
-                         f"{' '.join(first)[:300]}") from None
-    return model
 
 
 def _build_from_config(spec, cls, cfg, where):
@@ -406,61 +413,64 @@ def _build_from_config(spec, cls, cfg, where):
         raise ValueError(f"checkpoint config {where} does not fit {spec.cls_name}: {e}") from None
 
 
-def _load_folder_manually(spec, cls, folder: Path, cfg: dict, path):
-    """diffusers folder: build from config.json, then load every *.safetensors shard
-    strictly (no .bin pickles are read)."""
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"checkpoint folder {folder} has no *.safetensors weights")
-    model = _build_from_config(spec, cls, cfg, folder / "config.json")
-    return _strict_load(model, _state_dict_from(files, path), spec, path)
+def _keep_fp32(cls, param_name: str) -> bool:
+    """diffusers' rule for `_keep_in_fp32_modules` (a module name among the dotted parts)."""
+    keep = cls._keep_in_fp32_modules or []
+    return any(m in param_name.split(".") for m in keep)
 
 
-def _load_checkpoint(spec: ModelSpec, path: str):
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+def _load_weights(spec, cls, info, dtype):
+    """Build from config.json on empty weights, load the safetensors files strictly
+    (assign: the model takes the loaded tensors, no second copy), in `dtype` except
+    diffusers' `_keep_in_fp32_modules` (float32, as diffusers' from_pretrained does)."""
+    try:
+        from accelerate import init_empty_weights
+    except ImportError:  # pragma: no cover - accelerate is in the torch extra
+        init_empty_weights = contextlib.nullcontext
+    with init_empty_weights():
+        model = _build_from_config(spec, cls, info.config, info.folder / "config.json")
+    sd = _state_dict_from(info.files, info.path)
+    for k, v in sd.items():
+        if v.is_floating_point():
+            sd[k] = v.to(torch.float32 if _keep_fp32(cls, k) else dtype)
+    _check_keys(model, sd, spec, info.path)
+    try:
+        model.load_state_dict(sd, strict=True, assign=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:2]
+        raise ValueError(f"incompatible checkpoint {info.path} for {spec.name}: "
+                         f"{' '.join(first)[:300]}") from None
+    return model
+
+
+def _load_checkpoint(spec: ModelSpec, path: str, dtype: torch.dtype | None = None):
+    """Load a checkpoint in `dtype` (default: its own), after `inspect_checkpoint`'s
+    checks; diffusers' `_keep_in_fp32_modules` stay float32. Returns (module, info)."""
+    from .checkpoints import inspect_checkpoint
+
+    info = inspect_checkpoint(path, spec)
+    dtype = dtype or getattr(torch, info.dtype)
     cls = _cls(spec.cls_name)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
-    if p.is_dir():
-        sub = None
-        if not (p / "config.json").exists() and (p / "transformer" / "config.json").exists():
-            sub = "transformer"  # a pipeline folder
-        cfg_file = p / (sub or "") / "config.json"
-        if not cfg_file.exists():
-            raise FileNotFoundError(f"checkpoint folder {path} has no config.json "
-                                    "(nor transformer/config.json)")
-        try:
-            cfg = json.loads(cfg_file.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"checkpoint {cfg_file}: not valid JSON ({e})") from None
-        want = spec.cls_name
-        if cfg.get("_class_name") not in (None, want):
-            raise ValueError(f"incompatible checkpoint {path}: it holds a "
-                             f"{cfg.get('_class_name')}, model {spec.name} needs a {want}")
-        # not from_pretrained: it loads extra keys silently and leaves missing ones on the
-        # meta device; the strict path refuses both with one message
-        return _load_folder_manually(spec, cls, p / (sub or ""), cfg, path)
-    if p.suffix != ".safetensors":
-        raise ValueError(f"checkpoint {path}: expected a diffusers folder or a .safetensors file")
-    cfg_file = p.with_name("config.json")
-    cfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else dict(spec.tiny_config)
-    model = _build_from_config(spec, cls, cfg, cfg_file if cfg_file.exists() else "(tiny)")
-    return _strict_load(model, _state_dict_from([p], path), spec, path)
+    # not from_pretrained: it loads extra keys silently and leaves missing ones on the
+    # meta device; inspect_checkpoint compared keys and shapes, _load_weights is strict
+    return _load_weights(spec, cls, info, dtype), info
 
 
 def build_model(name: str, checkpoint: str | None = None, seed: int = 0,
-                dtype: torch.dtype = torch.float32, device="cpu", video: dict | None = None
+                dtype: torch.dtype | None = None, device="cpu", video: dict | None = None
                 ) -> LoadedModel:
-    """Tiny random-weight model (seeded) or the weights of a local checkpoint."""
+    """Tiny random-weight model (seeded, `dtype` default float32) or the weights of a
+    local checkpoint (`dtype` default: the checkpoint's)."""
     spec = get_spec(name)
     if name.startswith("trained-"):
         from .trained import load_trained
 
         return load_trained(spec, checkpoint=checkpoint, dtype=dtype, device=device,
                             video=video, seed=seed)
+    info = None
     if checkpoint:
-        module = _load_checkpoint(spec, checkpoint)
+        module, info = _load_checkpoint(spec, checkpoint, dtype)
         weights = "checkpoint"
     else:
         cls = _cls(spec.cls_name)
@@ -469,9 +479,12 @@ def build_model(name: str, checkpoint: str | None = None, seed: int = 0,
             module = cls(**spec.tiny_config)
         weights = "random-init"
     module = module.to(device=device)
-    if dtype != torch.float32 or any(p.dtype != dtype for p in module.parameters()):
-        module = module.to(dtype=dtype)
+    if info is None:
+        dtype = dtype or torch.float32
+        if dtype != torch.float32 or any(p.dtype != dtype for p in module.parameters()):
+            module = module.to(dtype=dtype)  # tiny models: everything in dtype
     module = module.eval()
     v = dict(spec.video)
     v.update(video or {})
-    return LoadedModel(spec, module, weights, str(checkpoint) if checkpoint else None, seed, v)
+    return LoadedModel(spec, module, weights, str(checkpoint) if checkpoint else None, seed, v,
+                       info)

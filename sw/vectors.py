@@ -28,7 +28,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from semdialect.errors import InputFileError, OutputPathError, UsageError
+from semdialect.errors import InputFileError, LimitExceededError, OutputPathError, UsageError
 from semdialect.paths import check_output_file, replace_group
 
 __all__ = [
@@ -36,6 +36,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "MANIFEST_KEY",
     "VectorFileError",
+    "CaptureLimitError",
+    "ShardWriter",
+    "merge_shards",
+    "is_vector_path",
     "load_vectors",
     "save_vectors",
     "validate_manifest",
@@ -48,9 +52,12 @@ __all__ = [
 ]
 
 SCHEMA = "semdialect.vectors"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: aliases (`alias_of`) and sharded directories; 1 is still read
+READABLE_VERSIONS = (1, 2)
 MANIFEST_KEY = "semdialect.manifest"
 SIDECAR_SUFFIX = ".manifest.json"
+SHARDED_MANIFEST = "manifest.json"  # of a sharded vector directory
+STATE_FILE = "resume-state.safetensors"  # latent after the last finished step
 EXPECTED_SEP = "#"  # expected outputs live under "<input name>#<format>/<field>"
 
 # numpy dtype <-> safetensors dtype tag <-> manifest dtype name
@@ -148,10 +155,10 @@ def validate_manifest(manifest: Any, where: str = "manifest") -> dict:
     if schema != SCHEMA:
         raise VectorFileError(f"{where}: not a semdialect vector manifest (schema {schema!r})")
     version = _req(manifest, "version", int, where)
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise VectorFileError(
             f"{where}: manifest version {version} is not supported (this reader: "
-            f"{SCHEMA_VERSION})")
+            f"{', '.join(map(str, READABLE_VERSIONS))})")
     source = _req(manifest, "source", dict, where)
     kind = _req(source, "kind", str, where + ": source")
     if kind not in ("model", "synthetic", "module"):
@@ -180,6 +187,12 @@ def validate_manifest(manifest: Any, where: str = "manifest") -> dict:
         shape = _req(t, "shape", list, w)
         if not all(isinstance(s, int) and s >= 0 for s in shape):
             raise VectorFileError(f"{w}: bad shape {shape!r}")
+        if "alias_of" in t:
+            tgt = tensors.get(t["alias_of"]) if isinstance(t["alias_of"], str) else None
+            if tgt is None or "alias_of" in tgt or tgt.get("dtype") != dt or \
+                    tgt.get("shape") != shape:
+                raise VectorFileError(f"{w}: alias_of {t['alias_of']!r} is not a stored tensor "
+                                      "of the same dtype and shape")
         if role == "expected":
             src = _req(t, "input", str, w)
             if src not in tensors or tensors[src]["role"] == "expected":
@@ -217,7 +230,16 @@ def _header_and_layout(tensors: dict[str, np.ndarray], manifest: dict):
     return hb, off
 
 
+def _stored(tensors: dict, manifest: dict) -> dict:
+    """The tensors that take data: all but the manifest's aliases."""
+    ents = manifest.get("tensors", {})
+    return {k: v for k, v in tensors.items() if "alias_of" not in ents.get(k, {})}
+
+
 def _sync_manifest(tensors: dict[str, np.ndarray], manifest: dict) -> dict:
+    aliases = {k: v for k, v in manifest["tensors"].items() if "alias_of" in v}
+    manifest = {**manifest, "tensors": {k: v for k, v in manifest["tensors"].items()
+                                        if k not in aliases}}
     m = copy.deepcopy(manifest)
     m["tensors"] = {k: m["tensors"][k] for k in tensors if k in m["tensors"]} | {
         k: v for k, v in m["tensors"].items() if k not in tensors}
@@ -229,6 +251,9 @@ def _sync_manifest(tensors: dict[str, np.ndarray], manifest: dict) -> dict:
     for k, a in tensors.items():
         m["tensors"][k]["shape"] = [int(s) for s in a.shape]
         m["tensors"][k]["dtype"] = dtype_name(a.dtype)
+    for k, v in aliases.items():  # an alias repeats its target's shape and dtype
+        m["tensors"][k] = {**copy.deepcopy(v), "shape": m["tensors"][v["alias_of"]]["shape"],
+                           "dtype": m["tensors"][v["alias_of"]]["dtype"]}
     return m
 
 
@@ -245,14 +270,18 @@ def save_vectors(path, tensors: dict[str, np.ndarray], manifest: dict, *,
     failure (bad input, full disk) never leaves a half-written file. Raises ValueError
     when the data exceed `max_bytes` or the free disk space, before writing anything.
     Returns the manifest as stored (with data_sha256 and data_bytes filled in).
+    Tensors whose manifest entry has `alias_of` (bit-identical to another tensor) are
+    not stored again; `load_vectors` returns the target's array under their name.
     """
     path = Path(path)
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    arrays = {k: np.ascontiguousarray(v) for k, v in _stored(tensors, manifest).items()}
     for k, a in arrays.items():
         if not isinstance(k, str) or not k or k == "__metadata__":
             raise ValueError(f"bad tensor name {k!r}")
         dtype_name(a.dtype)
     m = _sync_manifest(arrays, manifest)
+    order = [k for k in tensors if k in m["tensors"]]  # aliases keep their place
+    m["tensors"] = {k: m["tensors"][k] for k in order} | m["tensors"]
     h = hashlib.sha256()
     for a in arrays.values():
         h.update(memoryview(a.reshape(-1).view(np.uint8)))
@@ -350,30 +379,16 @@ def _read_header(f, path: Path, size: int):
     return header, 8 + n
 
 
-def load_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a vector file: (tensors, manifest).
-
-    tensors: name -> numpy array in its stored dtype (float32, float16, bfloat16 as
-    ``ml_dtypes.bfloat16``; expected outputs as uint8/uint16/float32). The manifest is
-    validated against the schema (docs/vectors.md), against the file's tensors (names,
-    shapes, dtypes) and against its data checksum; any mismatch raises VectorFileError
-    (a ValueError) naming the file. A missing file raises FileNotFoundError.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"vector file {path} does not exist")
+def _read_tensors(path: Path, want_manifest: bool):
+    """(tensors in file order, __metadata__, sha256 hex of the data section) of one
+    safetensors file, with every layout check."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         header, data_start = _read_header(f, path, size)
         meta = header.pop("__metadata__", None) or {}
-        if MANIFEST_KEY not in meta:
+        if want_manifest and MANIFEST_KEY not in meta:
             raise VectorFileError(f"{path}: a safetensors file without a semdialect manifest "
                                   "(not written by semdialect capture?)")
-        try:
-            manifest = json.loads(meta[MANIFEST_KEY])
-        except json.JSONDecodeError as e:
-            raise VectorFileError(f"{path}: manifest is not valid JSON ({e})") from None
-        validate_manifest(manifest, str(path))
         data = bytearray(size - data_start)  # writable arrays, one copy
         got = f.readinto(data)
     if got != size - data_start:
@@ -397,21 +412,59 @@ def load_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
         tensors[name] = np.frombuffer(data, dtype=dt, count=count, offset=b).reshape(shape)
     if end_prev != len(data):
         raise VectorFileError(f"{path}: {len(data) - end_prev} trailing bytes after the tensors")
+    return tensors, meta, hashlib.sha256(memoryview(data)).hexdigest()
+
+
+def _check_against_manifest(where, tensors: dict, manifest: dict) -> dict:
+    """Tensors vs manifest entries (names, dtypes, shapes); aliases resolved. Returns the
+    tensors in manifest order."""
     mt = manifest["tensors"]
-    if set(mt) != set(tensors):
-        only_m = sorted(set(mt) - set(tensors))[:5]
-        only_f = sorted(set(tensors) - set(mt))[:5]
-        raise VectorFileError(f"{path}: manifest does not match the file: in manifest only "
+    stored = {k for k, v in mt.items() if "alias_of" not in v}
+    if stored != set(tensors):
+        only_m = sorted(stored - set(tensors))[:5]
+        only_f = sorted(set(tensors) - stored)[:5]
+        raise VectorFileError(f"{where}: manifest does not match the file: in manifest only "
                               f"{only_m}, in file only {only_f}")
     for name, arr in tensors.items():
         want_dt, want_shape = mt[name]["dtype"], mt[name]["shape"]
         if dtype_name(arr.dtype) != want_dt or list(arr.shape) != want_shape:
             raise VectorFileError(
-                f"{path}: tensor {name!r} is {dtype_name(arr.dtype)}{list(arr.shape)} but the "
+                f"{where}: tensor {name!r} is {dtype_name(arr.dtype)}{list(arr.shape)} but the "
                 f"manifest says {want_dt}{want_shape}")
+    return {k: tensors[v.get("alias_of", k)] for k, v in mt.items()}
+
+
+def is_vector_path(path) -> bool:
+    """A single vector file (*.safetensors) or a sharded vector directory."""
+    p = Path(path)
+    return p.suffix == ".safetensors" or (p / SHARDED_MANIFEST).is_file()
+
+
+def load_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a vector file or a sharded vector directory: (tensors, manifest).
+
+    tensors: name -> numpy array in its stored dtype (float32, float16, bfloat16 as
+    ``ml_dtypes.bfloat16``; expected outputs as uint8/uint16/float32), in manifest order;
+    an alias (`alias_of`) is the very array of its target. The manifest is validated
+    against the schema (docs/vectors.md), against the file's tensors (names, shapes,
+    dtypes) and against its data checksum; any mismatch raises VectorFileError (a
+    ValueError) naming the file. A missing file raises FileNotFoundError.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _load_sharded(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"vector file {path} does not exist")
+    tensors, meta, _ = _read_tensors(path, want_manifest=True)
+    try:
+        manifest = json.loads(meta[MANIFEST_KEY])
+    except json.JSONDecodeError as e:
+        raise VectorFileError(f"{path}: manifest is not valid JSON ({e})") from None
+    validate_manifest(manifest, str(path))
     h = hashlib.sha256()
     for a in tensors.values():  # file (= write) order
         h.update(memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8)))
+    out = _check_against_manifest(path, tensors, manifest)
     if manifest.get("data_sha256") not in (None, h.hexdigest()):
         raise VectorFileError(f"{path}: data checksum mismatch (corrupt file)")
     side = sidecar_path(path)
@@ -423,7 +476,320 @@ def load_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
         if side_m != manifest:
             raise VectorFileError(f"{side} does not match the manifest inside {path} "
                                   "(mismatched files: regenerate or delete the .json)")
-    return tensors, manifest
+    return out, manifest
+
+
+def read_sharded_manifest(folder) -> dict:
+    """The manifest of a sharded vector directory (complete or not), validated."""
+    folder = Path(folder)
+    mp = folder / SHARDED_MANIFEST
+    if not mp.is_file():
+        raise FileNotFoundError(f"vector directory {folder} has no {SHARDED_MANIFEST}")
+    try:
+        manifest = json.loads(mp.read_text())
+    except json.JSONDecodeError as e:
+        raise VectorFileError(f"{mp}: not valid JSON ({e})") from None
+    validate_manifest(manifest, str(mp))
+    if not isinstance(manifest.get("shards"), list):
+        raise VectorFileError(f"{mp}: a sharded manifest needs a 'shards' list")
+    return manifest
+
+
+def _load_sharded(folder: Path):
+    manifest = read_sharded_manifest(folder)
+    if not manifest.get("complete"):
+        raise VectorFileError(f"{folder}: an unfinished capture (manifest 'complete' is "
+                              "false): finish it with `semdialect capture ... --resume`")
+    tensors: dict[str, np.ndarray] = {}
+    for sh in manifest["shards"]:
+        f = folder / sh["file"]
+        if not f.is_file():
+            raise VectorFileError(f"{folder}: shard {sh['file']} is missing")
+        part, _, digest = _read_tensors(f, want_manifest=False)
+        if digest != sh.get("sha256"):
+            raise VectorFileError(f"{f}: data checksum mismatch (corrupt shard)")
+        dup = set(part) & set(tensors)
+        if dup:
+            raise VectorFileError(f"{f}: tensor {sorted(dup)[0]!r} is in two shards")
+        tensors.update(part)
+    return _check_against_manifest(folder, tensors, manifest), manifest
+
+
+def _atomic_write(path: Path, write) -> None:
+    """write(f) into a temporary file next to `path`, fsync, rename onto `path`."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_safetensors(f, arrays: dict[str, np.ndarray], metadata: dict) -> None:
+    header: dict[str, Any] = {}
+    off = 0
+    for name, a in arrays.items():
+        header[name] = {"dtype": _NP_TO_TAG[a.dtype], "shape": list(a.shape),
+                        "data_offsets": [off, off + a.nbytes]}
+        off += a.nbytes
+    header["__metadata__"] = metadata
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * (-len(hb) % 8)
+    f.write(struct.pack("<Q", len(hb)))
+    f.write(hb)
+    for a in arrays.values():
+        f.write(memoryview(a.reshape(-1).view(np.uint8)))
+
+
+class ShardWriter:
+    """Streams captured tensors into a sharded vector directory (docs/vectors.md):
+    tensors are buffered up to `shard_bytes` and written as one safetensors shard, and
+    the manifest (`complete: false` until `close`) is rewritten atomically after every
+    shard, so an interrupted capture keeps every finished shard and can be resumed
+    (`mark_step_done`, `resume_state`). Memory: one shard plus the largest tensor.
+
+    expected: formats whose golden outputs are added to each shard before it is written.
+    max_bytes: VectorFileError as soon as the stored data would exceed it.
+    """
+
+    def __init__(self, folder, manifest: dict, shard_bytes: int = 256 << 20,
+                 expected=(), max_bytes: int | None = None, resume: bool = False):
+        self.folder = Path(folder)
+        self.shard_bytes = int(shard_bytes)
+        self.expected = [f for f in expected if f]
+        self.max_bytes = max_bytes
+        self.buf: dict[str, np.ndarray] = {}
+        self.buf_entries: dict[str, dict] = {}
+        self.buf_bytes = 0
+        self.buf_step: int | None = None
+        if resume:
+            self.m = self._resume(manifest)
+        else:
+            if self.folder.exists() and any(self.folder.iterdir()):
+                raise OutputPathError(f"output directory {self.folder} exists and is not empty "
+                                 "(delete it, or continue it with --resume)")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.m = copy.deepcopy(manifest)
+            self.m.update(version=SCHEMA_VERSION, layout="sharded", complete=False,
+                          shards=[], steps_done=0, data_bytes=0)
+            self.m["tensors"] = {}
+            self.m["expected"] = []
+            self._write_manifest()
+
+    # ------------------------------------------------------------------ resume
+    def _resume(self, manifest: dict) -> dict:
+        m = read_sharded_manifest(self.folder)
+        if m.get("complete"):
+            raise UsageError(f"{self.folder}: the capture is already complete")
+        same = {k: manifest.get(k) for k in ("source", "run")}
+        have = {k: m.get(k) for k in ("source", "run")}
+        if json.dumps(same, sort_keys=True, default=str) != json.dumps(have, sort_keys=True,
+                                                                        default=str):
+            raise UsageError(f"{self.folder}: --resume with other settings than the "
+                             "interrupted capture (compare its manifest.json 'run'/'source')")
+        done = int(m.get("steps_done", 0))
+        keep = [sh for sh in m["shards"] if sh["step"] < done]
+        files = {sh["file"] for sh in keep}
+        m["shards"] = keep
+        m["tensors"] = {k: v for k, v in m["tensors"].items()
+                        if v.get("shard") in files or ("alias_of" in v and
+                                                       m["tensors"].get(v["alias_of"], {})
+                                                       .get("shard") in files)}
+        m["data_bytes"] = int(sum(sh["bytes"] for sh in keep))
+        for f in self.folder.glob("shard-*.safetensors"):
+            if f.name not in files:
+                f.unlink()  # a shard of the unfinished step
+        self.m = m
+        self._write_manifest()
+        return m
+
+    def resume_state(self) -> tuple[int, np.ndarray | None]:
+        """(steps done, the latent after the last done step or None)."""
+        done = int(self.m.get("steps_done", 0))
+        if not done:
+            return 0, None
+        t, _, _ = _read_tensors(self.folder / STATE_FILE, want_manifest=False)
+        return done, t["latent"]
+
+    # ------------------------------------------------------------------ writing
+    def _write_manifest(self) -> None:
+        data = (strict_json(self.m, str(self.folder), indent=1) + "\n").encode()
+        _atomic_write(self.folder / SHARDED_MANIFEST, lambda f: f.write(data))
+
+    def add(self, name: str, arr: np.ndarray, entry: dict) -> None:
+        step = int(entry.get("step", 0))
+        if self.buf and step != self.buf_step:
+            self.flush()
+        a = np.ascontiguousarray(arr)
+        dtype_name(a.dtype)
+        if name in self.m["tensors"] or name in self.buf:
+            raise RuntimeError(f"tensor {name!r} recorded twice")
+        stored = self.m["data_bytes"] + self.buf_bytes + a.nbytes
+        if self.max_bytes is not None and stored > self.max_bytes:
+            raise CaptureLimitError(
+                f"captured data exceed the limit of {format_bytes(self.max_bytes)} (at "
+                f"{name}); use fewer --steps, a narrower --layers regex, --max-tokens or "
+                "--max-layers")
+        self.buf[name] = a
+        self.buf_entries[name] = {**entry, "shape": list(a.shape), "dtype": dtype_name(a.dtype)}
+        self.buf_bytes += a.nbytes
+        self.buf_step = step
+        if self.buf_bytes >= self.shard_bytes:
+            self.flush()
+
+    def alias(self, name: str, target: str, entry: dict) -> None:
+        """`name` is bit-identical to the already recorded `target`: no data stored."""
+        tgt = self.buf_entries.get(target) or self.m["tensors"].get(target)
+        if tgt is None or "alias_of" in tgt:
+            raise RuntimeError(f"alias {name!r} of unknown tensor {target!r}")
+        ent = {**entry, "shape": tgt["shape"], "dtype": tgt["dtype"], "alias_of": target}
+        (self.buf_entries if target in self.buf_entries else self.m["tensors"])[name] = ent
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        arrays = dict(self.buf)
+        entries = dict(self.buf_entries)
+        if self.expected:
+            part = {"tensors": {k: v for k, v in entries.items() if "alias_of" not in v},
+                    "expected": []}
+            for fmt in self.expected:
+                add_expected(arrays, part, fmt)
+            if not self.m["expected"]:
+                self.m["expected"] = part["expected"]
+            entries = {**entries, **{k: v for k, v in part["tensors"].items()
+                                     if v["role"] == "expected"}}
+        fname = f"shard-{len(self.m['shards']):05d}.safetensors"
+        h = hashlib.sha256()
+        for a in arrays.values():
+            h.update(memoryview(a.reshape(-1).view(np.uint8)))
+        nbytes = int(sum(a.nbytes for a in arrays.values()))
+        free = shutil.disk_usage(self.folder).free
+        if nbytes + (1 << 20) > free:
+            raise LimitExceededError(f"not enough disk space in {self.folder}: the next shard "
+                                     f"needs {format_bytes(nbytes)}, {format_bytes(free)} free")
+        _atomic_write(self.folder / fname,
+                      lambda f: _write_safetensors(f, arrays, {"semdialect.shard": fname}))
+        for k, v in entries.items():
+            self.m["tensors"][k] = {**v, "shard": fname} if "alias_of" not in v else v
+        self.m["shards"].append({"file": fname, "bytes": nbytes, "sha256": h.hexdigest(),
+                                 "step": self.buf_step if self.buf_step is not None else 0})
+        self.m["data_bytes"] += nbytes
+        self.buf, self.buf_entries, self.buf_bytes, self.buf_step = {}, {}, 0, None
+        self._write_manifest()
+
+    def mark_step_done(self, step: int, latent: np.ndarray) -> None:
+        """Everything of denoising step `step` is on disk; keep the latent for --resume."""
+        self.flush()
+        if self.buf_entries:  # aliases whose target was already written
+            self.m["tensors"].update(self.buf_entries)
+            self.buf_entries = {}
+        lat = np.ascontiguousarray(latent)
+        _atomic_write(self.folder / STATE_FILE,
+                      lambda f: _write_safetensors(f, {"latent": lat}, {"step": str(step)}))
+        self.m["steps_done"] = step + 1
+        self._write_manifest()
+
+    def close(self, run_update: dict | None = None) -> dict:
+        """Finish: expected-output aliases, final manifest with complete = true."""
+        self.flush()
+        self.m["tensors"].update(self.buf_entries)
+        self.buf_entries = {}
+        mt = self.m["tensors"]
+        for name, ent in list(mt.items()):  # an aliased input's golden outputs alias too
+            if "alias_of" in ent and ent.get("role") != "expected":
+                for k, v in list(mt.items()):
+                    if v.get("role") == "expected" and v.get("input") == ent["alias_of"]:
+                        key = expected_key(name, v["format"], v["field"])
+                        mt[key] = {kk: vv for kk, vv in v.items() if kk != "shard"} | {
+                            "input": name, "alias_of": k}
+        if run_update:
+            self.m["run"].update(run_update)
+        self.m["complete"] = True
+        validate_manifest(self.m, str(self.folder / SHARDED_MANIFEST))
+        self._write_manifest()
+        state = self.folder / STATE_FILE
+        if state.exists():
+            state.unlink()
+        return self.m
+
+
+class CaptureLimitError(LimitExceededError):
+    """Captured data exceed --max-bytes (a ValueError, semdialect.errors family)."""
+
+
+def merge_shards(folder, path, sidecar: bool = True) -> dict:
+    """Write a complete sharded directory as one vector file (streaming: one shard in
+    memory at a time), then remove the directory. Returns the stored manifest."""
+    folder, path = Path(folder), Path(path)
+    m = read_sharded_manifest(folder)
+    if not m.get("complete"):
+        raise VectorFileError(f"{folder}: an unfinished capture cannot be merged")
+    out = copy.deepcopy(m)
+    for k in ("layout", "complete", "shards", "steps_done"):
+        out.pop(k, None)
+    for v in out["tensors"].values():
+        v.pop("shard", None)
+    # every stored tensor in shard order = file order; the header needs every entry
+    order = []
+    for sh in m["shards"]:
+        hdr = _header_of(folder / sh["file"])
+        order += [(sh, k, hdr[k]) for k in sorted(hdr, key=lambda k: hdr[k]["data_offsets"][0])]
+    header: dict[str, Any] = {}
+    off = 0
+    for _, k, ent in order:
+        n = ent["data_offsets"][1] - ent["data_offsets"][0]
+        header[k] = {"dtype": ent["dtype"], "shape": ent["shape"], "data_offsets": [off, off + n]}
+        off += n
+    h = hashlib.sha256()
+    for sh in m["shards"]:  # the digest of the concatenated data sections
+        for chunk in _data_chunks(folder / sh["file"]):
+            h.update(chunk)
+    out["data_sha256"] = h.hexdigest()
+    out["data_bytes"] = off
+    header["__metadata__"] = {MANIFEST_KEY: strict_json(out, str(path))}
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * (-len(hb) % 8)
+
+    def write(f):
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for sh in m["shards"]:
+            for chunk in _data_chunks(folder / sh["file"]):
+                f.write(chunk)
+
+    _atomic_write(path, write)
+    if sidecar:
+        data = (strict_json(out, str(path), indent=1) + "\n").encode()
+        _atomic_write(sidecar_path(path), lambda f: f.write(data))
+    shutil.rmtree(folder)
+    return out
+
+
+def _header_of(path: Path) -> dict:
+    with open(path, "rb") as f:
+        header, _ = _read_header(f, path, path.stat().st_size)
+    header.pop("__metadata__", None)
+    return header
+
+
+def _data_chunks(path: Path, chunk: int = 64 << 20):
+    with open(path, "rb") as f:
+        _, start = _read_header(f, path, path.stat().st_size)
+        f.seek(start)
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return
+            yield b
 
 
 # --------------------------------------------------------------- expected golden outputs

@@ -164,10 +164,12 @@ async def stream_test(dut):
                         backpressure=bp, seed=seed + 1)
     c0 = bench.clock.now()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()  # the simulator process: Verilator model + cocotb
     mon_task = cocotb.start_soon(mon.run(expect=n, idle_limit=200 + 4 * (bench.itf.latency or 8)))
     await drv.run(items, max_cycles=cycle_budget(n, gap, bp, bench.itf.latency or 0))
     await mon_task
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     cycles = bench.clock.now() - c0
     # blocks out must equal blocks in: with ready held high, nothing more may come out
     mon.bp = 0.0
@@ -181,7 +183,7 @@ async def stream_test(dut):
     bench.summary.update({
         "test": "stream", "sources": sources, "blocks_in": len(drv.accepted),
         "report": rep.to_json(), "report_text": rep.text(),
-        "sim_cycles": cycles, "sim_wall_s": wall, "compare_s": t_cmp,
+        "sim_cycles": cycles, "sim_wall_s": wall, "sim_cpu_s": cpu, "compare_s": t_cmp,
         "stimulus_golden_s": t_gen,
         "cycles_per_s": cycles / wall, "elements_per_s": rep.elements_checked / wall,
         "throughput_blocks_per_cycle": len(mon.values) / max(cycles, 1),

@@ -13,13 +13,9 @@ import random
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from semdialect.sim.bulk import cycle_budget  # the one stream budget (compiled path too)
+
 __all__ = ["CycleClock", "StreamDriver", "StreamMonitor", "cycle_budget"]
-
-
-def cycle_budget(n_blocks: int, gap: float, bp: float, latency: int) -> int:
-    """Cycles a stream of n_blocks may take before the run fails (docs/limits.md): 4x the
-    expected n / ((1 - gap)(1 - bp)), plus 4x the pipeline latency and a margin of 1000."""
-    return int(4 * n_blocks / ((1 - gap) * (1 - bp))) + 1000 + 4 * latency
 
 
 class CycleClock:

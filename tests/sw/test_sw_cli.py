@@ -122,15 +122,21 @@ def test_incompatible_checkpoints(tmp_path, capsys):
     from safetensors.torch import save_file
 
     mm = build_model("mmdit-tiny").module
-    save_file({k: v.contiguous() for k, v in mm.state_dict().items()},
-              str(tmp_path / "mm.safetensors"))
+    for sub, cfg in (("w", tmp_path / "wan" / "config.json"), ("m", None)):
+        (tmp_path / sub).mkdir()
+        save_file({k: v.contiguous() for k, v in mm.state_dict().items()},
+                  str(tmp_path / sub / "mm.safetensors"))
+        if cfg:  # with the config of another model
+            (tmp_path / sub / "config.json").write_text(cfg.read_text())
+        else:
+            mm.save_config(tmp_path / sub)
     rc, _, err = run(capsys, "capture", "--model", "wan-tiny", "--checkpoint",
-                     str(tmp_path / "mm.safetensors"), "--quiet", "-o",
+                     str(tmp_path / "w" / "mm.safetensors"), "--quiet", "-o",
                      str(tmp_path / "y.safetensors"))
     assert rc == 2 and "incompatible checkpoint" in err
     # ... and the right one loads
     rc, _, err = run(capsys, "capture", "--model", "mmdit-tiny", "--checkpoint",
-                     str(tmp_path / "mm.safetensors"), "--steps", "1", "--quiet", "-o",
+                     str(tmp_path / "m" / "mm.safetensors"), "--steps", "1", "--quiet", "-o",
                      str(tmp_path / "z.safetensors"))
     assert rc == 0, err
     # corrupt weights file and an empty folder

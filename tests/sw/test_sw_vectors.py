@@ -156,7 +156,7 @@ def test_bad_manifest_version_and_schema():
     t, m = _make()
     m = V._sync_manifest(t, m)
     V.validate_manifest(m)
-    for key, val, msg in [("version", 2, "version 2"), ("schema", "x", "not a semdialect"),
+    for key, val, msg in [("version", 3, "version 3"), ("schema", "x", "not a semdialect"),
                           ("source", {"kind": "model"}, "missing 'name'")]:
         bad = json.loads(json.dumps(m))
         bad[key] = val
@@ -219,3 +219,15 @@ def test_unsupported_dtype_rejected(tmp_path):
     t["s000/cond/l0/in"] = t["s000/cond/l0/in"].astype(np.complex64)
     with pytest.raises(TypeError):
         save_vectors(tmp_path / "v.safetensors", t, m)
+
+
+def test_version_1_files_still_load(tmp_path, monkeypatch):
+    t, m = _make()
+    monkeypatch.setattr(V, "SCHEMA_VERSION", 1)
+    m = V.new_manifest(m["source"], m["run"]) | {"tensors": m["tensors"]}
+    assert m["version"] == 1
+    monkeypatch.undo()
+    p = tmp_path / "v1.safetensors"
+    V.save_vectors(p, t, m)
+    t2, m2 = load_vectors(p)
+    assert m2["version"] == 1 and all(t2[k].tobytes() == t[k].tobytes() for k in t)
