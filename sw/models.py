@@ -320,10 +320,10 @@ class LoadedModel:
     checkpoint: str | None
     seed: int
     video: dict
+    checkpoint_info: Any = None  # checkpoints.CheckpointInfo for checkpoints
     # trained models: the caption conditioner (sw/trained.py) that makes their text input
     conditioner: Any = None
     label: str | None = None  # provenance line for manifests and tables (trained models)
-    checkpoint_info: Any = None  # checkpoints.CheckpointInfo for checkpoints
 
     @property
     def name(self) -> str:
