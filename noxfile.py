@@ -16,6 +16,7 @@ Sessions:
   reports     synthesis / cycle reports into build/reports/
   bench       throughput benchmarks (ratios vs torchao, same run) and quality table
   quality     SemanticDialect quality benchmark (issue 6)
+  train       retrain the shipped trained-* tiny models from their seeds, compare sha256
   real-width  capture + eval at the Wan2.1-1.3B width, peak RSS and time (not CI)
   gpu         Triton kernels on CUDA: bit-exactness suite + GB/s vs roofline and torchao
               (skips without a CUDA device; not in CI)
@@ -177,6 +178,16 @@ def real_width(session: nox.Session) -> None:
     (build/real-width/report.json; ~3 GiB checkpoint + ~1 GiB vectors on disk; not CI)."""
     env = _ensure_env(session)
     _py(session, env, "-m", "semdialect.sw.real_width", *session.posargs)
+
+
+@nox.session(python=False)
+def train(session: nox.Session) -> None:
+    """Retrain the shipped trained-* models (one thread each, nice 10) into build/train/
+    and check that each reproduces the shipped file's sha256 (not in CI: ~30 min)."""
+    env = _ensure_env(session)
+    models = session.posargs or ["trained-wan-tiny", "trained-mmdit-tiny"]
+    for m in models:
+        _py(session, env, "-m", "semdialect.sw.train_cli", m, f"build/train/{m}.safetensors")
 
 
 @nox.session(python=False)

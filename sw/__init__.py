@@ -7,6 +7,11 @@
 - `semdialect.sw.quant`: torch reference quantizers, bit-identical to `semdialect.golden`.
 - `semdialect.sw.fakequant`: quantize-dequantize wrappers, per-layer SQNR, end-to-end error.
 - `semdialect.sw.synthetic`: synthetic activation profiles (labelled as such).
+- `semdialect.sw.video_task`: the seeded procedural text-to-video (sprite) task.
+- `semdialect.sw.trained` / `train`: the trained tiny models (shipped weights in
+  `weights/`) and their rectified-flow training (`semdialect train`).
+- `semdialect.sw.stats`: activation statistics (`semdialect stats`).
+- `semdialect.sw.video_e2e`: video PSNR, temporal consistency, sample grid and GIF.
 
 Importing this package does not import torch; only the sub-modules that need it do.
 """

@@ -353,23 +353,26 @@ def load_text_embeds(path, lm, dtype) -> tuple[dict, dict]:
 @torch.no_grad()
 def denoise(lm, steps: int = 2, seed: int = 0, guidance: float = 5.0, capture=None,
             progress: bool = False, dtype=None, shift: float = 1.0, texts=None,
-            start_step: int = 0, latent=None, on_step_end=None) -> torch.Tensor:
+            start_step: int = 0, latent=None, on_step_end=None,
+            init: torch.Tensor | None = None, start: float = 1.0) -> torch.Tensor:
     """Seeded latents, `steps` Euler steps over flow-matching sigmas (flow shift `shift`),
-    CFG with a cond and an uncond text embedding (two seeded random embeddings, or
-    `texts` = (cond, uncond) precomputed). `capture` (a Capture, already entered) gets
+    CFG with a cond and an uncond text embedding (two seeded random embeddings, a trained
+    model's caption and the empty caption, or `texts` = (cond, uncond) precomputed).
+    `capture` (a Capture, already entered) gets
     the step / timestep / branch context of every forward call. `start_step` / `latent`
     continue an interrupted run (the seeded draws are made as in a fresh run);
     `on_step_end(i, x)` is called after every step.
 
     For every model this is the same simple sampler (the model output is used as a
     velocity), not each model's native scheduler: see docs/frontend.md.
+    `init` + `start` < 1: begin at sigma = start from (1 - start) init + start noise
+    (partial denoising of a given latent, SDEdit-style) instead of pure noise.
     Returns the final latent (float32, CPU)."""
     dtype = dtype or lm.dtype
     dev = next(lm.module.parameters()).device
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(lm.latent_shape(), generator=g, dtype=torch.float32)
-    cond = lm.text(g, dtype)
-    uncond = lm.text(g, dtype)
+    cond, uncond = lm.text_pair(g, dtype)
     if texts is not None:
         cond, uncond = texts
     if latent is not None:
@@ -377,6 +380,9 @@ def denoise(lm, steps: int = 2, seed: int = 0, guidance: float = 5.0, capture=No
     cond = {k: v.to(dev) for k, v in cond.items()}
     uncond = {k: v.to(dev) for k, v in uncond.items()}
     sig = sigma_schedule(steps, shift)
+    if init is not None:
+        sig = sig * float(start)
+        x = (1 - float(start)) * init.float().reshape(x.shape) + float(start) * x
     branches = [("cond", cond)] + ([("uncond", uncond)] if guidance != 1.0 else [])
     it = range(start_step, steps)
     if progress:
@@ -618,7 +624,7 @@ def _provenance(lm, plan, seed, steps, guidance, shift, layers, max_tokens, max_
         "checkpoint": lm.checkpoint,
         "label": (f"{name}: RANDOM-WEIGHT tiny {lm.spec.family} ({lm.spec.cls_name}, "
                   f"init seed {seed}); activations are not those of a trained model")
-        if random else f"{name}: weights from checkpoint {lm.checkpoint}",
+        if random else lm.label or f"{name}: weights from checkpoint {lm.checkpoint}",
         "config": lm.config,
         "config_derived_from": lm.spec.derived_from if random else None,
     }

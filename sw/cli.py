@@ -231,22 +231,36 @@ def cmd_e2e(args) -> int:
     _quiet_libs()
     from .fakequant import e2e_table, format_table
 
+    if args.video_dir and not args.model.startswith("trained-"):
+        raise ValueError("--video-dir needs a trained-* model (its latents are videos)")
+    latents = {} if args.video_dir else None
     res = e2e_table(args.model, formats, checkpoint=args.checkpoint, steps=args.steps,
                     seed=args.seed, layers=args.layers, weights=not args.no_weights,
                     guidance=args.guidance, device=args.device, progress=not args.quiet,
-                    dtype=args.dtype)
+                    dtype=args.dtype, latents=latents, from_clip=args.from_clip)
+    video = None
+    if args.video_dir:
+        from .video_e2e import format_video_table, video_report
+
+        video = video_report(latents, args.model, args.video_dir, res["caption"])
+        res["video"] = video
     if args.json:
         print(json.dumps(res, indent=1))
     else:
         print(format_table(res))
+        if video:
+            print()
+            print(format_video_table(video))
+            print(f"# wrote {', '.join(video['files'])} in {args.video_dir}", file=sys.stderr)
     return 0
 
 
 def register(subparsers) -> None:
     from .synthetic import SYNTHETIC_PROFILES
 
-    models = ("wan-tiny, mmdit-tiny, cogvideox-tiny, ltx-tiny, hunyuan-tiny, mochi-tiny, "
-              "allegro-tiny, latte-tiny")
+    models = ("trained-wan-tiny, trained-mmdit-tiny (TRAINED, shipped weights), wan-tiny, "
+              "mmdit-tiny, cogvideox-tiny, ltx-tiny, hunyuan-tiny, mochi-tiny, allegro-tiny, "
+              "latte-tiny (random weights)")
     p = subparsers.add_parser(
         "capture",
         help="capture Linear inputs and attention q/k of a video DiT into a vector file",
@@ -321,10 +335,19 @@ def register(subparsers) -> None:
     e.add_argument("--guidance", type=finite_float_arg, default=5.0)
     e.add_argument("--dtype", default="float32")
     e.add_argument("--device", default="cpu")
+    e.add_argument("--video-dir", help="trained-* models: write the sample grid (PNG), an "
+                   "animated GIF and video PSNR / temporal consistency per format here")
+    e.add_argument("--from-clip", type=float, metavar="SIGMA",
+                   help="trained-* models: start at this sigma from a noised validation clip "
+                        "(index = --seed) and its caption instead of pure noise")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_e2e)
 
     from .quality_cli import register as register_quality
+    from .stats import register as register_stats
+    from .train_cli import register as register_train
 
     register_quality(subparsers)
+    register_train(subparsers)
+    register_stats(subparsers)

@@ -122,9 +122,13 @@ def _finite_stats(vals):
 def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, steps: int = 4,
               seed: int = 0, layers: str | None = None, weights: bool = True,
               guidance: float = 5.0, device: str = "cpu", progress: bool = False,
-              dtype: str = "float32") -> dict:
+              dtype: str = "float32", latents: dict | None = None,
+              from_clip: float | None = None) -> dict:
     """Final-latent error of the denoising loop with every matching Linear fake-quantized,
-    per format, against the unquantized run (same seed, same weights)."""
+    per format, against the unquantized run (same seed, same weights). `latents`, if
+    given, receives the final latents ("reference" and one per format). `from_clip`
+    (trained models): start at sigma = from_clip from a noised validation clip of the
+    task (clip index = seed) with its caption, instead of from pure noise."""
     from semdialect import golden
     from semdialect.golden.quality import METHODS
 
@@ -138,9 +142,18 @@ def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, ste
     tdt = parse_dtype(dtype)
     lm = build_model(model, checkpoint=checkpoint, seed=seed, dtype=tdt, device=device)
     t0 = time.time()
-    ref = denoise(lm, steps=steps, seed=seed, guidance=guidance, dtype=tdt).double()
+    init = {}
+    if from_clip is not None:
+        from .trained import clip_latent
+
+        init = clip_latent(lm, seed, from_clip)
+    ref = denoise(lm, steps=steps, seed=seed, guidance=guidance, dtype=tdt, **init).double()
     ref_time = time.time() - t0
     peak = float(ref.max() - ref.min())
+    if latents is not None:
+        if init:
+            latents["source clip"] = init["init"].float().numpy()
+        latents["reference"] = ref.float().numpy()
     rows, per_layer = [], {}
     it = formats
     if progress:
@@ -157,8 +170,10 @@ def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, ste
         with fq:
             t0 = time.time()
             out = denoise(lm, steps=steps, seed=seed, guidance=guidance, dtype=tdt,
-                          capture=fq if fmt in METHODS else None).double()
+                          capture=fq if fmt in METHODS else None, **init).double()
             dt = time.time() - t0
+        if latents is not None:
+            latents[fmt] = out.float().numpy()
         mse = float(((out - ref) ** 2).mean())
         sq = fq.sqnr()
         act_mean, act_min = _finite_stats([r["act_sqnr_db"] for r in sq.values()
@@ -185,8 +200,10 @@ def e2e_table(model: str, formats: list[str], checkpoint: str | None = None, ste
         "weights": lm.weights,
         "label": (f"{model}: RANDOM-WEIGHT tiny {lm.spec.family} model (seed {seed}); "
                   "not a trained model's numbers") if random
-        else f"{model}: checkpoint {lm.checkpoint}",
+        else lm.label or f"{model}: checkpoint {lm.checkpoint}",
         "steps": steps, "seed": seed, "guidance": guidance, "dtype": dtype,
+        "caption": getattr(lm.conditioner, "last_caption", None),
+        "from_clip": from_clip,
         "quantized": "Linear inputs + weights" if weights else "Linear inputs",
         "layers_regex": layers,
         "psnr_definition": "10 log10((max(ref) - min(ref))^2 / MSE) over the final latent",

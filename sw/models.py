@@ -1,4 +1,5 @@
-"""Video DiT registry: tiny random-weight configurations and local-checkpoint loading.
+"""Video DiT registry: tiny random-weight configurations, the trained tiny models
+(`trained-*`, weights shipped in the package) and local-checkpoint loading.
 
 Every entry names a diffusers transformer class, a tiny configuration (the shapes of
 diffusers' own unit tests, with widths rounded up to multiples of 32 so that every
@@ -45,8 +46,15 @@ def _randn(g, shape, dtype):
     return torch.randn(shape, generator=g, dtype=torch.float32).to(dtype)
 
 
-def _t1000(sigma: float, x: torch.Tensor) -> torch.Tensor:
-    return torch.full((x.shape[0],), float(sigma) * 1000.0, dtype=x.dtype)
+def _per_sample(sigma, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """sigma (a float, or one value per sample when training) times `scale`, shape (batch,)."""
+    if isinstance(sigma, torch.Tensor):
+        return (sigma.reshape(-1).to(x.dtype) * scale).expand(x.shape[0])
+    return torch.full((x.shape[0],), float(sigma) * scale, dtype=x.dtype)
+
+
+def _t1000(sigma, x: torch.Tensor) -> torch.Tensor:
+    return _per_sample(sigma, x, 1000.0)
 
 
 def _sample(out):
@@ -87,7 +95,7 @@ def _mmdit_fwd(m, x, sigma, txt, video=None):
     tt, hh, ww = torch.meshgrid(torch.arange(f), torch.arange(h), torch.arange(w), indexing="ij")
     img_ids = torch.stack([tt, hh, ww], -1).reshape(-1, 3).to(x.dtype)  # (t, h, w) as OS2
     txt_ids = torch.zeros(txt["encoder_hidden_states"].shape[1], 3, dtype=x.dtype)
-    ts = torch.full((x.shape[0],), float(sigma), dtype=x.dtype)  # Flux scales by 1000
+    ts = _per_sample(sigma, x)  # Flux scales by 1000 itself
     return _sample(m(hidden_states=x, timestep=ts, img_ids=img_ids, txt_ids=txt_ids,
                      return_dict=False, **txt))
 
@@ -262,10 +270,32 @@ MODELS: dict[str, ModelSpec] = {
             "diffusers tests/pipelines/latte/test_latte.py (head_dim 8->16, heads 3->2, "
             "cross_attention 24->32)",
             _latte_latent, _latte_text, _latte_fwd, dict(frames=2, height=8, width=8)),
+        # trained on the procedural sprite task (sw/video_task.py, sw/trained.py); the
+        # weights ship in the package, build_model loads them
+        _spec(
+            "trained-wan-tiny", "WanTransformer3DModel", "Wan 2.1 / 2.2",
+            dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=32,
+                 in_channels=16, out_channels=16, text_dim=64, freq_dim=256, ffn_dim=256,
+                 num_layers=3, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                 rope_max_seq_len=32),
+            "wan-tiny widened (2x16 -> 2x32 heads, ffn 64 -> 256, 2 -> 3 blocks, text 64) "
+            "with Wan 2.1's 16 latent channels",
+            _wan_latent, _wan_text, _wan_fwd, dict(frames=4, height=16, width=16),
+            note="TRAINED (rectified flow, CPU) on the procedural sprite task"),
+        _spec(
+            "trained-mmdit-tiny", "FluxTransformer2DModel", "MMDiT, Open-Sora 2.0 structure",
+            dict(patch_size=1, in_channels=64, out_channels=None, num_layers=1,
+                 num_single_layers=2, attention_head_dim=32, num_attention_heads=2,
+                 joint_attention_dim=64, pooled_projection_dim=64, guidance_embeds=False,
+                 axes_dims_rope=(8, 12, 12)),
+            "mmdit-tiny widened (2x16 -> 2x32 heads, 1+1 -> 1+2 double/single blocks, "
+            "joint/pooled 64, rope axes 8/12/12)",
+            _mmdit_latent, _mmdit_text, _mmdit_fwd, dict(frames=4, height=8, width=8),
+            note="TRAINED (rectified flow, CPU) on the procedural sprite task"),
     ]
 }
 
-_NEEDS_VIDEO = {"mmdit-tiny": _mmdit_fwd, "ltx-tiny": _ltx_fwd}
+_NEEDS_VIDEO = {"mmdit-tiny": _mmdit_fwd, "ltx-tiny": _ltx_fwd, "trained-mmdit-tiny": _mmdit_fwd}
 
 
 def model_names() -> list[str]:
@@ -291,6 +321,9 @@ class LoadedModel:
     seed: int
     video: dict
     checkpoint_info: Any = None  # checkpoints.CheckpointInfo for checkpoints
+    # trained models: the caption conditioner (sw/trained.py) that makes their text input
+    conditioner: Any = None
+    label: str | None = None  # provenance line for manifests and tables (trained models)
 
     @property
     def name(self) -> str:
@@ -314,6 +347,13 @@ class LoadedModel:
 
     def text(self, g: torch.Generator, dtype) -> dict:
         return self.spec.text(self.module.config, g, dtype)
+
+    def text_pair(self, g: torch.Generator, dtype) -> tuple[dict, dict]:
+        """(cond, uncond) text inputs of one sampling run: two seeded random embeddings, or
+        for a trained model a caption of its task and the empty caption."""
+        if self.conditioner is not None:
+            return self.conditioner.pair(g, dtype)
+        return self.text(g, dtype), self.text(g, dtype)
 
     def predict(self, x, sigma, txt) -> torch.Tensor:
         if self.spec.name in _NEEDS_VIDEO:
@@ -423,6 +463,11 @@ def build_model(name: str, checkpoint: str | None = None, seed: int = 0,
     """Tiny random-weight model (seeded, `dtype` default float32) or the weights of a
     local checkpoint (`dtype` default: the checkpoint's)."""
     spec = get_spec(name)
+    if name.startswith("trained-"):
+        from .trained import load_trained
+
+        return load_trained(spec, checkpoint=checkpoint, dtype=dtype, device=device,
+                            video=video, seed=seed)
     info = None
     if checkpoint:
         module, info = _load_checkpoint(spec, checkpoint, dtype)

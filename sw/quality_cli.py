@@ -1,6 +1,8 @@
 """`semdialect quality`: the SemanticDialect quality benchmark end to end.
 
-Captures the tiny video DiTs (RANDOM-WEIGHT) and the synthetic profiles (SYNTHETIC),
+Captures the trained tiny video DiTs (`trained-*`, TRAINED on the procedural sprite task),
+their random-weight counterparts (RANDOM-WEIGHT, the contrast) and the synthetic profiles
+(SYNTHETIC), compares their activation statistics (sw/stats.py),
 runs the golden quality table (SQNR, bits per element, consistency) of the baselines
 and the SemanticDialect methods on every dataset, sweeps the method parameters, measures
 the end-to-end final-latent error of every format on the tiny models, and writes
@@ -19,7 +21,8 @@ __all__ = ["register", "run_quality", "QUALITY_FORMATS", "QUALITY_MODELS"]
 
 QUALITY_FORMATS = ("mxfp4", "nvfp4", "dialectfp4", "semdialect", "semdialect-decomp",
                    "semdialect-seda", "semdialect-full")
-QUALITY_MODELS = ("wan-tiny", "mmdit-tiny", "cogvideox-tiny")
+QUALITY_MODELS = ("trained-wan-tiny", "trained-mmdit-tiny", "wan-tiny", "mmdit-tiny")
+E2E_MODELS = ("trained-wan-tiny", "trained-mmdit-tiny")
 NVFP4_BITS = 4.5
 
 # one MethodConfig field varied at a time around the defaults
@@ -65,6 +68,17 @@ def _datasets(out: Path, quick: bool, steps: int, seed: int, progress=_say):
     return data
 
 
+def _stats(data, out: Path, progress) -> dict:
+    """Activation statistics of every captured model (not the synthetic profiles)."""
+    from .stats import dataset_stats, plot_stats
+
+    stats = {name: dataset_stats(t, m) for name, _, (t, m) in data if "synthetic" not in name}
+    if stats:
+        plot_stats(stats, out / "activation_stats.png")
+        progress(f"[stats] {', '.join(stats)}")
+    return stats
+
+
 def _sweep(seq_sets, grid, base, progress):
     from semdialect.golden.quality import quality_table
 
@@ -90,6 +104,7 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
     out.mkdir(parents=True, exist_ok=True)
     cfg = MethodConfig()
     data = _datasets(out, quick, steps, seed, progress)
+    stats = _stats(data, out, progress)
     seq_sets, labels, sources = [], {}, {}
     for name, label, (tensors, manifest) in data:
         seqs = sequences_from_vectors(tensors, manifest, cfg.block_size)
@@ -103,13 +118,16 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
     progress(f"[table] done ({time.time() - t0:.1f} s)")
     sweep_rows = []
     if sweep:
-        captured = [s for s in seq_sets if "synthetic" not in s[0]]
+        # the method parameters are chosen on trained activations (random ones: issue 6)
+        captured = [s for s in seq_sets if s[0].startswith("trained-")] or \
+            [s for s in seq_sets if "synthetic" not in s[0]]
         sweep_rows = _sweep(captured, QUICK_GRID if quick else SWEEP_GRID, cfg, progress)
     e2e_rows = []
     if e2e:
         from .fakequant import e2e_table
 
-        models = QUALITY_MODELS[:1] if quick else QUALITY_MODELS
+        models = [m for m in (E2E_MODELS[:1] if quick else E2E_MODELS) if m in QUALITY_MODELS] \
+            or list(QUALITY_MODELS[:1])
         for model in models:
             t0 = time.time()
             res = e2e_table(model, list(QUALITY_FORMATS), steps=2 if quick else steps,
@@ -121,11 +139,13 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
                                                       "act_sqnr_mean_db", "act_sqnr_min_db")}})
             progress(f"[e2e] {model}: {len(res['rows'])} formats ({time.time() - t0:.1f} s)")
     result = {
-        "provenance": "Tiny models have RANDOM WEIGHTS (seeded), synthetic datasets are "
-                      "SYNTHETIC: no number here is a trained model's.",
+        "provenance": "trained-* models are TRAINED tiny VDiTs (a few minutes of CPU "
+                      "training on a procedural sprite task, not production models); "
+                      "the other tiny models have RANDOM WEIGHTS (seeded); synthetic "
+                      "datasets are SYNTHETIC.",
         "quick": quick, "steps": steps, "seed": seed,
         "config": asdict(cfg), "labels": labels, "attention_sources": sources,
-        "table": table, "sweep": sweep_rows, "e2e": e2e_rows,
+        "table": table, "sweep": sweep_rows, "e2e": e2e_rows, "stats": stats,
         "goal": _goal(table),
         "seconds": round(time.time() - t_start, 1),
     }
@@ -169,7 +189,8 @@ def _plots(result, out: Path) -> list[str]:
             ax.plot(r["bits_per_element"], r["sqnr_db"], markers.get(r["format"], "o"),
                     label=r["format"], ms=7)
         ax.axvline(NVFP4_BITS, color="gray", lw=0.6, ls=":")
-        tag = "SYNTHETIC" if "synthetic" in ds else "RANDOM-WEIGHT"
+        tag = "SYNTHETIC" if "synthetic" in ds else "TRAINED" if ds.startswith("trained-") \
+            else "RANDOM-WEIGHT"
         ax.set_title(f"{ds} ({tag})", fontsize=9)
         ax.set_xlabel("bits per element")
         ax.set_ylabel("SQNR (dB)")
@@ -177,8 +198,8 @@ def _plots(result, out: Path) -> list[str]:
     for ax in list(axes.flat)[len(datasets):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("SQNR vs bits/element per method (golden model; tiny models have random "
-                 "weights, synthetic data is synthetic)", fontsize=10)
+    fig.suptitle("SQNR vs bits/element per method (golden model; trained-* tiny models "
+                 "trained on the sprite task, others random weights)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "sqnr_vs_bits.png", dpi=110)
     plt.close(fig)
@@ -198,7 +219,7 @@ def _plots(result, out: Path) -> list[str]:
                         label=f"{ds} {method.split('-')[1]}", ms=4)
         ax.set_xlabel("extra bits per element (vs top_frac = 0)")
         ax.set_ylabel("SQNR gained (dB)")
-        ax.set_title("Activation decomposition: top-k % sweep (RANDOM-WEIGHT tiny models)",
+        ax.set_title("Activation decomposition: top-k % sweep (TRAINED tiny models)",
                      fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
@@ -261,7 +282,7 @@ def results_markdown(result: dict, plots=()) -> str:
                      f"{gl['nvfp4_bits']:.3f} | {_f(gl['nvfp4_sqnr_db'])} | "
                      f"{'yes' if gl['met'] else 'no'} |")
     if result["sweep"]:
-        lines += ["", "## Parameter sweep (captured RANDOM-WEIGHT tiny models; one parameter "
+        lines += ["", "## Parameter sweep (captured TRAINED tiny models; one parameter "
                   "varied around the config above)", "",
                   "| param | value | method | dataset | SQNR dB | b/e | dial | a-dial |",
                   "|---|---|---|---|---:|---:|---:|---:|"]
@@ -272,7 +293,7 @@ def results_markdown(result: dict, plots=()) -> str:
                          f"{_f(r['anchor_dialect_consistency'], 3)} |")
     if result["e2e"]:
         lines += ["", "## End to end: final-latent error vs the unquantized run "
-                  "(RANDOM-WEIGHT tiny models; Linear inputs + weights quantized)", "",
+                  "(TRAINED tiny models; Linear inputs + weights quantized)", "",
                   "| model | steps | format | act b/e | latent MSE | latent PSNR dB | rel. err | "
                   "act SQNR mean/min dB |", "|---|---:|---|---:|---:|---:|---:|---|"]
         for r in result["e2e"]:
@@ -280,6 +301,13 @@ def results_markdown(result: dict, plots=()) -> str:
                          f"{r['bits_per_element']:.3f} | {r['latent_mse']:.3e} | "
                          f"{_f(r['latent_psnr_db'])} | {r['latent_rel_err']:.4f} | "
                          f"{_f(r['act_sqnr_mean_db'])} / {_f(r['act_sqnr_min_db'])} |")
+    if result.get("stats"):
+        from .stats import stats_markdown
+
+        lines += ["", "## Activation statistics (trained vs random weights)", "",
+                  "Per Linear input / attention module, median over layers / max "
+                  "(sw/stats.py; docs/results.md compares them with published VDiT "
+                  "observations).", "", stats_markdown(result["stats"])]
     lines += ["", "## Attention source per sequence", ""]
     for ds, srcs in result["attention_sources"].items():
         if "synthetic" in ds:
@@ -290,7 +318,7 @@ def results_markdown(result: dict, plots=()) -> str:
             k = s.split(":")[0].split("[")[0]
             kinds[k] = kinds.get(k, 0) + 1
         lines.append(f"- `{ds}`: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
-    for p in plots:
+    for p in list(plots) + (["activation_stats.png"] if result.get("stats") else []):
         lines += ["", f"![{p}]({p})"]
     lines += ["", f"Wall time: {result['seconds']} s.", ""]
     return "\n".join(lines)
@@ -321,15 +349,18 @@ def register(subparsers) -> None:
     q = subparsers.add_parser(
         "quality",
         help="SemanticDialect quality benchmark: tiny models + synthetic, table, sweep, e2e",
-        description="Capture the tiny video DiTs (RANDOM-WEIGHT: " + ", ".join(QUALITY_MODELS)
-                    + ") and the synthetic profiles, run the golden quality table of "
+        description="Capture the tiny video DiTs (" + ", ".join(QUALITY_MODELS)
+                    + "; trained-* TRAINED, the others RANDOM-WEIGHT) and the synthetic "
+                    "profiles, compare their activation statistics, run the golden quality "
+                    "table of "
                     + ", ".join(QUALITY_FORMATS) + " on every dataset, sweep the method "
                     "parameters, measure the end-to-end final-latent error per format, and "
                     "write OUT/results.{md,json} and PNG plots.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     q.add_argument("-o", "--output", default="build/quality")
     q.add_argument("--quick", action="store_true",
-                   help="smaller synthetic data, short sweep, e2e on wan-tiny only (2 steps)")
+                   help="smaller synthetic data, short sweep, e2e on trained-wan-tiny only "
+                        "(2 steps)")
     q.add_argument("--steps", type=positive_int_arg, default=3,
                    help="denoising steps of the captures")
     q.add_argument("--seed", type=nonneg_int_arg, default=0)

@@ -51,5 +51,5 @@ def test_quality_quick_cli(tmp_path):
 
     assert main(["quality", "--quick", "-o", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "results.json").read_text())
-    assert {r["model"] for r in res["e2e"]} == {"wan-tiny"}
+    assert {r["model"] for r in res["e2e"]} == {"trained-wan-tiny"}
     assert {r["format"] for r in res["e2e"]} == set(qc.QUALITY_FORMATS)
