@@ -625,7 +625,10 @@ def test_ctrl_c_during_capture_exits_130_and_writes_nothing(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "semdialect.cli", "capture", "--model", "wan-tiny", "--steps",
          "100000", "--max-tokens", "4", "-o", str(out)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+        # pytest-xdist workers ignore SIGINT and a child inherits that (Python then installs
+        # no KeyboardInterrupt handler): give it the default disposition a terminal gives
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # drain stderr in a thread: a full pipe would block the child's progress output (and
     # its interrupt message) and turn a slow machine into a hang
     chunks: list[bytes] = []
