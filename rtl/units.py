@@ -186,6 +186,23 @@ class _Unit(wiring.Component):
                         out_bits)]
 
     # -- pipeline helpers ---------------------------------------------------------------
+    def _argmin_of_sums(self, m, en, carry: dict, n: int, mask_key: str):
+        """The selection stage both SemanticDialect units share: n adder trees over the
+        lanes' `err` entries, then the argmin masked by carry[mask_key] (lowest id wins).
+        Returns (carry, argmin); the chosen index is argmin.dialect."""
+        tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
+        m.submodules.adder_tree = tree = DialectAdderTree(n, self.err_bits, self.block_size,
+                                                          tree_cuts)
+        m.d.comb += [tree.err.as_value().eq(carry.pop("err")), tree.en.eq(en)]
+        carry = self._delay(m, en, carry, tree.latency, "tree")
+        carry["sums"] = tree.sums.as_value()
+
+        am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
+        m.submodules.argmin = am = MaskedArgmin(n, tree.sum_width, am_cuts)
+        m.d.comb += [am.sums.as_value().eq(carry.pop("sums")),
+                     am.mask.eq(carry.pop(mask_key)), am.en.eq(en)]
+        return self._delay(m, en, carry, am.latency, "am"), am
+
     def _cut(self, m, en, name: str, carry_: dict) -> dict:
         if name not in self.cuts:
             return carry_
@@ -351,17 +368,7 @@ class SemDialectQuantizer(_Unit):
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
 
-        tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
-        m.submodules.adder_tree = tree = DialectAdderTree(D, self.err_bits, B, tree_cuts)
-        m.d.comb += [tree.err.as_value().eq(carry.pop("err")), tree.en.eq(en)]
-        carry = self._delay(m, en, carry, tree.latency, "tree")
-        carry["sums"] = tree.sums.as_value()
-
-        am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
-        m.submodules.argmin = am = MaskedArgmin(D, tree.sum_width, am_cuts)
-        m.d.comb += [am.sums.as_value().eq(carry.pop("sums")), am.mask.eq(carry.pop("mask")),
-                     am.en.eq(en)]
-        carry = self._delay(m, en, carry, am.latency, "am")
+        carry, am = self._argmin_of_sums(m, en, carry, D, "mask")
         carry["dialect"] = am.dialect
 
         self._index_back(m, en, carry, self.luts.idx)
@@ -482,17 +489,7 @@ class SemDialectTwoLevel(_Unit):
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
 
-        tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
-        m.submodules.adder_tree = tree = DialectAdderTree(K, self.err_bits, B, tree_cuts)
-        m.d.comb += [tree.err.as_value().eq(carry.pop("err")), tree.en.eq(en)]
-        carry = self._delay(m, en, carry, tree.latency, "tree")
-        carry["sums"] = tree.sums.as_value()
-
-        am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
-        m.submodules.argmin = am = MaskedArgmin(K, tree.sum_width, am_cuts)
-        m.d.comb += [am.sums.as_value().eq(carry.pop("sums")),
-                     am.mask.eq(carry.pop("allowed")), am.en.eq(en)]
-        carry = self._delay(m, en, carry, am.latency, "am")
+        carry, am = self._argmin_of_sums(m, en, carry, K, "allowed")
 
         m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)
         m.d.comb += [sd.cls.eq(carry.pop("cls")), sd.slot.eq(am.dialect)]
