@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -404,8 +405,13 @@ def _run_todo(client, todo, results, sdir, *, waves, out, progress, on_result,
         bar = tqdm(total=len(todo), unit="shard", desc="regress", file=sys.stderr,
                    dynamic_ncols=True)
     t_submit = time.perf_counter()
+    # The Dask key carries a per-run nonce: a cancel from an interrupted run reaches
+    # the scheduler asynchronously and would also cancel a re-submitted future of the
+    # same key (seen in CI as FutureCancelledError on the resume). The content address
+    # s.key still names the stored result.
+    run_nonce = uuid.uuid4().hex[:8]
     futs = [client.submit(run_shard, s.to_json(), waves, str(out / "waves"),
-                          key=f"shard-{s.key}", pure=False) for s in todo]
+                          key=f"shard-{s.key}-{run_nonce}", pure=False) for s in todo]
     done_el = 0
     try:
         for fut in as_completed(futs):
