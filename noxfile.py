@@ -45,9 +45,6 @@ ENV_DIR = ROOT / ".nox" / "semdialect-env"
 STAMP_INPUTS = ("pyproject.toml", "constraints.txt")
 #: the RTL test files: cocotb testbenches, and the compiled path + Dask sharding
 RTL_TESTS = ("tb/test_runner.py", "tb/test_regress.py")
-# two processes: one Verilator build compiles while the other verilates or simulates;
-# the Dask tests stay together on one worker (xdist_group in tb/test_regress.py)
-RTL_XDIST = ("-n", "2", "--dist", "loadgroup")
 
 
 def _stamp() -> str:
@@ -125,7 +122,7 @@ def rtl_tests(session: nox.Session) -> None:
     env = _ensure_env(session)
     if not (ROOT / "tb").joinpath("test_runner.py").exists():
         session.error("tb/test_runner.py does not exist yet: the cocotb flow is issue #4")
-    _pytest(session, env, *RTL_TESTS, "-m", "not slow", *RTL_XDIST)
+    _pytest(session, env, *RTL_TESTS, "-m", "not slow")
 
 
 @nox.session(name="rtl-regress", python=False)
@@ -239,7 +236,7 @@ def ci(session: nox.Session) -> None:
     _py(session, env, "-m", "ruff", "check", ".")
     _pytest(session, env, "tests", "-m", "not slow", "-n", "2")
     if (ROOT / "tb" / "test_runner.py").exists():
-        _pytest(session, env, *RTL_TESTS, "-m", "not slow", *RTL_XDIST)
+        _pytest(session, env, *RTL_TESTS, "-m", "not slow")
     _py(session, env, "-m", "semdialect.cli", "flow", "--quick")
 
 

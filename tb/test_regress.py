@@ -24,9 +24,6 @@ from semdialect.sim.configs import CONFIGS, golden_quantize
 from semdialect.sim.stimulus import mixed_stream, random_masks
 
 CHEAP = "mxfp4"
-# one xdist worker runs this file: its LocalCluster fixture is per-process, and the
-# worker-kill timing must not share a core with a second cluster
-pytestmark = pytest.mark.xdist_group("dask-regress")
 
 
 @pytest.fixture(scope="module")
