@@ -38,11 +38,12 @@ def normalize_blocks(book: Formatbook, xb: np.ndarray):
     """Shared scale and normalized magnitudes of blocks (§7). Returns (e, v, bad) with
     v float64 (exact: sticky bits of tiny elements must survive)."""
     bad = ~np.isfinite(xb).all(axis=-1)
-    a = np.abs(xb)
-    amax = np.where(bad, 0, a.max(axis=-1))
+    # NaN/Inf blocks are zeroed before the cast (their v is 0 by §7 anyway); casting a
+    # NaN of a narrow dtype raised "invalid value encountered in cast"
+    a = np.where(bad[..., None], np.zeros((), xb.dtype), np.abs(xb))
+    amax = a.max(axis=-1)
     e = block_exponent(amax, book.emax)
     v = np.ldexp(a.astype(np.float64), -e[..., None])
-    v[bad] = 0.0
     return e, v, bad
 
 
