@@ -32,6 +32,7 @@ from .stages import (
     BlockMaxTable,
     ClassErrorLut,
     ClassSelect,
+    ClassSlotMux,
     DialectAdderTree,
     E2M1Round,
     ErrorLut,
@@ -40,8 +41,10 @@ from .stages import (
     Normalize,
     SharedExponent,
     SlotDialect,
+    SlotIds,
     Unpack,
     delay,
+    slot_assignment,
     tree_levels,
 )
 from .timing import (
@@ -74,6 +77,14 @@ DEFAULT_TWO_LEVEL_BOOK = "semdialect-32c8x8"
 #: fewer Yosys generic cells and 6% fewer transistors (docs/architecture.md, "Area
 #: exploration")
 DEFAULT_INDEX = "compare"
+
+#: error ROM of the two-level unit: 'mux' (per lane the §8 error ROM over the lane
+#: address, then a per-slot mux selected by the block's class, `ClassSlotMux`) or
+#: 'class' (one ROM per lane over (class, address), `ClassErrorLut`); bit-identical.
+#: 'mux' is the default by measurement (Yosys generic, semdialect-32c8x8 F = 3 W = 8:
+#: 5,974 against 7,260 transistors per lane; docs/architecture.md, "Area")
+ERR_ROMS = ("mux", "class")
+DEFAULT_ERR_ROM = "mux"
 
 
 class _Unit(wiring.Component):
@@ -186,10 +197,12 @@ class _Unit(wiring.Component):
                         out_bits)]
 
     # -- pipeline helpers ---------------------------------------------------------------
-    def _argmin_of_sums(self, m, en, carry: dict, n: int, mask_key: str):
+    def _argmin_of_sums(self, m, en, carry: dict, n: int, mask_key: str, ids=None):
         """The selection stage both SemanticDialect units share: n adder trees over the
         lanes' `err` entries, then the argmin masked by carry[mask_key] (lowest id wins).
-        Returns (carry, argmin); the chosen index is argmin.dialect."""
+        ids: a function of the carry giving the candidates' ids (an ArrayLayout value of
+        `id_bits`), else the ids are the positions. Returns (carry, argmin); the chosen
+        index (or id) is argmin.dialect."""
         tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
         m.submodules.adder_tree = tree = DialectAdderTree(n, self.err_bits, self.block_size,
                                                           tree_cuts)
@@ -198,7 +211,10 @@ class _Unit(wiring.Component):
         carry["sums"] = tree.sums.as_value()
 
         am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
-        m.submodules.argmin = am = MaskedArgmin(n, tree.sum_width, am_cuts)
+        m.submodules.argmin = am = MaskedArgmin(n, tree.sum_width, am_cuts,
+                                                id_bits=None if ids is None else self.id_bits)
+        if ids is not None:
+            m.d.comb += am.ids.as_value().eq(ids(carry))
         m.d.comb += [am.sums.as_value().eq(carry.pop("sums")),
                      am.mask.eq(carry.pop(mask_key)), am.en.eq(en)]
         return self._delay(m, en, carry, am.latency, "am"), am
@@ -413,10 +429,13 @@ class SemDialectTwoLevel(_Unit):
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
+        if err_rom not in ERR_ROMS:
+            raise ValueError(f"err_rom must be one of {ERR_ROMS}, got {err_rom!r}")
         self.index = index
+        self.err_rom = err_rom
         self.tables = build_two_level(formatbook, frac_bits, err_bits)
         self.book = self.tables.book
         self.luts = self.tables.luts
@@ -431,6 +450,11 @@ class SemDialectTwoLevel(_Unit):
         self.class_bits = max(1, (self.num_classes - 1).bit_length())
         self.tree_levels = tree_levels(block_size)
         self.argmin_levels = tree_levels(self.k)
+        if err_rom == "mux":
+            _, self.slot_ids, sel = slot_assignment(self.tables.class_ids)
+            self.sel_bits = max(max(1, (max(col) ).bit_length()) for col in zip(*sel))
+        else:
+            self.slot_ids = None
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
@@ -452,18 +476,32 @@ class SemDialectTwoLevel(_Unit):
         segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
                             "mask ∩ class priority encoders, allowed-slot mux",
                             lanes + cb + K))
-        segs.append(Segment("lut", T_FANOUT + rom(cb + self.luts.err_addr_bits),
-                            f"class error ROM per lane ({K} x {W} bits)",
-                            pas + cb + K + B * K * W))
+        if self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
+            segs.append(Segment("lut", T_FANOUT + max(rom(self.luts.err_addr_bits), T_LUT)
+                                + mux_levels(self.sel_bits),
+                                f"error ROM per lane + {K} class-selected slot muxes "
+                                f"({K} x {W} bits)", pas + cb + K + B * K * W))
+        else:
+            segs.append(Segment("lut", T_FANOUT + rom(cb + self.luts.err_addr_bits),
+                                f"class error ROM per lane ({K} x {W} bits)",
+                                pas + cb + K + B * K * W))
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
                          pas + cb + K + K * -(-B >> (j + 1)) * (W + j + 1))
                  for j in range(self.tree_levels)]
-        segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
-                         f"argmin level {j} ({sw}-bit compare + select)",
-                         pas + cb + -(-K >> (j + 1)) * (sw + slot_bits + 1))
-                 for j in range(self.argmin_levels)]
-        segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
-                            pas + self.id_bits))
+        if self.err_rom == "mux":  # slot ids from the class, (sum, id) compares: id out
+            segs += [Segment(f"argmin{j}", carry(sw + self.id_bits) + T_LUT + 0.4
+                             + (rom(cb) if j == 0 else 0.0),
+                             f"argmin level {j} ({sw}-bit sum + id compare + select)",
+                             pas + (cb if j < self.argmin_levels - 1 else 0)
+                             + -(-K >> (j + 1)) * (sw + self.id_bits + 1))
+                     for j in range(self.argmin_levels)]
+        else:
+            segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
+                             f"argmin level {j} ({sw}-bit compare + select)",
+                             pas + cb + -(-K >> (j + 1)) * (sw + slot_bits + 1))
+                     for j in range(self.argmin_levels)]
+            segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
+                                pas + self.id_bits))
         segs += self._index_segments(aq)
         return segs
 
@@ -473,7 +511,8 @@ class SemDialectTwoLevel(_Unit):
         book = self.book
         en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
                                 self.luts.idx_frac_bits, with_max=True)
-        m.submodules.class_select = cs = ClassSelect(self.tables, rom_cut="classrom" in self.cuts)
+        m.submodules.class_select = cs = ClassSelect(self.tables, rom_cut="classrom" in self.cuts,
+                                                     slot_ids=self.slot_ids)
         m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask")),
                      cs.en.eq(en)]
         carry = self._delay(m, en, carry, cs.latency, "classrom")
@@ -481,7 +520,8 @@ class SemDialectTwoLevel(_Unit):
         carry["allowed"] = cs.allowed
         carry = self._cut(m, en, "class", carry)
 
-        m.submodules.class_err_lut = elut = ClassErrorLut(self.tables, B)
+        lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
+        m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
         if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
             carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
                                                self.luts.idx_frac_bits)
@@ -489,12 +529,21 @@ class SemDialectTwoLevel(_Unit):
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
 
-        carry, am = self._argmin_of_sums(m, en, carry, K, "allowed")
+        if self.err_rom == "mux":  # the argmin compares (sum, global id): id out
+            m.submodules.slot_ids = sid = SlotIds(self.slot_ids, self.id_bits)
 
-        m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)
-        m.d.comb += [sd.cls.eq(carry.pop("cls")), sd.slot.eq(am.dialect)]
-        carry["dialect"] = sd.dialect
-        carry = self._cut(m, en, "pick", carry)
+            def ids(c):  # the class's slot ids, looked up where the argmin starts
+                m.d.comb += sid.cls.eq(c.pop("cls"))
+                return sid.ids.as_value()
+
+            carry, am = self._argmin_of_sums(m, en, carry, K, "allowed", ids=ids)
+            carry["dialect"] = am.dialect
+        else:
+            carry, am = self._argmin_of_sums(m, en, carry, K, "allowed")
+            m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)
+            m.d.comb += [sd.cls.eq(carry.pop("cls")), sd.slot.eq(am.dialect)]
+            carry["dialect"] = sd.dialect
+            carry = self._cut(m, en, "pick", carry)
 
         self._index_back(m, en, carry, self.luts.idx)
         return m
@@ -515,6 +564,7 @@ class SemDialectTwoLevel(_Unit):
             "idx_frac_bits": self.luts.idx_frac_bits,
             **self.timing_parameters(),
             "index": self.index,
+            "err_rom": self.err_rom,
             "class_err_lut_bits": self.tables.class_rom_bits,
             "idx_lut_bits": self.luts.idx_rom_bits,
             "golden_call": (

@@ -52,11 +52,21 @@ def test_two_level_c8x4_default_timing(fmt, rng):
     assert dut.latency == len(dut.cuts) >= 3
 
 
-def test_two_level_c8x8_shallow_rom_index(rng):
-    """Overlapping classes of 8, B = 16, depth 2, the ROM index stage."""
+@pytest.mark.parametrize("err_rom", ["mux", "class"])
+def test_two_level_c8x8_shallow_rom_index(err_rom, rng):
+    """Overlapping classes of 8, B = 16, depth 2, the ROM index stage; both error-ROM
+    forms (the per-slot class mux, the default, and the (class, address) ROM)."""
     x = np.concatenate([edge_blocks(16, "bf16", rng=rng)[::2], random_blocks(rng, 80, 16,
                                                                               "bf16")])
-    _run("semdialect-32c8x8", 16, "bf16", x, rng, pipeline=2, index="rom")
+    _run("semdialect-32c8x8", 16, "bf16", x, rng, pipeline=2, index="rom", err_rom=err_rom)
+
+
+def test_two_level_class_rom_default_timing(rng):
+    """The (class, address) error ROM at the default 150 MHz placement (with its pick
+    stage)."""
+    x = np.concatenate([edge_blocks(32, "bf16", rng=rng), random_blocks(rng, 60, 32, "bf16")])
+    dut, _ = _run("semdialect-32c8x8", 32, "bf16", x, rng, err_rom="class")
+    assert "pick" in dut.cuts
 
 
 def test_two_level_combinational_no_mask(rng):
