@@ -184,6 +184,7 @@ class SharedExponent(wiring.Component):
             "bad": In(1),
             "e": Out(signed(9)),
             "scale": Out(8),
+            "low": Out(1),  # e clamped at -127 from below (then v_max < 2^emax)
         })
 
     def elaborate(self, platform):
@@ -203,6 +204,7 @@ class SharedExponent(wiring.Component):
         raw = Signal(signed(12))
         m.d.comb += raw.eq(eb - (f.bias + self.emax))
         e = Mux(raw < -127, -127, Mux(raw > 127, 127, raw))
+        m.d.comb += self.low.eq(raw < -127)
         m.d.comb += [
             self.e.eq(e),
             self.scale.eq(Mux(self.bad, 0xFF, (e + 127)[:8])),
@@ -710,11 +712,20 @@ class ClassSelect(wiring.Component):
     chosen. rom_cut: a register stage (enable `en`) after the class ROM; latency =
     int(rom_cut)."""
 
-    def __init__(self, tables, *, rom_cut: bool = False, slot_ids=None):
+    def __init__(self, tables, *, rom_cut: bool = False, slot_ids=None, fmt=None):
         self.tables = tables
         self.rom_cut = rom_cut
         self.latency = int(rom_cut)
         self.table = class_table(tables)
+        #: fmt given: the raw class comes straight from the block max's bit pattern
+        #: (`amax`, SharedExponent's `low` and `bad`) instead of the class ROM on the
+        #: block-max address: §15.1 for an unclamped exponent is v_max in [2^emax,
+        #: 2^(emax+1)), whose b bits below the leading bit are the b significand bits
+        #: below amax's leading bit; a clamped (low) exponent, an all-zero or a NaN/Inf
+        #: block gives class 0. No Normalize lane, no ROM; checked against the golden
+        #: block_class on every finite amax pattern of bf16 and fp16 (exhaustive
+        #: simulation, tests/rtl/test_unit_two_level.py)
+        self.fmt = fmt
         #: slot_ids: the class members in the slot order of `allowed` (default: ascending,
         #: `class_ids`; `slot_assignment` permutes them), each row a permutation of its class
         rows = tables.class_ids if slot_ids is None else slot_ids
@@ -726,18 +737,40 @@ class ClassSelect(wiring.Component):
         self.class_bits = max(1, (self.num_classes - 1).bit_length())
         self.addr_bits = len(self.table).bit_length() - 1
         self.num_dialects = tables.book.num_dialects
-        super().__init__({
-            "max_addr": In(self.addr_bits),
-            "mask": In(self.num_dialects),
-            "en": In(1),
-            "cls": Out(self.class_bits),
-            "allowed": Out(self.k),
-        })
+        ports = {"mask": In(self.num_dialects), "en": In(1), "cls": Out(self.class_bits),
+                 "allowed": Out(self.k)}
+        if fmt is None:
+            ports["max_addr"] = In(self.addr_bits)
+        else:
+            if tables.book.class_bits > fmt.mbits:
+                raise ValueError("class bits exceed the input mantissa: no amax class rule")
+            ports.update({"amax": In(15), "low": In(1), "bad": In(1)})
+        super().__init__(ports)
+
+    def raw_class(self, m) -> Value:
+        """The §15.1 class (before the mask) from amax (fmt mode)."""
+        f, b = self.fmt, self.tables.book.class_bits
+        man, exp = self.amax[:f.mbits], self.amax[f.mbits:15]
+        raw = Signal(self.class_bits, name="cls_from_amax")
+        if b == 0:
+            return Const(0, self.class_bits)
+        bits = Signal(b, name="cls_bits")
+        with m.If(exp != 0):  # normal: the hidden bit leads
+            m.d.comb += bits.eq(man[f.mbits - b:])
+        with m.Else():  # subnormal: the b bits below the highest set mantissa bit
+            for p in range(f.mbits):  # last assignment wins: the highest set bit
+                with m.If(man[p]):
+                    m.d.comb += bits.eq((Cat(Const(0, b), man) >> p)[:b])
+        m.d.comb += raw.eq(Mux(self.bad | self.low | (self.amax == 0), 0, bits))
+        return raw
 
     def elaborate(self, platform):
         m = Module()
         n = self.num_classes
-        (raw,) = _rom(m, "class_rom", self.class_bits, self.table, [self.max_addr])
+        if self.fmt is None:
+            (raw,) = _rom(m, "class_rom", self.class_bits, self.table, [self.max_addr])
+        else:
+            raw = self.raw_class(m)
         nonempty = Signal(n)
         m.d.comb += [nonempty[c].eq(Cat(*[self.mask[d] for d in self.ids[c]]).any())
                      for c in range(n)]

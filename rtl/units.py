@@ -86,6 +86,13 @@ DEFAULT_INDEX = "compare"
 ERR_ROMS = ("mux", "class")
 DEFAULT_ERR_ROM = "mux"
 
+#: where the two-level unit's class comes from: 'amax' (the block max's bit pattern,
+#: beside Normalize in the front end: no block-max Normalize lane, no class ROM, no
+#: class register stages) or 'max-addr' (the class ROM on the block-max lane's exact
+#: address, with its `classrom` / `class` cut points); bit-identical
+CLASS_FROM = ("amax", "max-addr")
+DEFAULT_CLASS_FROM = "amax"
+
 
 class _Unit(wiring.Component):
     """Common front end and pipeline bookkeeping.
@@ -230,9 +237,11 @@ class _Unit(wiring.Component):
                 for k, v in carry_.items()}
 
     def _front(self, m, emax: int, int_bits: int, frac_bits: int, idx_frac_bits: int,
-               with_max: bool = False):
+               with_max: bool = False, pre_norm=None):
         """Unpack, BlockMax, SharedExponent [exp] Normalize: shift amounts [shift]
-        shifters [norm]. with_max: also the block's largest exact address (`max_addr`)."""
+        shifters [norm]. with_max: also the block's largest exact address (`max_addr`).
+        pre_norm(m, en, carry): per-block logic after the exp cut, beside Normalize (it
+        finds `amax`, `elow` in the carry and takes them)."""
         B = self.block_size
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
@@ -254,11 +263,15 @@ class _Unit(wiring.Component):
         carry_ = {"valid": self.i.valid, "last": p.last, "sign": unpack.sign,
                   "exp": unpack.exp.as_value(), "man": unpack.man.as_value(),
                   "bad": bmax.bad, "e": shexp.e, "scale": shexp.scale}
-        if with_max:
+        if with_max or pre_norm is not None:
             carry_["amax"] = bmax.amax
+        if pre_norm is not None:
+            carry_["elow"] = shexp.low
         if self.has_mask:
             carry_["mask"] = p.mask
         carry_ = self._cut(m, en, "exp", carry_)
+        if pre_norm is not None:
+            carry_ = pre_norm(m, en, carry_)
         m.submodules.normalize = norm = Normalize(
             self.fmt, B, int_bits, frac_bits, idx_frac_bits, with_max=with_max,
             shift_cut="shift" in self.cuts)
@@ -429,13 +442,17 @@ class SemDialectTwoLevel(_Unit):
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM):
+                 rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
+                 class_from: str = DEFAULT_CLASS_FROM):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         if err_rom not in ERR_ROMS:
             raise ValueError(f"err_rom must be one of {ERR_ROMS}, got {err_rom!r}")
+        if class_from not in CLASS_FROM:
+            raise ValueError(f"class_from must be one of {CLASS_FROM}, got {class_from!r}")
         self.index = index
         self.err_rom = err_rom
+        self.class_from = class_from
         self.tables = build_two_level(formatbook, frac_bits, err_bits)
         self.book = self.tables.book
         self.luts = self.tables.luts
@@ -467,15 +484,22 @@ class SemDialectTwoLevel(_Unit):
         aq = book.int_bits + self.luts.idx_frac_bits + 1
         slot_bits = max(1, (K - 1).bit_length())
         pas = self._pass_bits(aq)
+        amax = self.class_from == "amax"
         segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
-                                    err_addr=True, with_max=True)
+                                    err_addr=True, with_max=not amax)
+        if amax:  # the class logic sits beside Normalize (its path, about 2 LUT levels
+            # after BlockMax + the class/mask logic below, is shorter than the lanes'
+            # shift + barrel shifter); the norm register holds cls + allowed, not the mask
+            segs[-1] = Segment(segs[-1].name, segs[-1].delay_ns, segs[-1].what,
+                               segs[-1].bits - self.num_dialects + cb + K)
         derive = self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits)
         lanes = pas + B * (self.luts.err_addr_bits - aq * derive)
-        segs.append(Segment("classrom", rom(aq), "class ROM on the max address",
-                            lanes + cb + self.num_classes + self.num_dialects))
-        segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
-                            "mask ∩ class priority encoders, allowed-slot mux",
-                            lanes + cb + K))
+        if not amax:
+            segs.append(Segment("classrom", rom(aq), "class ROM on the max address",
+                                lanes + cb + self.num_classes + self.num_dialects))
+            segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
+                                "mask ∩ class priority encoders, allowed-slot mux",
+                                lanes + cb + K))
         if self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
             segs.append(Segment("lut", T_FANOUT + max(rom(self.luts.err_addr_bits), T_LUT)
                                 + mux_levels(self.sel_bits),
@@ -509,16 +533,29 @@ class SemDialectTwoLevel(_Unit):
         m = Module()
         B, K = self.block_size, self.k
         book = self.book
-        en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
-                                self.luts.idx_frac_bits, with_max=True)
-        m.submodules.class_select = cs = ClassSelect(self.tables, rom_cut="classrom" in self.cuts,
-                                                     slot_ids=self.slot_ids)
-        m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask")),
-                     cs.en.eq(en)]
-        carry = self._delay(m, en, carry, cs.latency, "classrom")
-        carry["cls"] = cs.cls
-        carry["allowed"] = cs.allowed
-        carry = self._cut(m, en, "class", carry)
+        if self.class_from == "amax":
+            def pre_norm(m, en, c):  # the class beside Normalize, from amax
+                m.submodules.class_select = cs = ClassSelect(self.tables, slot_ids=self.slot_ids,
+                                                             fmt=self.fmt)
+                m.d.comb += [cs.amax.eq(c.pop("amax")), cs.low.eq(c.pop("elow")),
+                             cs.bad.eq(c["bad"]), cs.mask.eq(c.pop("mask")), cs.en.eq(en)]
+                c["cls"] = cs.cls
+                c["allowed"] = cs.allowed
+                return c
+
+            en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
+                                    self.luts.idx_frac_bits, pre_norm=pre_norm)
+        else:
+            en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
+                                    self.luts.idx_frac_bits, with_max=True)
+            m.submodules.class_select = cs = ClassSelect(
+                self.tables, rom_cut="classrom" in self.cuts, slot_ids=self.slot_ids)
+            m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask")),
+                         cs.en.eq(en)]
+            carry = self._delay(m, en, carry, cs.latency, "classrom")
+            carry["cls"] = cs.cls
+            carry["allowed"] = cs.allowed
+            carry = self._cut(m, en, "class", carry)
 
         lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
         m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
@@ -565,6 +602,7 @@ class SemDialectTwoLevel(_Unit):
             **self.timing_parameters(),
             "index": self.index,
             "err_rom": self.err_rom,
+            "class_from": self.class_from,
             "class_err_lut_bits": self.tables.class_rom_bits,
             "idx_lut_bits": self.luts.idx_rom_bits,
             "golden_call": (
