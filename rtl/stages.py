@@ -946,7 +946,8 @@ class ClassSlotMux(wiring.Component):
                 ins = [o[pos[d] * w:(pos[d] + 1) * w] for d in self.cand[j]]
                 if len(ins) == 1:
                     m.d.comb += self.err[i][j].eq(ins[0])
-                else:
+                else:  # padded to 2^sel_bits inputs: a complete case (the pad is never read)
+                    ins += [ins[-1]] * ((1 << self.sel_bits[j]) - len(ins))
                     m.d.comb += self.err[i][j].eq(Array(ins)[sels[j]])
         return m
 
