@@ -42,6 +42,8 @@ UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
 
 #: selectors of the semdialect unit: the exhaustive LUT engine or the two-level unit
 SELECTORS = ("lut", "two-level")
+#: forms of the two-level unit (build_unit's two_level_form; None = 'mux')
+TWO_LEVEL_FORMS = (None, "mux", "classrom")
 #: the semdialect unit's default selector, by book as in the golden model (numerics
 #: §15.7): two-level on a class-structured book, the exhaustive LUT engine otherwise
 DEFAULT_SELECTOR = "by book"
@@ -104,7 +106,7 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
                err_bits: int | None = None, pipeline: int | None = None,
                index: str | None = None, target_mhz: float | None = None,
                timed_inputs: bool = False, rom_style: str | None = None,
-               selector: str | None = None):
+               selector: str | None = None, two_level_form: str | None = None):
     """The unit of the given parameters. unit 'auto': no formatbook -> SemanticDialect
     two-level unit on semdialect-32c8x8 (the golden default); formatbook 'mxfp4' -> MXFP4
     quantizer; the DialectFP4 book -> BlockDialect two-stage selector (as the golden
@@ -113,7 +115,10 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     clock, rtl/timing.py) exclude each other; neither: the unit's default.
     selector (semdialect unit): 'lut' = the exhaustive LUT engine (every dialect),
     'two-level' = the class-structured two-level unit (numerics §15); default
-    `DEFAULT_SELECTOR`."""
+    `DEFAULT_SELECTOR`. two_level_form (two-level unit): None / 'mux' = the default
+    (class from amax, per-lane §8 error ROM + per-slot class muxes); 'classrom' = the
+    first form (class ROM on the block-max address with its own register stages, one
+    (class, address) error ROM per lane), kept for comparison (docs/architecture.md)."""
     kind = _resolve_unit(unit, formatbook)
     if selector is not None and selector not in SELECTORS:
         raise ValueError(f"--selector must be one of {', '.join(SELECTORS)}, got {selector!r}")
@@ -152,9 +157,16 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     book = load_formatbook(formatbook or (DEFAULT_TWO_LEVEL_BOOK if selector == "two-level"
                                           else "semdialect-32"))
     check_lut_size(book, fw["frac_bits"], MAX_RTL_LUT_ENTRIES, "ROM")  # before any ROM
+    if two_level_form not in TWO_LEVEL_FORMS:
+        raise ValueError(f"two_level_form must be one of {TWO_LEVEL_FORMS}, got "
+                         f"{two_level_form!r}")
     if selector == "two-level":
+        if two_level_form == "classrom":
+            common.update(err_rom="class", class_from="max-addr")
         return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
                                   **common)
+    if two_level_form is not None:
+        raise ValueError("two_level_form only applies to the two-level unit")
     # the exhaustive error-LUT stage is one B x D x W-bit value; Amaranth's are < 2^16 bits
     width = block_size * book.num_dialects * fw["err_bits"]
     if width >= MAX_RTL_VALUE_BITS:
@@ -176,6 +188,8 @@ def toplevel_name(u) -> str:
         base = f"semdialect_{p['formatbook']}_f{p['frac_bits']}w{p['err_bits']}"
         if p.get("selector") == "two-level":
             base += f"_2l{p['class_size']}"
+            if p.get("err_rom", "mux") != "mux" or p.get("class_from", "amax") != "amax":
+                base += f"_{p['err_rom']}rom"
     base += f"_b{u.block_size}_{u.input_format}_p{u.pipeline}"
     if p.get("index", DEFAULT_INDEX) != DEFAULT_INDEX:
         base += f"_i{p['index']}"

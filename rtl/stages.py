@@ -47,6 +47,9 @@ __all__ = [
     "ClassSelect",
     "ClassErrorLut",
     "SlotDialect",
+    "slot_assignment",
+    "ClassSlotMux",
+    "SlotIds",
 ]
 
 
@@ -181,6 +184,7 @@ class SharedExponent(wiring.Component):
             "bad": In(1),
             "e": Out(signed(9)),
             "scale": Out(8),
+            "low": Out(1),  # e clamped at -127 from below (then v_max < 2^emax)
         })
 
     def elaborate(self, platform):
@@ -200,6 +204,7 @@ class SharedExponent(wiring.Component):
         raw = Signal(signed(12))
         m.d.comb += raw.eq(eb - (f.bias + self.emax))
         e = Mux(raw < -127, -127, Mux(raw > 127, 127, raw))
+        m.d.comb += self.low.eq(raw < -127)
         m.d.comb += [
             self.e.eq(e),
             self.scale.eq(Mux(self.bad, 0xFF, (e + 127)[:8])),
@@ -407,30 +412,41 @@ class MaskedArgmin(wiring.Component):
     gives ties to the lowest id. An empty mask yields id 0 (the golden model rejects an
     empty mask; do not send one). `cuts` / `en` as in `DialectAdderTree`."""
 
-    def __init__(self, num_dialects: int, sum_width: int, cuts=()):
+    def __init__(self, num_dialects: int, sum_width: int, cuts=(), *,
+                 id_bits: int | None = None):
         self.num_dialects = num_dialects
         self.sum_width = sum_width
-        self.id_bits = max(1, (num_dialects - 1).bit_length())
+        #: id_bits given: the candidates' ids are an input (`ids`, e.g. the global dialect
+        #: ids of a class's slots in any order) and ties go to the lowest *id*, by one
+        #: (sum, id) compare per node; else the ids are the positions 0..n-1
+        self.with_ids = id_bits is not None
+        self.id_bits = id_bits if self.with_ids else max(1, (num_dialects - 1).bit_length())
         self.levels = tree_levels(num_dialects)
         self.cuts = tuple(sorted(set(cuts)))
         assert all(0 <= c < self.levels for c in self.cuts)
         self.latency = len(self.cuts)
-        super().__init__({
+        ports = {
             "sums": In(data.ArrayLayout(sum_width, num_dialects)),
             "mask": In(num_dialects),
             "en": In(1),
             "dialect": Out(self.id_bits),
-        })
+        }
+        if self.with_ids:
+            ports["ids"] = In(data.ArrayLayout(self.id_bits, num_dialects))
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        level = [(self.sums[d], Const(d, self.id_bits), self.mask[d])
-                 for d in range(self.num_dialects)]
+        level = [(self.sums[d], self.ids[d] if self.with_ids else Const(d, self.id_bits),
+                  self.mask[d]) for d in range(self.num_dialects)]
         for lv in range(self.levels):
             nxt = []
             for j in range(0, len(level) - 1, 2):
                 (va, ia, oa), (vb, ib, ob) = level[j], level[j + 1]
-                take_b = ob & (~oa | (vb < va))
+                if self.with_ids:  # (sum, id) lexicographic: ties to the lowest id
+                    take_b = ob & (~oa | (Cat(ib, vb) < Cat(ia, va)))
+                else:  # left holds the lower ids: ties stay left
+                    take_b = ob & (~oa | (vb < va))
                 v = Signal(self.sum_width, name=f"am_v_l{lv}_{j // 2}")
                 i = Signal(self.id_bits, name=f"am_i_l{lv}_{j // 2}")
                 o = Signal(name=f"am_o_l{lv}_{j // 2}")
@@ -696,29 +712,65 @@ class ClassSelect(wiring.Component):
     chosen. rom_cut: a register stage (enable `en`) after the class ROM; latency =
     int(rom_cut)."""
 
-    def __init__(self, tables, *, rom_cut: bool = False):
+    def __init__(self, tables, *, rom_cut: bool = False, slot_ids=None, fmt=None):
         self.tables = tables
         self.rom_cut = rom_cut
         self.latency = int(rom_cut)
         self.table = class_table(tables)
-        self.ids = [[int(d) for d in row] for row in tables.class_ids]
+        #: fmt given: the raw class comes straight from the block max's bit pattern
+        #: (`amax`, SharedExponent's `low` and `bad`) instead of the class ROM on the
+        #: block-max address: §15.1 for an unclamped exponent is v_max in [2^emax,
+        #: 2^(emax+1)), whose b bits below the leading bit are the b significand bits
+        #: below amax's leading bit; a clamped (low) exponent, an all-zero or a NaN/Inf
+        #: block gives class 0. No Normalize lane, no ROM; checked against the golden
+        #: block_class on every finite amax pattern of bf16 and fp16 (exhaustive
+        #: simulation, tests/rtl/test_unit_two_level.py)
+        self.fmt = fmt
+        #: slot_ids: the class members in the slot order of `allowed` (default: ascending,
+        #: `class_ids`; `slot_assignment` permutes them), each row a permutation of its class
+        rows = tables.class_ids if slot_ids is None else slot_ids
+        self.ids = [[int(d) for d in row] for row in rows]
+        assert all(sorted(r) == sorted(int(d) for d in c)
+                   for r, c in zip(self.ids, tables.class_ids, strict=True))
         self.num_classes = len(self.ids)
         self.k = len(self.ids[0])
         self.class_bits = max(1, (self.num_classes - 1).bit_length())
         self.addr_bits = len(self.table).bit_length() - 1
         self.num_dialects = tables.book.num_dialects
-        super().__init__({
-            "max_addr": In(self.addr_bits),
-            "mask": In(self.num_dialects),
-            "en": In(1),
-            "cls": Out(self.class_bits),
-            "allowed": Out(self.k),
-        })
+        ports = {"mask": In(self.num_dialects), "en": In(1), "cls": Out(self.class_bits),
+                 "allowed": Out(self.k)}
+        if fmt is None:
+            ports["max_addr"] = In(self.addr_bits)
+        else:
+            if tables.book.class_bits > fmt.mbits:
+                raise ValueError("class bits exceed the input mantissa: no amax class rule")
+            ports.update({"amax": In(15), "low": In(1), "bad": In(1)})
+        super().__init__(ports)
+
+    def raw_class(self, m) -> Value:
+        """The §15.1 class (before the mask) from amax (fmt mode)."""
+        f, b = self.fmt, self.tables.book.class_bits
+        man, exp = self.amax[:f.mbits], self.amax[f.mbits:15]
+        raw = Signal(self.class_bits, name="cls_from_amax")
+        if b == 0:
+            return Const(0, self.class_bits)
+        bits = Signal(b, name="cls_bits")
+        with m.If(exp != 0):  # normal: the hidden bit leads
+            m.d.comb += bits.eq(man[f.mbits - b:])
+        with m.Else():  # subnormal: the b bits below the highest set mantissa bit
+            for p in range(f.mbits):  # last assignment wins: the highest set bit
+                with m.If(man[p]):
+                    m.d.comb += bits.eq((Cat(Const(0, b), man) >> p)[:b])
+        m.d.comb += raw.eq(Mux(self.bad | self.low | (self.amax == 0), 0, bits))
+        return raw
 
     def elaborate(self, platform):
         m = Module()
         n = self.num_classes
-        (raw,) = _rom(m, "class_rom", self.class_bits, self.table, [self.max_addr])
+        if self.fmt is None:
+            (raw,) = _rom(m, "class_rom", self.class_bits, self.table, [self.max_addr])
+        else:
+            raw = self.raw_class(m)
         nonempty = Signal(n)
         m.d.comb += [nonempty[c].eq(Cat(*[self.mask[d] for d in self.ids[c]]).any())
                      for c in range(n)]
@@ -801,4 +853,124 @@ class SlotDialect(wiring.Component):
             words += row + [0] * (k_pad - len(row))
         (o,) = _rom(m, "slot_rom", self.id_bits, words, [Cat(self.slot, self.cls)])
         m.d.comb += self.dialect.eq(o)
+        return m
+
+
+def slot_assignment(class_ids) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Slot order of the K candidates per class for `ClassSlotMux`: each class's members go
+    to distinct slots so that every slot sees few distinct dialects over all classes (a
+    dialect keeps the slot it already has in an earlier class, else takes slot d mod K
+    if free, else the free slot with the fewest candidates; deterministic). Returns
+    (cand, slot_ids, sel): cand[j] = the dialects slot j can hold (its mux inputs),
+    slot_ids[c][j] = the dialect in slot j of class c, sel[c][j] = its position in
+    cand[j]. Each row of slot_ids is a permutation of class_ids[c] (checked)."""
+    ids = [[int(d) for d in row] for row in class_ids]
+    k = len(ids[0])
+    cand: list[list[int]] = [[] for _ in range(k)]
+    slot_ids, sel = [], []
+    for row in ids:
+        free = set(range(k))
+        placed = {}
+        for d in sorted(row, key=lambda d: (-sum(d in cs for cs in cand), d)):
+            opts = sorted(j for j in free if d in cand[j])
+            if not opts:
+                pref = d % k
+                opts = [pref] if pref in free else sorted(free, key=lambda j: (len(cand[j]), j))
+            j = opts[0]
+            if d not in cand[j]:
+                cand[j].append(d)
+            placed[j] = d
+            free.discard(j)
+        srow = [placed[j] for j in range(k)]
+        assert sorted(srow) == sorted(row)
+        slot_ids.append(srow)
+        sel.append([cand[j].index(d) for j, d in enumerate(srow)])
+    return cand, slot_ids, sel
+
+
+class ClassSlotMux(wiring.Component):
+    """Per lane the K candidates' errors of the block's class, in the slot order of
+    `slot_assignment`: one §8 error ROM per lane (`LutSet.err` of every dialect some slot
+    can hold, I+F+1 address bits: the exhaustive engine's ROM, no class bits in the
+    address), then per slot a small mux over that slot's candidates, selected per block
+    from the class (`sel`). Same values as `ClassErrorLut` up to the slot order:
+    err[i][j] = ERR[slot_ids[cls][j], a_i]. Measured (Yosys generic, semdialect-32c8x8,
+    F = 3, W = 8): 5,974 transistors per lane against 7,260 for the (class, address) ROM
+    (docs/architecture.md, "Area")."""
+
+    def __init__(self, tables, block_size: int):
+        self.tables = tables
+        self.block_size = block_size
+        self.luts = tables.luts
+        self.k = tables.k
+        self.width = tables.luts.err_bits
+        self.addr_bits = tables.luts.err_addr_bits
+        self.num_classes = tables.num_classes
+        self.class_bits = max(1, (self.num_classes - 1).bit_length())
+        self.cand, self.slot_ids, self.sel = slot_assignment(tables.class_ids)
+        self.used = sorted({d for cs in self.cand for d in cs})
+        self.sel_bits = [max(1, (len(c) - 1).bit_length()) for c in self.cand]
+        super().__init__({
+            "cls": In(self.class_bits),
+            "addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "err": Out(data.ArrayLayout(data.ArrayLayout(self.width, self.k), block_size)),
+        })
+
+    def words(self) -> list[int]:
+        err, w = self.luts.err, self.width
+        return [sum(int(err[d, a]) << (p * w) for p, d in enumerate(self.used))
+                for a in range(err.shape[1])]
+
+    def elaborate(self, platform):
+        m = Module()
+        w, pos = self.width, {d: p for p, d in enumerate(self.used)}
+        # per block: the mux selects of every slot from the class (one small table)
+        sel_w = sum(self.sel_bits)
+        rows = []
+        for c in range(1 << self.class_bits):
+            r = self.sel[c] if c < self.num_classes else [0] * self.k
+            word, off = 0, 0
+            for j, v in enumerate(r):
+                word |= v << off
+                off += self.sel_bits[j]
+            rows.append(word)
+        (selw,) = _rom(m, "slot_sel_rom", sel_w, rows, [self.cls])
+        sels, off = [], 0
+        for b in self.sel_bits:
+            sels.append(selw[off:off + b])
+            off += b
+        outs = _rom(m, "err_rom", len(self.used) * w, self.words(),
+                    [self.addr[i] for i in range(self.block_size)])
+        for i, o in enumerate(outs):
+            for j in range(self.k):
+                ins = [o[pos[d] * w:(pos[d] + 1) * w] for d in self.cand[j]]
+                if len(ins) == 1:
+                    m.d.comb += self.err[i][j].eq(ins[0])
+                else:  # padded to 2^sel_bits inputs: a complete case (the pad is never read)
+                    ins += [ins[-1]] * ((1 << self.sel_bits[j]) - len(ins))
+                    m.d.comb += self.err[i][j].eq(Array(ins)[sels[j]])
+        return m
+
+
+class SlotIds(wiring.Component):
+    """The global dialect ids of all K slots of class c (`slot_ids[c]`, one small table):
+    the ids the (sum, id) argmin of the `ClassSlotMux` unit compares and outputs."""
+
+    def __init__(self, slot_ids, id_bits: int):
+        self.ids_tab = [[int(d) for d in row] for row in slot_ids]
+        n, k = len(self.ids_tab), len(self.ids_tab[0])
+        self.class_bits = max(1, (n - 1).bit_length())
+        self.id_bits = id_bits
+        super().__init__({"cls": In(self.class_bits),
+                          "ids": Out(data.ArrayLayout(id_bits, k))})
+
+    def elaborate(self, platform):
+        m = Module()
+        k = len(self.ids_tab[0])
+        words = []
+        for c in range(1 << self.class_bits):
+            row = self.ids_tab[c] if c < len(self.ids_tab) else [0] * k
+            words.append(sum(d << (j * self.id_bits) for j, d in enumerate(row)))
+        (o,) = _rom(m, "slot_ids_rom", k * self.id_bits, words, [self.cls])
+        m.d.comb += self.ids.as_value().eq(o)
         return m

@@ -32,6 +32,7 @@ from .stages import (
     BlockMaxTable,
     ClassErrorLut,
     ClassSelect,
+    ClassSlotMux,
     DialectAdderTree,
     E2M1Round,
     ErrorLut,
@@ -40,8 +41,10 @@ from .stages import (
     Normalize,
     SharedExponent,
     SlotDialect,
+    SlotIds,
     Unpack,
     delay,
+    slot_assignment,
     tree_levels,
 )
 from .timing import (
@@ -74,6 +77,21 @@ DEFAULT_TWO_LEVEL_BOOK = "semdialect-32c8x8"
 #: fewer Yosys generic cells and 6% fewer transistors (docs/architecture.md, "Area
 #: exploration")
 DEFAULT_INDEX = "compare"
+
+#: error ROM of the two-level unit: 'mux' (per lane the §8 error ROM over the lane
+#: address, then a per-slot mux selected by the block's class, `ClassSlotMux`) or
+#: 'class' (one ROM per lane over (class, address), `ClassErrorLut`); bit-identical.
+#: 'mux' is the default by measurement (Yosys generic, semdialect-32c8x8 F = 3 W = 8:
+#: 5,974 against 7,260 transistors per lane; docs/architecture.md, "Area")
+ERR_ROMS = ("mux", "class")
+DEFAULT_ERR_ROM = "mux"
+
+#: where the two-level unit's class comes from: 'amax' (the block max's bit pattern,
+#: beside Normalize in the front end: no block-max Normalize lane, no class ROM, no
+#: class register stages) or 'max-addr' (the class ROM on the block-max lane's exact
+#: address, with its `classrom` / `class` cut points); bit-identical
+CLASS_FROM = ("amax", "max-addr")
+DEFAULT_CLASS_FROM = "amax"
 
 
 class _Unit(wiring.Component):
@@ -186,10 +204,12 @@ class _Unit(wiring.Component):
                         out_bits)]
 
     # -- pipeline helpers ---------------------------------------------------------------
-    def _argmin_of_sums(self, m, en, carry: dict, n: int, mask_key: str):
+    def _argmin_of_sums(self, m, en, carry: dict, n: int, mask_key: str, ids=None):
         """The selection stage both SemanticDialect units share: n adder trees over the
         lanes' `err` entries, then the argmin masked by carry[mask_key] (lowest id wins).
-        Returns (carry, argmin); the chosen index is argmin.dialect."""
+        ids: a function of the carry giving the candidates' ids (an ArrayLayout value of
+        `id_bits`), else the ids are the positions. Returns (carry, argmin); the chosen
+        index (or id) is argmin.dialect."""
         tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
         m.submodules.adder_tree = tree = DialectAdderTree(n, self.err_bits, self.block_size,
                                                           tree_cuts)
@@ -198,7 +218,10 @@ class _Unit(wiring.Component):
         carry["sums"] = tree.sums.as_value()
 
         am_cuts = [j for j in range(self.argmin_levels) if f"argmin{j}" in self.cuts]
-        m.submodules.argmin = am = MaskedArgmin(n, tree.sum_width, am_cuts)
+        m.submodules.argmin = am = MaskedArgmin(n, tree.sum_width, am_cuts,
+                                                id_bits=None if ids is None else self.id_bits)
+        if ids is not None:
+            m.d.comb += am.ids.as_value().eq(ids(carry))
         m.d.comb += [am.sums.as_value().eq(carry.pop("sums")),
                      am.mask.eq(carry.pop(mask_key)), am.en.eq(en)]
         return self._delay(m, en, carry, am.latency, "am"), am
@@ -214,9 +237,11 @@ class _Unit(wiring.Component):
                 for k, v in carry_.items()}
 
     def _front(self, m, emax: int, int_bits: int, frac_bits: int, idx_frac_bits: int,
-               with_max: bool = False):
+               with_max: bool = False, pre_norm=None):
         """Unpack, BlockMax, SharedExponent [exp] Normalize: shift amounts [shift]
-        shifters [norm]. with_max: also the block's largest exact address (`max_addr`)."""
+        shifters [norm]. with_max: also the block's largest exact address (`max_addr`).
+        pre_norm(m, en, carry): per-block logic after the exp cut, beside Normalize (it
+        finds `amax`, `elow` in the carry and takes them)."""
         B = self.block_size
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
@@ -238,11 +263,15 @@ class _Unit(wiring.Component):
         carry_ = {"valid": self.i.valid, "last": p.last, "sign": unpack.sign,
                   "exp": unpack.exp.as_value(), "man": unpack.man.as_value(),
                   "bad": bmax.bad, "e": shexp.e, "scale": shexp.scale}
-        if with_max:
+        if with_max or pre_norm is not None:
             carry_["amax"] = bmax.amax
+        if pre_norm is not None:
+            carry_["elow"] = shexp.low
         if self.has_mask:
             carry_["mask"] = p.mask
         carry_ = self._cut(m, en, "exp", carry_)
+        if pre_norm is not None:
+            carry_ = pre_norm(m, en, carry_)
         m.submodules.normalize = norm = Normalize(
             self.fmt, B, int_bits, frac_bits, idx_frac_bits, with_max=with_max,
             shift_cut="shift" in self.cuts)
@@ -413,10 +442,17 @@ class SemDialectTwoLevel(_Unit):
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
+                 class_from: str = DEFAULT_CLASS_FROM):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
+        if err_rom not in ERR_ROMS:
+            raise ValueError(f"err_rom must be one of {ERR_ROMS}, got {err_rom!r}")
+        if class_from not in CLASS_FROM:
+            raise ValueError(f"class_from must be one of {CLASS_FROM}, got {class_from!r}")
         self.index = index
+        self.err_rom = err_rom
+        self.class_from = class_from
         self.tables = build_two_level(formatbook, frac_bits, err_bits)
         self.book = self.tables.book
         self.luts = self.tables.luts
@@ -431,6 +467,11 @@ class SemDialectTwoLevel(_Unit):
         self.class_bits = max(1, (self.num_classes - 1).bit_length())
         self.tree_levels = tree_levels(block_size)
         self.argmin_levels = tree_levels(self.k)
+        if err_rom == "mux":
+            _, self.slot_ids, sel = slot_assignment(self.tables.class_ids)
+            self.sel_bits = max(max(1, (max(col) ).bit_length()) for col in zip(*sel))
+        else:
+            self.slot_ids = None
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
@@ -443,27 +484,48 @@ class SemDialectTwoLevel(_Unit):
         aq = book.int_bits + self.luts.idx_frac_bits + 1
         slot_bits = max(1, (K - 1).bit_length())
         pas = self._pass_bits(aq)
+        amax = self.class_from == "amax"
         segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
-                                    err_addr=True, with_max=True)
+                                    err_addr=True, with_max=not amax)
+        if amax:  # the class logic sits beside Normalize (its path, about 2 LUT levels
+            # after BlockMax + the class/mask logic below, is shorter than the lanes'
+            # shift + barrel shifter); the norm register holds cls + allowed, not the mask
+            segs[-1] = Segment(segs[-1].name, segs[-1].delay_ns, segs[-1].what,
+                               segs[-1].bits - self.num_dialects + cb + K)
         derive = self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits)
         lanes = pas + B * (self.luts.err_addr_bits - aq * derive)
-        segs.append(Segment("classrom", rom(aq), "class ROM on the max address",
-                            lanes + cb + self.num_classes + self.num_dialects))
-        segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
-                            "mask ∩ class priority encoders, allowed-slot mux",
-                            lanes + cb + K))
-        segs.append(Segment("lut", T_FANOUT + rom(cb + self.luts.err_addr_bits),
-                            f"class error ROM per lane ({K} x {W} bits)",
-                            pas + cb + K + B * K * W))
+        if not amax:
+            segs.append(Segment("classrom", rom(aq), "class ROM on the max address",
+                                lanes + cb + self.num_classes + self.num_dialects))
+            segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
+                                "mask ∩ class priority encoders, allowed-slot mux",
+                                lanes + cb + K))
+        if self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
+            segs.append(Segment("lut", T_FANOUT + max(rom(self.luts.err_addr_bits), T_LUT)
+                                + mux_levels(self.sel_bits),
+                                f"error ROM per lane + {K} class-selected slot muxes "
+                                f"({K} x {W} bits)", pas + cb + K + B * K * W))
+        else:
+            segs.append(Segment("lut", T_FANOUT + rom(cb + self.luts.err_addr_bits),
+                                f"class error ROM per lane ({K} x {W} bits)",
+                                pas + cb + K + B * K * W))
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
                          pas + cb + K + K * -(-B >> (j + 1)) * (W + j + 1))
                  for j in range(self.tree_levels)]
-        segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
-                         f"argmin level {j} ({sw}-bit compare + select)",
-                         pas + cb + -(-K >> (j + 1)) * (sw + slot_bits + 1))
-                 for j in range(self.argmin_levels)]
-        segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
-                            pas + self.id_bits))
+        if self.err_rom == "mux":  # slot ids from the class, (sum, id) compares: id out
+            segs += [Segment(f"argmin{j}", carry(sw + self.id_bits) + T_LUT + 0.4
+                             + (rom(cb) if j == 0 else 0.0),
+                             f"argmin level {j} ({sw}-bit sum + id compare + select)",
+                             pas + (cb if j < self.argmin_levels - 1 else 0)
+                             + -(-K >> (j + 1)) * (sw + self.id_bits + 1))
+                     for j in range(self.argmin_levels)]
+        else:
+            segs += [Segment(f"argmin{j}", carry(sw) + T_LUT + 0.4,
+                             f"argmin level {j} ({sw}-bit compare + select)",
+                             pas + cb + -(-K >> (j + 1)) * (sw + slot_bits + 1))
+                     for j in range(self.argmin_levels)]
+            segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
+                                pas + self.id_bits))
         segs += self._index_segments(aq)
         return segs
 
@@ -471,17 +533,32 @@ class SemDialectTwoLevel(_Unit):
         m = Module()
         B, K = self.block_size, self.k
         book = self.book
-        en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
-                                self.luts.idx_frac_bits, with_max=True)
-        m.submodules.class_select = cs = ClassSelect(self.tables, rom_cut="classrom" in self.cuts)
-        m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask")),
-                     cs.en.eq(en)]
-        carry = self._delay(m, en, carry, cs.latency, "classrom")
-        carry["cls"] = cs.cls
-        carry["allowed"] = cs.allowed
-        carry = self._cut(m, en, "class", carry)
+        if self.class_from == "amax":
+            def pre_norm(m, en, c):  # the class beside Normalize, from amax
+                m.submodules.class_select = cs = ClassSelect(self.tables, slot_ids=self.slot_ids,
+                                                             fmt=self.fmt)
+                m.d.comb += [cs.amax.eq(c.pop("amax")), cs.low.eq(c.pop("elow")),
+                             cs.bad.eq(c["bad"]), cs.mask.eq(c.pop("mask")), cs.en.eq(en)]
+                c["cls"] = cs.cls
+                c["allowed"] = cs.allowed
+                return c
 
-        m.submodules.class_err_lut = elut = ClassErrorLut(self.tables, B)
+            en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
+                                    self.luts.idx_frac_bits, pre_norm=pre_norm)
+        else:
+            en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
+                                    self.luts.idx_frac_bits, with_max=True)
+            m.submodules.class_select = cs = ClassSelect(
+                self.tables, rom_cut="classrom" in self.cuts, slot_ids=self.slot_ids)
+            m.d.comb += [cs.max_addr.eq(carry.pop("max_addr")), cs.mask.eq(carry.pop("mask")),
+                         cs.en.eq(en)]
+            carry = self._delay(m, en, carry, cs.latency, "classrom")
+            carry["cls"] = cs.cls
+            carry["allowed"] = cs.allowed
+            carry = self._cut(m, en, "class", carry)
+
+        lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
+        m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
         if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
             carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
                                                self.luts.idx_frac_bits)
@@ -489,12 +566,21 @@ class SemDialectTwoLevel(_Unit):
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
 
-        carry, am = self._argmin_of_sums(m, en, carry, K, "allowed")
+        if self.err_rom == "mux":  # the argmin compares (sum, global id): id out
+            m.submodules.slot_ids = sid = SlotIds(self.slot_ids, self.id_bits)
 
-        m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)
-        m.d.comb += [sd.cls.eq(carry.pop("cls")), sd.slot.eq(am.dialect)]
-        carry["dialect"] = sd.dialect
-        carry = self._cut(m, en, "pick", carry)
+            def ids(c):  # the class's slot ids, looked up where the argmin starts
+                m.d.comb += sid.cls.eq(c.pop("cls"))
+                return sid.ids.as_value()
+
+            carry, am = self._argmin_of_sums(m, en, carry, K, "allowed", ids=ids)
+            carry["dialect"] = am.dialect
+        else:
+            carry, am = self._argmin_of_sums(m, en, carry, K, "allowed")
+            m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)
+            m.d.comb += [sd.cls.eq(carry.pop("cls")), sd.slot.eq(am.dialect)]
+            carry["dialect"] = sd.dialect
+            carry = self._cut(m, en, "pick", carry)
 
         self._index_back(m, en, carry, self.luts.idx)
         return m
@@ -515,6 +601,8 @@ class SemDialectTwoLevel(_Unit):
             "idx_frac_bits": self.luts.idx_frac_bits,
             **self.timing_parameters(),
             "index": self.index,
+            "err_rom": self.err_rom,
+            "class_from": self.class_from,
             "class_err_lut_bits": self.tables.class_rom_bits,
             "idx_lut_bits": self.luts.idx_rom_bits,
             "golden_call": (

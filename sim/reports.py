@@ -61,6 +61,7 @@ class ReportConfig:
     index: str | None = None
     selector: str | None = None
     sim: str | None = None
+    two_level_form: str | None = None
     groups: tuple[str, ...] = ("main",)
     ecp5: bool = True
     ice40: bool = False
@@ -123,6 +124,10 @@ REPORT_CONFIGS: dict[str, ReportConfig] = {c.name: c for c in [
                  selector="two-level", groups=("twolevel",), ecp5=False,
                  note="two-level, 8 disjoint classes x 4 (shipped)",
                  sqnr_point="partition c8x4"),
+    ReportConfig("2l-c8x8-classrom", two_level_form="classrom", groups=("twolevel",),
+                 ecp5=False, note="two-level c8x8, first form: class ROM on the block-max "
+                 "address + one (class, address) error ROM per lane", sqnr_point="pool c8x8",
+                 **_2L),
     ReportConfig("2l-c8x8-p2", pipeline=2, groups=("twolevel",), ecp5=False,
                  note="two-level c8x8 at the MXFP4 baseline's depth (norm, out): area "
                  "without the 150 MHz registers", sqnr_point="pool c8x8", **_2L),
@@ -203,7 +208,8 @@ def build(cfg: ReportConfig, out: Path):
                       formatbook="mxfp4" if cfg.unit == "mxfp4" else _book_path(cfg, out),
                       block_size=cfg.block_size, input_format=cfg.input,
                       frac_bits=cfg.frac_bits, err_bits=cfg.err_bits, pipeline=cfg.pipeline,
-                      index=cfg.index, selector=cfg.selector)
+                      index=cfg.index, selector=cfg.selector,
+                      two_level_form=cfg.two_level_form)
 
 
 def generate(cfg: ReportConfig, out: Path) -> tuple[dict, Path]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.sim import Simulator
 from rtl_testlib import check_against, edge_blocks, golden_expect, random_blocks, run_stream
 
 from semdialect import golden
@@ -52,11 +54,58 @@ def test_two_level_c8x4_default_timing(fmt, rng):
     assert dut.latency == len(dut.cuts) >= 3
 
 
-def test_two_level_c8x8_shallow_rom_index(rng):
-    """Overlapping classes of 8, B = 16, depth 2, the ROM index stage."""
+@pytest.mark.parametrize("err_rom", ["mux", "class"])
+def test_two_level_c8x8_shallow_rom_index(err_rom, rng):
+    """Overlapping classes of 8, B = 16, depth 2, the ROM index stage; both error-ROM
+    forms (the per-slot class mux, the default, and the (class, address) ROM)."""
     x = np.concatenate([edge_blocks(16, "bf16", rng=rng)[::2], random_blocks(rng, 80, 16,
                                                                               "bf16")])
-    _run("semdialect-32c8x8", 16, "bf16", x, rng, pipeline=2, index="rom")
+    _run("semdialect-32c8x8", 16, "bf16", x, rng, pipeline=2, index="rom", err_rom=err_rom)
+
+
+def test_two_level_class_rom_default_timing(rng):
+    """The (class, address) error ROM at the default 150 MHz placement (with its pick
+    stage)."""
+    x = np.concatenate([edge_blocks(32, "bf16", rng=rng), random_blocks(rng, 60, 32, "bf16")])
+    dut, _ = _run("semdialect-32c8x8", 32, "bf16", x, rng, err_rom="class",
+                  class_from="max-addr")
+    assert {"pick", "classrom", "class"} <= dut.cuts
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_class_from_amax_is_the_golden_rule(fmt):
+    """ClassSelect(fmt=...) on every finite 15-bit amax pattern (its SharedExponent's
+    `low`) gives the golden §15.1 block_class of v_max = amax 2^-e (no mask)."""
+    from semdialect.golden.scalar_formats import block_exponent
+    from semdialect.rtl.stages import INPUT_FORMATS, ClassSelect, SharedExponent
+
+    t = golden.build_two_level("semdialect-32c8x8")
+    f = INPUT_FORMATS[fmt]
+    pats = np.arange(0, f.exp_max_field << f.mbits)  # every finite magnitude pattern
+    vals = (pats.astype(np.uint16).view(np.float16).astype(np.float64) if fmt == "fp16"
+            else (pats.astype(np.uint32) << 16).view(np.float32).astype(np.float64))
+    with np.errstate(divide="ignore"):
+        ee = block_exponent(vals, t.book.emax)
+    want = [int(c) for c in golden.two_level.block_class(t.book, np.ldexp(vals, -ee))]
+    cs = ClassSelect(t, fmt=f)
+    se = SharedExponent(f, t.book.emax)
+
+    class _Top(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules += [cs, se]
+            m.d.comb += [cs.amax.eq(se.amax), cs.low.eq(se.low), cs.bad.eq(0),
+                         cs.mask.eq(-1), se.bad.eq(0)]
+            return m
+
+    async def tb(ctx):
+        for p, w in zip(pats, want, strict=True):
+            ctx.set(se.amax, int(p))
+            assert ctx.get(cs.cls) == w, (hex(int(p)), w)
+
+    sim = Simulator(_Top())
+    sim.add_testbench(tb)
+    sim.run()
 
 
 def test_two_level_combinational_no_mask(rng):
