@@ -197,6 +197,28 @@ def random_masks(n: int, d: int, rng: np.random.Generator, full_fraction: float 
     return m
 
 
+def vector_block_rows(path: str | Path, b: int, dtype, start: int, stop: int) -> np.ndarray:
+    """Blocks start:stop of `load_vector_blocks(path, b, dtype)`, the same values; of a
+    C-order `.npy` file only those rows are read (a memory map), so a shard of a large
+    captured file costs its own slice, not the file. Other files: the whole file."""
+    p = Path(path)
+    if p.suffix == ".npy":
+        from semdialect.npyfile import load_float_npy
+
+        a = load_float_npy(p, mmap=True)
+        if a.shape[-1] % b:
+            raise ValueError(f"{p}: last axis {a.shape[-1]} is not a multiple of the block "
+                             f"size {b}")
+        if a.flags.c_contiguous:
+            a = a.reshape(-1, b)[start:stop]
+            dtype = np.dtype(dtype)
+            if a.dtype != dtype:
+                with np.errstate(over="ignore"):
+                    return a.astype(np.float32).astype(dtype).view(np.ndarray)
+            return np.array(a).view(np.ndarray)  # a copy in memory, not a view of the map
+    return load_vector_blocks(p, b, dtype)[0][start:stop]
+
+
 def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str]:
     """Blocks (N, b) in the DUT's input dtype from a vector file.
 

@@ -88,6 +88,28 @@ def test_bulk_mismatch_report_names_block_lane_field(bulk_mxfp4):
     assert "block 1040: scale" in text
 
 
+def test_vector_rows_read_only_the_slice(tmp_path):
+    """A shard of a .npy file reads its rows through a memory map: the same blocks as
+    the whole-file load (float32 rounded to bf16, bf16 as stored, Fortran order)."""
+    import ml_dtypes
+
+    from semdialect.sim.stimulus import load_vector_blocks, vector_block_rows
+
+    rng = np.random.default_rng(3)
+    a = (rng.laplace(size=(300, 64)) * 1e3).astype(np.float32)
+    a[5, 7] = 3.4e38  # rounds to +Inf in bf16
+    for name, arr in (("f32", a), ("bf16", a.astype(ml_dtypes.bfloat16)),
+                      ("fortran", np.asfortranarray(a))):
+        p = tmp_path / f"{name}.npy"
+        np.save(p, arr)
+        full, _ = load_vector_blocks(p, 32, ml_dtypes.bfloat16)
+        got = vector_block_rows(p, 32, ml_dtypes.bfloat16, 9, 421)
+        assert got.dtype == full.dtype and not isinstance(got, np.memmap)
+        assert got.tobytes() == full[9:421].tobytes(), name
+    with pytest.raises(ValueError, match="not a multiple"):
+        vector_block_rows(tmp_path / "f32.npy", 48, ml_dtypes.bfloat16, 0, 4)
+
+
 def test_bulk_rejects_bad_arguments(bulk_mxfp4):
     from semdialect.sim.bulk import run_bulk
 
