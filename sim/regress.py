@@ -121,12 +121,14 @@ _BLOCKS: dict[tuple, np.ndarray] = {}  # per process: loaded vector files
 def source_blocks(cfg, source: str, n_blocks: int | None,
                   rows: tuple[int, int] | None = None) -> np.ndarray:
     """The configuration's input stream: a vector file's blocks (first n_blocks; or the
-    rows (start, stop) of a shard: of a .npy file only those are read), or the seeded
+    rows (start, stop) of a shard: of a .npy file or a single .safetensors export only
+    those are read, `vector_block_rows`), or the seeded
     synthetic random/edge stream ('mixed:<seed>') of n_blocks blocks."""
     from .stimulus import load_vector_blocks, mixed_stream, vector_block_rows
 
     kind, _, arg = source.partition(":")
-    if kind == "file" and rows is not None and Path(arg).suffix == ".npy":
+    if (kind == "file" and rows is not None and Path(arg).is_file()
+            and Path(arg).suffix in (".npy", ".safetensors")):
         return vector_block_rows(arg, cfg.block_size, cfg.dtype, *rows)
     if kind == "file":
         p = Path(arg)

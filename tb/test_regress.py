@@ -111,6 +111,22 @@ def test_vector_rows_read_only_the_slice(tmp_path):
         assert got.tobytes() == full[9:421].tobytes(), name
     with pytest.raises(ValueError, match="not a multiple"):
         vector_block_rows(tmp_path / "f32.npy", 48, ml_dtypes.bfloat16, 0, 4)
+    # a safetensors export: tensors of 48 channels (padded to 2 blocks a row), float32,
+    # with stored expected outputs (skipped) and aliases; slices across tensors
+    from semdialect.sw.synthetic import synthetic_vectors
+    from semdialect.sw.vectors import add_expected, save_vectors
+
+    t, m = synthetic_vectors("synthetic-timestep-scale", steps=2, tokens=5, channels=48,
+                             layers=3)
+    add_expected(t, m, "mxfp4")  # in place
+    p = tmp_path / "v.safetensors"
+    save_vectors(p, t, m)
+    full, _ = load_vector_blocks(p, 32, ml_dtypes.bfloat16)
+    n = len(full)
+    for lo, hi in ((0, n), (0, 1), (3, 17), (9, n - 1), (n - 1, n), (5, 5)):
+        got = vector_block_rows(p, 32, ml_dtypes.bfloat16, lo, hi)
+        assert got.shape == (hi - lo, 32) and not isinstance(got, np.memmap)
+        assert got.tobytes() == full[lo:hi].tobytes(), (lo, hi)
 
 
 def test_bulk_rejects_bad_arguments(bulk_mxfp4):
