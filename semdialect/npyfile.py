@@ -20,8 +20,9 @@ __all__ = ["load_float_npy", "FLOAT_DTYPES"]
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 
 
-def load_float_npy(path) -> np.ndarray:
-    """A float32/float16/bfloat16 array of at least one element and dimension."""
+def load_float_npy(path, *, mmap: bool = False) -> np.ndarray:
+    """A float32/float16/bfloat16 array of at least one element and dimension.
+    mmap: a read-only memory map of the file (nothing is read until sliced)."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"no such vector file: {p}")
@@ -54,6 +55,9 @@ def load_float_npy(path) -> np.ndarray:
     if data_start + need > size:
         raise InputFileError(f"{p}: header claims shape {tuple(shape)} ({need} bytes) but the "
                              f"file holds {size - data_start} data bytes: truncated or corrupt")
+    if mmap:
+        return np.memmap(p, dtype=dtype, mode="r", offset=data_start, shape=tuple(shape),
+                         order="F" if fortran else "C")
     with open(p, "rb") as f:
         f.seek(data_start)
         a = np.fromfile(f, dtype=dtype, count=count)

@@ -99,10 +99,11 @@ def build_bulk(gen: Generated, *, waves: bool = False, jobs: int | None = None) 
     main = "#define BULK_TOP Vdut\n" + "".join(
         f"#define {k} {verilated_name(v)}\n" for k, v in ports.items())
     main += '#define BULK_TOP_H "Vdut.h"\n' + HARNESS.read_text()
-    args = [*VERILATOR_ARGS, *trace, "--prefix", "Vdut", "--top-module", itf.toplevel]
+    top, wrapper = bulk_wrapper(itf)
+    args = [*VERILATOR_ARGS, *trace, "--prefix", "Vdut", "--top-module", top]
     vroot = verilator_env().get("VERILATOR_ROOT") or os.environ["VERILATOR_ROOT"]
     version = _verilator_version(vroot)
-    key = _sha(verilog_hash(gen), main, json.dumps(args), version)[:16]
+    key = _sha(verilog_hash(gen), main, wrapper, json.dumps(args), version)[:16]
     memo = _BUILT.get((key, mode))
     if memo is not None and memo.exe.exists():
         return memo
@@ -122,9 +123,11 @@ def build_bulk(gen: Generated, *, waves: bool = False, jobs: int | None = None) 
         _prune(gen.dir, keep=obj, pattern="bulk-*")
         obj.mkdir(parents=True)
         (obj / "bulk_main.cpp").write_text(main)
+        (obj / "bulk_wrapper.v").write_text(wrapper)
         cmd = [str(Path(vroot) / "bin" / "verilator"), "--cc", "--exe", "--build",
                "-j", str(jobs or min(2, os.cpu_count() or 1)), *args, "-Mdir", str(obj),
-               "-o", "Vbulk", str(obj / "bulk_main.cpp"), *[str(f) for f in gen.verilog]]
+               "-o", "Vbulk", str(obj / "bulk_main.cpp"), str(obj / "bulk_wrapper.v"),
+               *[str(f) for f in gen.verilog]]
         _log(f"{gen.config.name}: building the bulk harness into {obj}")
         t0 = time.perf_counter()
         r = subprocess.run(cmd, cwd=obj, env=env, capture_output=True, text=True)
@@ -138,6 +141,47 @@ def build_bulk(gen: Generated, *, waves: bool = False, jobs: int | None = None) 
     bb = BulkBuild(gen, itf, exe, mode, seconds)
     _BUILT[(key, mode)] = bb
     return bb
+
+
+def _vname(name: str) -> str:
+    """A Verilog identifier for a port name (escaped unless it is a simple one)."""
+    return name if name.isidentifier() and name.isascii() else f"\\{name} "
+
+
+def bulk_wrapper(itf: DutInterface) -> tuple[str, str]:
+    """The harness's testbench top: the unit, with its inputs (reset, valid, payload and
+    the source's ready) registered at the rising edge, under the unit's own port names.
+
+    The harness sets the wrapper's inputs to the values of cycle c + 1 before the edge
+    that ends cycle c; at that edge the unit samples the registers, i.e. the values of
+    cycle c. So the unit's ports see exactly the sequence the harness would drive onto
+    them directly, but no top-level input reaches the unit's logic combinationally, and
+    Verilator evaluates the datapath once per cycle instead of in every `eval()`
+    (sim/bulk_harness.cpp). rst starts high (the first reset edge), the rest low.
+    Returns (module name, Verilog)."""
+    wi, wo = itf.in_layout.width, itf.out_layout.width
+    n = {k: _vname(getattr(itf, k)) for k in ("clk", "rst", "i_valid", "i_ready",
+                                                "i_payload", "o_valid", "o_ready",
+                                                "o_payload")}
+    name = f"{itf.toplevel.lstrip(chr(92))}_bulk_tb"
+    ports = ", ".join(n.values())
+    return name, (f"// testbench wrapper of the compiled bulk harness (sim/bulk.py bulk_wrapper)\n"
+            f"module {name}({ports});\n"
+            f"  input {n['clk']};\n  input {n['rst']};\n  input {n['i_valid']};\n"
+            f"  input [{wi - 1}:0] {n['i_payload']};\n  input {n['o_ready']};\n"
+            f"  output {n['i_ready']};\n  output {n['o_valid']};\n"
+            f"  output [{wo - 1}:0] {n['o_payload']};\n"
+            f"  reg rst_q = 1'b1;\n  reg i_valid_q = 1'b0;\n"
+            f"  reg [{wi - 1}:0] i_payload_q = {wi}'d0;\n  reg o_ready_q = 1'b0;\n"
+            f"  always @(posedge {n['clk']}) begin\n"
+            f"    rst_q <= {n['rst']};\n    i_valid_q <= {n['i_valid']};\n"
+            f"    i_payload_q <= {n['i_payload']};\n    o_ready_q <= {n['o_ready']};\n"
+            f"  end\n"
+            f"  {_vname(itf.toplevel)} dut (.{n['clk']}({n['clk']}), .{n['rst']}(rst_q), "
+            f".{n['i_valid']}(i_valid_q), .{n['i_payload']}(i_payload_q), "
+            f".{n['o_ready']}(o_ready_q), .{n['i_ready']}({n['i_ready']}), "
+            f".{n['o_valid']}({n['o_valid']}), .{n['o_payload']}({n['o_payload']}));\n"
+            f"endmodule\n")
 
 
 def verilated_name(name: str) -> str:

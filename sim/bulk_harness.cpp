@@ -3,11 +3,22 @@
 // Streams fixed-size input payload records (little-endian 32-bit words) from a file
 // into the unit's valid/ready sink with seeded random valid gaps (valid and payload held
 // until accepted), drives the source's ready with seeded random backpressure, and writes
-// every transferred output payload (and its cycle) to files. Same timing convention as
-// the cocotb testbench (tb/stream.py): inputs change after the falling edge, handshakes
-// are sampled with the values the next rising edge sees.
+// every transferred output payload (and its cycle) to files. Same cycle semantics as the
+// cocotb testbench (tb/stream.py): each rising edge sees the inputs of its cycle, and the
+// handshakes are sampled with the values that edge sees.
 //
-// The port names and the top class come from the RTL manifest as -D macros (sim/bulk.py):
+// The model is not the unit itself but a testbench wrapper around it (sim/bulk.py,
+// `bulk_wrapper`) that registers the unit's inputs (clock, reset, valid, payload, ready)
+// in flip-flops: the harness writes the inputs of cycle c + 1 into the wrapper's ports,
+// and the same rising edge that ends cycle c moves them to the unit (which sees the
+// cycle-c values at that edge, non-blocking assignment order). So no top-level input
+// feeds the unit's logic combinationally, and Verilator evaluates that logic once per
+// cycle (after the edge, in its NBA region) instead of three times (its input-
+// combinational region runs on every eval(), and the unit's whole datapath depends on
+// o_ready through the pipeline enables). The cycle-by-cycle behaviour at the unit's
+// ports is the same as driving them directly after the falling edge.
+//
+// The port names and the top class come from sim/bulk.py as -D macros:
 // BULK_TOP (class), BULK_TOP_H (header), BULK_CLK, BULK_RST, BULK_I_VALID, BULK_I_READY,
 // BULK_I_PAYLOAD, BULK_O_VALID, BULK_O_READY, BULK_O_PAYLOAD.
 //
@@ -134,35 +145,12 @@ int main(int argc, char** argv) {
 #endif
 
     Rng rin(seed * 2 + 1), rout(seed * 2 + 2);
-    // reset: 3 cycles, valid and ready low (the cocotb bench does the same)
-    top->BULK_I_VALID = 0;
-    top->BULK_O_READY = 0;
-    top->BULK_CLK = 0;
-    top->BULK_RST = 1;
-    top->eval();
-    for (int i = 0; i < 3; ++i) {
-        top->BULK_CLK = 1;
-        top->eval();
-        top->BULK_CLK = 0;
-        top->eval();
-    }
-    top->BULK_RST = 0;
-    top->eval();
-
     uint64_t idx = 0, cycle = 0, n_out = 0, idle = 0;
     uint64_t drain_left = drain;
-    bool presenting = false;
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::clock_t c0 = std::clock();
-    int rc = 0;
-    for (;; ++cycle) {
-        if (cycle >= max_cycles) {
-            rc = 3;
-            break;
-        }
-        // inputs of this cycle (after the falling edge; two evaluations per cycle: the
-        // falling edge with the new inputs, then the rising edge)
-        top->BULK_CLK = 0;
+    bool presenting = false, draining = false, ready = false;
+    // the inputs of the next cycle, into the wrapper's ports (the unit gets them at the
+    // next rising edge)
+    auto next_inputs = [&]() {
         if (!presenting && idx < n_in) {
             if (rin.chance(gap)) {
                 top->BULK_I_VALID = 0;
@@ -174,12 +162,39 @@ int main(int argc, char** argv) {
         } else if (idx >= n_in) {
             top->BULK_I_VALID = 0;
         }
-        const bool draining = n_out >= n_in && idx >= n_in;
-        const bool ready = draining || !rout.chance(bp);  // ready held high while draining
+        draining = n_out >= n_in && idx >= n_in;
+        ready = draining || !rout.chance(bp);  // ready held high while draining
         top->BULK_O_READY = ready;
+    };
+    // reset: 3 cycles with rst high, valid and ready low (the cocotb bench does the
+    // same; the wrapper's registers start so); the third reset edge brings the inputs of
+    // cycle 0
+    top->BULK_I_VALID = 0;
+    top->BULK_O_READY = 0;
+    top->BULK_RST = 1;
+    top->BULK_CLK = 0;
+    top->eval();
+    for (int i = 0; i < 3; ++i) {
+        if (i == 2) {
+            top->BULK_RST = 0;
+            next_inputs();
+        }
+        top->BULK_CLK = 0;
         top->eval();
-        BULK_DUMP(cycle, 10 * cycle + 5);
-        // handshakes the rising edge will see
+        top->BULK_CLK = 1;
+        top->eval();
+    }
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::clock_t c0 = std::clock();
+    int rc = 0;
+    for (;; ++cycle) {
+        if (cycle >= max_cycles) {
+            rc = 3;
+            break;
+        }
+        // the unit's outputs with the inputs of this cycle (settled after the last edge):
+        // the handshakes this cycle's rising edge will see
         const bool acc = presenting && top->BULK_I_READY;
         if (ready && top->BULK_O_VALID) {
             out.resize(out.size() + out_words);
@@ -190,9 +205,6 @@ int main(int argc, char** argv) {
         } else {
             ++idle;
         }
-        top->BULK_CLK = 1;
-        top->eval();
-        BULK_DUMP(cycle, 10 * cycle + 10);
         if (acc) {
             ++idx;
             presenting = false;
@@ -202,6 +214,15 @@ int main(int argc, char** argv) {
         } else if (idx >= n_in && idle > drain) {
             break;  // inputs done and the output went quiet: a block was lost
         }
+        next_inputs();
+        // this cycle's rising edge: two evaluations, the falling edge (only the
+        // wrapper's input ports changed: nothing of the unit runs) and the rising edge
+        top->BULK_CLK = 0;
+        top->eval();
+        BULK_DUMP(cycle, 10 * cycle + 5);
+        top->BULK_CLK = 1;
+        top->eval();
+        BULK_DUMP(cycle, 10 * cycle + 10);
     }
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
                             .count();

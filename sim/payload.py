@@ -83,19 +83,58 @@ class PayloadLayout:
 
     def pack_words(self, n: int, **values: np.ndarray) -> np.ndarray:
         """Like pack, as (n, words_of(width)) little-endian uint32 records (the compiled
-        harness's file format, sim/bulk_harness.cpp)."""
+        harness's file format, sim/bulk_harness.cpp). Byte-wise, field by field (no
+        bit matrix of the whole record): fields of whole bytes are copied, the others
+        are bit-packed on their own and OR-ed in at their byte offset (fields do not
+        overlap)."""
         nw = words_of(self.width)
-        by = np.packbits(self._bits(n, values), axis=1, bitorder="little")
-        rec = np.zeros((n, 4 * nw), dtype=np.uint8)
-        rec[:, :by.shape[1]] = by
-        return rec.view("<u4")
+        rec = np.zeros((n, 4 * nw + 1), dtype=np.uint8)  # + 1: an unaligned field's spill
+        for name, v in values.items():
+            f = self.fields[name]
+            dt = _uint_dtype(f.width)
+            v = np.ascontiguousarray(np.asarray(v).astype(dt).reshape(n, f.count))
+            o = f.offset // 8
+            if f.width % 8 == 0 and f.offset % 8 == 0:
+                nb = f.width // 8
+                by = v.view(np.uint8).reshape(n, f.count, dt.itemsize)[:, :, :nb]
+                rec[:, o:o + f.bits // 8] = by.reshape(n, f.bits // 8)
+                continue
+            pad = f.offset % 8
+            fb = np.zeros((n, pad + f.bits), dtype=np.uint8)
+            if f.width == 1:
+                fb[:, pad:] = v & 1
+            else:
+                fb[:, pad:] = np.unpackbits(v.view(np.uint8).reshape(n, f.count, dt.itemsize),
+                                            axis=2, count=f.width,
+                                            bitorder="little").reshape(n, f.bits)
+            by = np.packbits(fb, axis=1, bitorder="little")
+            rec[:, o:o + by.shape[1]] |= by
+        return np.ascontiguousarray(rec[:, :4 * nw]).view("<u4")
 
     def unpack_words(self, words: np.ndarray) -> dict[str, np.ndarray]:
-        """unpack() of (M, words_of(width)) uint32 records."""
+        """unpack() of (M, words_of(width)) uint32 records: name -> (M,) or (M, count)
+        uint64 arrays. Byte-wise: each element is gathered from the (at most 8) bytes it
+        spans, shifted and masked."""
         w = np.ascontiguousarray(np.asarray(words, dtype="<u4").reshape(-1, words_of(self.width)))
-        bits = np.unpackbits(w.view(np.uint8).reshape(len(w), 4 * w.shape[1]), axis=1,
-                             bitorder="little")[:, :self.width]
-        return self._fields(bits)
+        m = len(w)
+        by = np.zeros((m, 4 * w.shape[1] + 8), dtype=np.uint8)  # + 8: the gathers' overrun
+        by[:, :4 * w.shape[1]] = w.view(np.uint8).reshape(m, 4 * w.shape[1])
+        out = {}
+        for name, f in self.fields.items():
+            if f.width > 57:  # may span 9 bytes: the bit matrix
+                bits = np.unpackbits(by, axis=1, bitorder="little")[:, :self.width]
+                out[name] = self._fields(bits)[name]
+                continue
+            pos = f.offset + np.arange(f.count) * f.width
+            lo, sh = pos // 8, pos % 8
+            nb = int((sh.max() + f.width + 7) // 8)
+            dt = _uint_dtype(8 * nb).newbyteorder("=")  # the narrowest that holds nb bytes
+            v = by[:, lo].astype(dt)
+            for k in range(1, nb):
+                v |= by[:, lo + k].astype(dt) << dt.type(8 * k)
+            v = ((v >> sh.astype(dt)) & dt.type((1 << f.width) - 1)).astype(np.uint64)
+            out[name] = v[:, 0] if f.count == 1 else v
+        return out
 
     def unpack(self, values) -> dict[str, np.ndarray]:
         """Unpack captured payload ints: name -> (M,) or (M, count) uint64 arrays."""

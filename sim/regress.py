@@ -118,12 +118,18 @@ def validate_args(*, configs, vectors, elements, shard_elements, seeds, gap, bac
 _BLOCKS: dict[tuple, np.ndarray] = {}  # per process: loaded vector files
 
 
-def source_blocks(cfg, source: str, n_blocks: int | None) -> np.ndarray:
-    """The configuration's input stream: a vector file's blocks (first n_blocks), or the
-    seeded synthetic random/edge stream ('mixed:<seed>') of n_blocks blocks."""
-    from .stimulus import load_vector_blocks, mixed_stream
+def source_blocks(cfg, source: str, n_blocks: int | None,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
+    """The configuration's input stream: a vector file's blocks (first n_blocks; or the
+    rows (start, stop) of a shard: of a .npy file or a single .safetensors export only
+    those are read, `vector_block_rows`), or the seeded
+    synthetic random/edge stream ('mixed:<seed>') of n_blocks blocks."""
+    from .stimulus import load_vector_blocks, mixed_stream, vector_block_rows
 
     kind, _, arg = source.partition(":")
+    if (kind == "file" and rows is not None and Path(arg).is_file()
+            and Path(arg).suffix in (".npy", ".safetensors")):
+        return vector_block_rows(arg, cfg.block_size, cfg.dtype, *rows)
     if kind == "file":
         p = Path(arg)
         k = (str(p.resolve()), p.stat().st_mtime_ns, cfg.block_size, cfg.input)
@@ -131,6 +137,8 @@ def source_blocks(cfg, source: str, n_blocks: int | None) -> np.ndarray:
             _BLOCKS.clear()  # one file at a time per process
             _BLOCKS[k], _ = load_vector_blocks(p, cfg.block_size, cfg.dtype)
         x = _BLOCKS[k]
+        if rows is not None:
+            return x[rows[0]:rows[1]]
         return x if n_blocks is None else x[:n_blocks]
     if kind == "mixed":
         return mixed_stream(int(n_blocks), cfg.block_size, cfg.dtype, int(arg))[0]
@@ -218,7 +226,7 @@ def run_shard(spec: dict, waves: bool = False, wave_dir: str | None = None) -> d
         bb = _UNITS[(s.config, s.verilog_sha)] = build_bulk(gen)
     t_build = time.perf_counter() - t0
     if s.source.startswith("file:"):
-        x = source_blocks(cfg, s.source, None)[s.start:s.stop]
+        x = source_blocks(cfg, s.source, None, rows=(s.start, s.stop))
         got = _sha(np.ascontiguousarray(x).tobytes(), cfg.input, cfg.block_size)
         if got != s.blocks_sha:
             raise SimulationError(f"{s.config}: blocks {s.start}-{s.stop} of {s.source} differ "

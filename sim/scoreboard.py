@@ -86,9 +86,9 @@ class Scoreboard:
                 offset: int = 0) -> ScoreReport:
         """Compare M captured outputs with the first M expected ones (in order).
         offset: index of the first block in the stream (for the report)."""
-        scales = np.asarray(scales, dtype=np.int64)
-        codes = np.asarray(codes, dtype=np.int64)
-        last = np.asarray(last, dtype=np.int64)
+        # compared in their own integer dtypes (NumPy promotes per element; no int64
+        # copies of the (M, B) codes)
+        scales, codes, last = np.asarray(scales), np.asarray(codes), np.asarray(last)
         n_in, n_out = len(self.x_bits), len(scales)
         m = min(n_in, n_out)
         e = self.expected
@@ -97,7 +97,7 @@ class Scoreboard:
         bad_last = last[:m] != self.last[:m]
         bad_dialect = np.zeros(m, dtype=bool)
         if e.dialects is not None:
-            dialects = np.asarray(dialects, dtype=np.int64)
+            dialects = np.asarray(dialects)
             bad_dialect = dialects[:m] != e.dialects[:m]
         bad_block = bad_scale | bad_dialect | bad_last | bad_codes.any(axis=1)
         rows = np.flatnonzero(bad_block)

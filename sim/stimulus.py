@@ -197,6 +197,73 @@ def random_masks(n: int, d: int, rng: np.random.Generator, full_fraction: float 
     return m
 
 
+def _to_blocks(a: np.ndarray, b: int, dtype: np.dtype) -> np.ndarray:
+    """2-D rows -> (M, b) blocks of the unit's input dtype: the last axis zero-padded to
+    a multiple of b, other float formats rounded to dtype (RNE, overflow to +-Inf)."""
+    pad = (-a.shape[-1]) % b
+    if pad:
+        a = np.concatenate([a, np.zeros((a.shape[0], pad), a.dtype)], axis=1)
+    if a.dtype != dtype:
+        with np.errstate(over="ignore"):
+            a = a.astype(np.float32).astype(dtype)
+    return a.reshape(-1, b)
+
+
+def _input_arrays(tensors: dict, manifest: dict, p: Path) -> list[tuple[str, np.ndarray]]:
+    """The floating-point input tensors of a vector export (not the expected outputs),
+    in manifest order."""
+    import ml_dtypes
+
+    floats = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+    entries = manifest.get("tensors", {})
+    arrays = [(name, arr) for name, arr in tensors.items()
+              if entries.get(name, {}).get("role") != "expected" and arr.dtype in floats]
+    if not arrays:
+        raise ValueError(f"{p}: no floating-point input tensors")
+    return arrays
+
+
+def vector_block_rows(path: str | Path, b: int, dtype, start: int, stop: int) -> np.ndarray:
+    """Blocks start:stop of `load_vector_blocks(path, b, dtype)`, the same values, read
+    through a memory map: of a C-order `.npy` file or a single-file `.safetensors`
+    export only the rows that hold those blocks are read, so a shard of a large
+    captured file costs its own slice, not the file (the export's whole-file checksum
+    is not taken; the caller checks the slice). Other files: the whole file."""
+    p = Path(path)
+    dtype = np.dtype(dtype)
+    arrays = None
+    if p.suffix == ".npy":
+        from semdialect.npyfile import load_float_npy
+
+        a = load_float_npy(p, mmap=True)
+        if a.shape[-1] % b:
+            raise ValueError(f"{p}: last axis {a.shape[-1]} is not a multiple of the block "
+                             f"size {b}")
+        if a.flags.c_contiguous:
+            arrays = [(p.name, a)]
+    elif p.suffix == ".safetensors" and p.is_file():
+        from semdialect.sw.vectors import map_vectors
+
+        arrays = _input_arrays(*map_vectors(p), p)
+    if arrays is None:
+        return load_vector_blocks(p, b, dtype)[0][start:stop]
+    out, base = [], 0
+    for _name, a in arrays:
+        if base >= stop:
+            break
+        a = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1)
+        per_row = -(-a.shape[-1] // b)
+        n = a.shape[0] * per_row
+        lo, hi = max(start - base, 0), min(stop - base, n)
+        if n and lo < hi:
+            r0, r1 = lo // per_row, -(-hi // per_row)
+            out.append(_to_blocks(a[r0:r1], b, dtype)[lo - r0 * per_row:hi - r0 * per_row])
+        base += n
+    if not out:
+        return np.zeros((0, b), dtype)
+    return np.concatenate(out).view(np.ndarray)  # in memory, not a view of the map
+
+
 def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str]:
     """Blocks (N, b) in the DUT's input dtype from a vector file.
 
@@ -210,11 +277,8 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
     float32 (and a float16 file fed to a bf16 unit, or vice versa) is rounded to the
     input dtype (RNE, overflow to +-Inf) before the golden model sees it. Returns
     (blocks, description)."""
-    import ml_dtypes
-
     p = Path(path)
     dtype = np.dtype(dtype)
-    floats = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
     arrays: list[tuple[str, np.ndarray]] = []
     if p.suffix == ".npy":
         from semdialect.npyfile import load_float_npy
@@ -227,14 +291,7 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
     elif p.suffix == ".safetensors" or p.is_dir():  # one file or a sharded directory
         from semdialect.sw.vectors import load_vectors
 
-        tensors, manifest = load_vectors(p)
-        entries = manifest.get("tensors", {})
-        for name, arr in tensors.items():
-            if entries.get(name, {}).get("role") == "expected" or arr.dtype not in floats:
-                continue
-            arrays.append((name, arr))
-        if not arrays:
-            raise ValueError(f"{p}: no floating-point input tensors")
+        arrays = _input_arrays(*load_vectors(p), p)
     else:
         raise ValueError(f"{p}: unsupported vector file type {p.suffix!r} (.npy, .safetensors)")
     blocks = []
@@ -242,13 +299,7 @@ def load_vector_blocks(path: str | Path, b: int, dtype) -> tuple[np.ndarray, str
     for _name, a in arrays:
         src.add(str(a.dtype))
         a = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1)
-        pad = (-a.shape[-1]) % b
-        if pad:
-            a = np.concatenate([a, np.zeros((a.shape[0], pad), a.dtype)], axis=1)
-        if a.dtype != dtype:
-            with np.errstate(over="ignore"):
-                a = a.astype(np.float32).astype(dtype)
-        blocks.append(a.reshape(-1, b))
+        blocks.append(_to_blocks(a, b, dtype))
     out = np.ascontiguousarray(np.concatenate(blocks))
     return out, f"{p.name}: {len(arrays)} tensor(s), {out.shape[0]} blocks, " \
                 f"source dtype {'/'.join(sorted(src))} -> {dtype}"

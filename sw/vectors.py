@@ -379,9 +379,11 @@ def _read_header(f, path: Path, size: int):
     return header, 8 + n
 
 
-def _read_tensors(path: Path, want_manifest: bool):
+def _read_tensors(path: Path, want_manifest: bool, lazy: bool = False):
     """(tensors in file order, __metadata__, sha256 hex of the data section) of one
-    safetensors file, with every layout check."""
+    safetensors file, with every layout check. lazy: the tensors are read-only views of
+    a memory map of the file (nothing is read until used) and no checksum is taken
+    (None)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         header, data_start = _read_header(f, path, size)
@@ -389,8 +391,14 @@ def _read_tensors(path: Path, want_manifest: bool):
         if want_manifest and MANIFEST_KEY not in meta:
             raise VectorFileError(f"{path}: a safetensors file without a semdialect manifest "
                                   "(not written by semdialect capture?)")
-        data = bytearray(size - data_start)  # writable arrays, one copy
-        got = f.readinto(data)
+        if lazy:
+            data = (np.memmap(path, dtype=np.uint8, mode="r", offset=data_start,
+                              shape=(size - data_start,)) if size > data_start
+                    else np.zeros(0, np.uint8))
+            got = len(data)
+        else:
+            data = bytearray(size - data_start)  # writable arrays, one copy
+            got = f.readinto(data)
     if got != size - data_start:
         raise VectorFileError(f"{path}: short read")
     tensors: dict[str, np.ndarray] = {}
@@ -412,7 +420,7 @@ def _read_tensors(path: Path, want_manifest: bool):
         tensors[name] = np.frombuffer(data, dtype=dt, count=count, offset=b).reshape(shape)
     if end_prev != len(data):
         raise VectorFileError(f"{path}: {len(data) - end_prev} trailing bytes after the tensors")
-    return tensors, meta, hashlib.sha256(memoryview(data)).hexdigest()
+    return tensors, meta, None if lazy else hashlib.sha256(memoryview(data)).hexdigest()
 
 
 def _check_against_manifest(where, tensors: dict, manifest: dict) -> dict:
@@ -477,6 +485,25 @@ def load_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
             raise VectorFileError(f"{side} does not match the manifest inside {path} "
                                   "(mismatched files: regenerate or delete the .json)")
     return out, manifest
+
+
+def map_vectors(path) -> tuple[dict[str, np.ndarray], dict]:
+    """Like `load_vectors` for one file, lazily: the tensors are read-only views of a
+    memory map (only what is used gets read), with the layout and manifest checks but
+    without the whole-file data checksum (a reader of a slice checks what it reads,
+    e.g. the regression's per-shard block hashes). A sharded directory: `load_vectors`."""
+    path = Path(path)
+    if path.is_dir():
+        return load_vectors(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"vector file {path} does not exist")
+    tensors, meta, _ = _read_tensors(path, want_manifest=True, lazy=True)
+    try:
+        manifest = json.loads(meta[MANIFEST_KEY])
+    except json.JSONDecodeError as e:
+        raise VectorFileError(f"{path}: manifest is not valid JSON ({e})") from None
+    validate_manifest(manifest, str(path))
+    return _check_against_manifest(path, tensors, manifest), manifest
 
 
 def read_sharded_manifest(folder) -> dict:
