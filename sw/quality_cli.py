@@ -35,6 +35,15 @@ SWEEP_GRID = {
     "refresh": [1, 2, 3],
     "profile": ["anchor", "group"],
 }
+# semdialect-full on every combination (the fields trade bits against each other under
+# the 4.5 b/e budget; profile "anchor", K < 8 and top_frac >= 0.05 lose in the
+# one-at-a-time sweep on the trained captures, docs/results.md)
+JOINT_GRID = {
+    "top_frac": [0.0, 0.01, 0.02],
+    "k_sub": [8, 16],
+    "n_anchors": [1, 2, 4, 8, 16],
+    "refresh": [1, 2],
+}
 SWEEP_METHOD = {"top_frac": "semdialect-decomp", "k_sub": "semdialect-seda",
                 "n_anchors": "semdialect-seda", "refresh": "semdialect-seda",
                 "profile": "semdialect-seda"}
@@ -86,7 +95,7 @@ def sweep_points(grid: dict, base, datasets: list[str]):
     MethodConfig field changed at a time, every dataset at every point."""
     points = []
     for param, values in grid.items():
-        if param == "combined":  # values: dicts of several fields
+        if param == "joint":  # values: dicts of several fields
             points += [(param, v, replace(base, **v), ["semdialect-full"], ds)
                        for v in values for ds in datasets]
             continue
@@ -220,7 +229,7 @@ def choose_config(rows: list[dict], base, max_bits: float = NVFP4_BITS,
     for r in rows:
         if r["format"] != method or r["sqnr_db"] is None:
             continue
-        cfg = replace(base, **{r["param"]: r["value"]}) if r["param"] != "combined" else \
+        cfg = replace(base, **{r["param"]: r["value"]}) if r["param"] != "joint" else \
             replace(base, **r["value"])
         by_cfg.setdefault(_config_key(cfg), {"cfg": cfg, "rows": {}})["rows"][r["dataset"]] = r
     best = None
@@ -236,15 +245,11 @@ def choose_config(rows: list[dict], base, max_bits: float = NVFP4_BITS,
     return None if best is None else (best[1]["cfg"], best[1]["rows"])
 
 
-def combined_config(rows: list[dict], base, max_bits: float = NVFP4_BITS):
-    """base with every swept field set to its best value by `choose_config` applied to
-    that field's rows alone (the candidate the one-at-a-time sweep points to)."""
-    out = {}
-    for param in dict.fromkeys(r["param"] for r in rows if r["param"] != "combined"):
-        pick = choose_config([r for r in rows if r["param"] == param], base, max_bits)
-        if pick is not None:
-            out[param] = getattr(pick[0], param)
-    return replace(base, **out)
+def joint_points(joint: dict) -> list[dict]:
+    """Every combination of the joint grid's values, as {field: value} dicts."""
+    import itertools
+
+    return [dict(zip(joint, vals)) for vals in itertools.product(*joint.values())]
 
 
 def sweep_markdown(rows: list[dict]) -> str:
@@ -272,7 +277,7 @@ def sweep_markdown(rows: list[dict]) -> str:
 
 
 def run_sweep(paths, out, quick: bool = False, grid: dict | None = None,
-              confirm: bool = True, progress=_say) -> dict:
+              joint: dict | None = None, progress=_say) -> dict:
     """The method sweep on saved captures (`semdialect sweep`): OUT/sweep.jsonl (one
     record per computed point, kept across runs), sweep.json, sweep.md."""
     from semdialect.golden.quality import MethodConfig, sequences_from_vectors
@@ -291,12 +296,9 @@ def run_sweep(paths, out, quick: bool = False, grid: dict | None = None,
     grid = grid or (QUICK_GRID if quick else SWEEP_GRID)
     t0 = time.time()
     rows = _sweep(seq_sets, grid, base, progress, out / "sweep.jsonl")
-    if confirm:
-        comb = combined_config(rows, base)
-        if sum(getattr(comb, f) != getattr(base, f) for f in grid) > 1:
-            # the individually best values together: measured, not assumed
-            rows += _sweep(seq_sets, {"combined": [_diff(comb, base)]}, base, progress,
-                           out / "sweep.jsonl")
+    if joint:  # the parameters interact: their combinations, measured
+        rows += _sweep(seq_sets, {"joint": joint_points(joint)}, base, progress,
+                       out / "sweep.jsonl")
     pick = choose_config(rows, base)
     result = {"inputs": [str(p) for p in paths], "datasets": [n for n, _ in seq_sets],
               "base": asdict(base), "grid": grid, "rule": choose_config.__doc__.split(
@@ -350,8 +352,8 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
         # the method parameters are chosen on trained activations (random ones: issue 6)
         captured = [s for s in seq_sets if s[0].startswith("trained-")] or \
             [s for s in seq_sets if "synthetic" not in s[0]]
-        sweep_rows = _sweep(captured, QUICK_GRID if quick else SWEEP_GRID, cfg, progress,
-                            out / "sweep.jsonl")
+        grid = QUICK_GRID if quick else {**SWEEP_GRID, "joint": joint_points(JOINT_GRID)}
+        sweep_rows = _sweep(captured, grid, cfg, progress, out / "sweep.jsonl")
     e2e_rows = []
     if e2e:
         from .fakequant import e2e_table
@@ -593,7 +595,7 @@ def cmd_sweep(args) -> int:
     _quiet_libs()
     grid = parse_grid(args.grid, MethodConfig()) if args.grid else None
     run_sweep(args.vectors, args.output, quick=args.quick, grid=grid,
-              confirm=not args.no_confirm)
+              joint=None if args.no_joint or args.quick else JOINT_GRID)
     print((Path(args.output) / "sweep.md").read_text())
     return 0
 
@@ -630,8 +632,9 @@ def register(subparsers) -> None:
         description="Vary one method parameter at a time around the defaults ("
                     + ", ".join(SWEEP_METHOD) + ") on saved captures (e.g. OUT/vectors/ of "
                     "`semdialect quality`), measure semdialect-decomp / -seda and "
-                    "semdialect-full at every point, measure the individually best values "
-                    "together, and apply the rule the defaults are chosen by. Every point "
+                    "semdialect-full at every point, measure semdialect-full on a joint "
+                    "grid of the fields that trade bits against SQNR, and apply the rule "
+                    "the defaults are chosen by. Every point "
                     "is saved to OUT/sweep.jsonl as it finishes; a re-run skips the points "
                     "already there (same data, same config).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -640,6 +643,8 @@ def register(subparsers) -> None:
     sw.add_argument("--quick", action="store_true", help="the short grid of `quality --quick`")
     sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
                     help="sweep these values instead of the full grid (repeatable)")
-    sw.add_argument("--no-confirm", action="store_true",
-                    help="do not measure the combination of the individually best values")
+    sw.add_argument("--no-joint", action="store_true",
+                    help="skip the joint grid (" + ", ".join(
+                        f"{k} {'/'.join(map(str, v))}" for k, v in JOINT_GRID.items())
+                    + "; every combination, semdialect-full)")
     sw.set_defaults(func=cmd_sweep)

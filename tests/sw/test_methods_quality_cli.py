@@ -106,7 +106,10 @@ def test_choose_config_rule():
     cfg, picked = qc.choose_config(rows, base)
     assert cfg == replace_(base, n_anchors=1)  # ties 21.00 with the base, fewer bits
     assert picked["a"]["sqnr_db"] == 21.004
-    assert qc.combined_config(rows, base) == replace_(base, n_anchors=1)
+    rows += [row("a", "joint", {"n_anchors": 1, "refresh": 1}, 21.3, 4.42),
+             row("b", "joint", {"n_anchors": 1, "refresh": 1}, 21.2, 4.42)]
+    assert qc.choose_config(rows, base)[0] == replace_(base, n_anchors=1, refresh=1)
+    assert qc.joint_points({"a": [1, 2], "b": [3]}) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
     assert qc.choose_config(rows[4:6], base) is None  # over 4.5 b/e on one dataset
 
 
@@ -128,10 +131,11 @@ def test_sweep_cli_on_saved_vectors(tmp_path, capsys):
     assert main(["sweep", "--vectors", str(f), "-o", str(out), "--grid", "top_frac=0,0.1",
                  "--grid", "k_sub=4,16"]) == 0
     res = json.loads((out / "sweep.json").read_text())
-    assert {r["param"] for r in res["sweep"]} <= {"top_frac", "k_sub", "combined"}
-    # every point 31.50 dB but top_frac 0.1 (over 4.5 b/e): fewest bits, K 4, wins; the
-    # combination (top_frac 0, K 4) ties it and changes two fields
-    assert (res["chosen"]["config"]["k_sub"], res["chosen"]["config"]["top_frac"]) == (4, 0.01)
+    assert {r["param"] for r in res["sweep"]} == {"top_frac", "k_sub", "joint"}
+    assert len([r for r in res["sweep"] if r["param"] == "joint"]) == len(
+        qc.joint_points(qc.JOINT_GRID))
+    # the chosen config is one of the measured ones and obeys the budget
+    assert all(r["bits_per_element"] <= 4.5 for r in res["chosen"]["rows"].values())
     md = capsys.readouterr().out
     assert "**top_frac**" in md and "Chosen:" in md
     assert main(["sweep", "--vectors", str(f), "-o", str(out), "--grid", "k_sub=x"]) == 2
