@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dialects import lut_block_errors, normalize_blocks
+from .dialects import finite_block_errors
 from .formatbook import load_formatbook
 from .inputs import as_float32, to_blocks
 from .lut import DEFAULT_ERR_BITS, DEFAULT_FRAC_BITS, build_luts
@@ -61,8 +61,7 @@ def profile_sub_formatbook(anchor_rows, k_sub: int, book="semdialect-32",
         raise ValueError(f"sub-formatbook size must be in 1..{book.num_dialects}, got {k_sub}")
     luts = build_luts(book, frac_bits, err_bits)
     xb = to_blocks(as_float32(np.asarray(anchor_rows)), block_size).reshape(-1, block_size)
-    _, v, bad = normalize_blocks(book, xb)
-    cost = lut_block_errors(luts, v[~bad]).astype(np.float64)
+    cost = finite_block_errors(luts, xb).astype(np.float64)
     chosen: list[int] = []
     best = np.full(len(cost), np.inf)
     for _ in range(k_sub):

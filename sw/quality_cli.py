@@ -17,7 +17,8 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-__all__ = ["register", "run_quality", "QUALITY_FORMATS", "QUALITY_MODELS"]
+__all__ = ["register", "run_quality", "run_sweep", "choose_config", "QUALITY_FORMATS",
+           "QUALITY_MODELS"]
 
 QUALITY_FORMATS = ("mxfp4", "nvfp4", "dialectfp4", "semdialect", "semdialect-decomp",
                    "semdialect-seda", "semdialect-full")
@@ -25,13 +26,23 @@ QUALITY_MODELS = ("trained-wan-tiny", "trained-mmdit-tiny", "wan-tiny", "mmdit-t
 E2E_MODELS = ("trained-wan-tiny", "trained-mmdit-tiny")
 NVFP4_BITS = 4.5
 
-# one MethodConfig field varied at a time around the defaults
+# one MethodConfig field varied at a time around the defaults (k_sub 32 = the whole
+# semdialect-32 book: SeDA's overhead without its restriction, a reference only)
 SWEEP_GRID = {
     "top_frac": [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3],
-    "k_sub": [2, 4, 8, 16],
+    "k_sub": [2, 4, 8, 16, 32],
     "n_anchors": [1, 2, 4, 8, 16],
     "refresh": [1, 2, 3],
     "profile": ["anchor", "group"],
+}
+# semdialect-full on every combination (the fields trade bits against each other under
+# the 4.5 b/e budget; profile "anchor", K < 8 and top_frac >= 0.05 lose in the
+# one-at-a-time sweep on the trained captures, docs/results.md)
+JOINT_GRID = {
+    "top_frac": [0.0, 0.01, 0.02],
+    "k_sub": [8, 16],
+    "n_anchors": [1, 2, 4, 8, 16],
+    "refresh": [1, 2],
 }
 SWEEP_METHOD = {"top_frac": "semdialect-decomp", "k_sub": "semdialect-seda",
                 "n_anchors": "semdialect-seda", "refresh": "semdialect-seda",
@@ -79,20 +90,240 @@ def _stats(data, out: Path, progress) -> dict:
     return stats
 
 
-def _sweep(seq_sets, grid, base, progress):
-    from semdialect.golden.quality import quality_table
-
-    rows = []
+def sweep_points(grid: dict, base, datasets: list[str]):
+    """[(param, value, cfg, methods, dataset)] in the order the rows are reported: one
+    MethodConfig field changed at a time, every dataset at every point."""
+    points = []
     for param, values in grid.items():
-        method = SWEEP_METHOD[param]
-        methods = [method] + (["semdialect-full"] if param != "profile" else [])
+        if param == "joint":  # values: dicts of several fields
+            points += [(param, v, replace(base, **v), ["semdialect-full"], ds)
+                       for v in values for ds in datasets]
+            continue
+        if param not in SWEEP_METHOD:
+            raise ValueError(f"cannot sweep {param!r}: use one of {', '.join(SWEEP_METHOD)}")
+        methods = [SWEEP_METHOD[param], "semdialect-full"]
         for v in values:
             cfg = replace(base, **{param: v})
-            t0 = time.time()
-            r = quality_table(seq_sets, methods, cfg)
-            rows += [{**x, "param": param, "value": v} for x in r]
-            progress(f"[sweep] {param}={v}: {len(r)} rows ({time.time() - t0:.1f} s)")
+            points += [(param, v, cfg, methods, ds) for ds in datasets]
+    return points
+
+
+def data_fingerprint(seqs) -> str:
+    """sha256 (16 hex digits) of a dataset's sequences: names, steps, every input and the
+    q/k and mode of every attention; keys the sweep's saved rows to the data."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    seen: set[int] = set()
+    for s in seqs:
+        h.update(f"{s.name}|{s.steps}|".encode())
+        for x, a in zip(s.x, s.attn or [None] * len(s.x)):
+            h.update(f"{x.dtype}{x.shape}".encode())
+            h.update(np.ascontiguousarray(x).view(np.uint8).data)
+            h.update((a.source if a is not None else "-").encode())
+            if a is not None and id(a.q) not in seen:  # q/k are shared by many inputs
+                seen.add(id(a.q))
+                for t in (a.q, a.k):
+                    h.update(f"{t.dtype}{t.shape}".encode())
+                    h.update(np.ascontiguousarray(t).view(np.uint8).data)
+    return h.hexdigest()[:16]
+
+
+def _config_key(cfg) -> str:
+    return json.dumps(asdict(cfg), sort_keys=True)
+
+
+def _load_done(path: Path | None) -> list[dict]:
+    """The records of an earlier (possibly interrupted) run; unreadable lines are
+    dropped (the file is replaced whole after every point, so there should be none)."""
+    if path is None or not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and {"data", "method", "config", "row"} <= rec.keys():
+            out.append(rec)
+    return out
+
+
+def _write_atomic(path: Path, records: list[dict]) -> None:
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _sweep(seq_sets, grid, base, progress, path: Path | None = None) -> list[dict]:
+    """The quality_table rows of every sweep point, with `param` and `value`.
+
+    Each (dataset, method, config) is computed once (the base config recurs at every
+    parameter) and, when `path` is given, recorded there as one JSON line, the file
+    replaced atomically after every point: an interrupted run keeps what it finished and
+    a re-run on the same data (same fingerprint) and config skips it."""
+    from semdialect.golden.quality import quality_table
+
+    fps = {name: data_fingerprint(seqs) for name, seqs in seq_sets}
+    records = _load_done(path)
+    memo = {(r["data"], r["method"], _config_key(replace(base, **r["config"]))): r["row"]
+            for r in records if r["data"] in fps.values()
+            and set(r["config"]) == set(asdict(base))}
+    sets = dict(seq_sets)
+    points = sweep_points(grid, base, [name for name, _ in seq_sets])
+    rows, t_all, reused = [], time.time(), 0
+    for i, (param, v, cfg, methods, ds) in enumerate(points, 1):
+        t0, parts, computed = time.time(), [], 0
+        for method in methods:
+            key = (fps[ds], method, _config_key(cfg))
+            if key not in memo:
+                r = quality_table([(ds, sets[ds])], [method], cfg)
+                memo[key] = r[0] if r else None
+                computed += 1
+                if path is not None:
+                    records.append({"data": fps[ds], "dataset": ds, "method": method,
+                                    "config": asdict(cfg), "row": memo[key],
+                                    "seconds": round(time.time() - t0, 2)})
+                    _write_atomic(path, records)
+            r = memo[key]
+            if r is None:
+                continue
+            rows.append({**r, "param": param, "value": v})
+            q = f"{r['sqnr_db']:.2f} dB" if r["sqnr_db"] is not None else r["sqnr_note"]
+            parts.append(f"{method} {q} {r['bits_per_element']:.3f} b/e")
+        reused += computed == 0
+        done = f"{time.time() - t0:.1f} s" if computed else "saved"
+        progress(f"[sweep {i}/{len(points)}] {ds} {param}={v}: {'; '.join(parts)} ({done}, "
+                 f"{time.time() - t_all:.0f} s in all)")
+    if reused:
+        progress(f"[sweep] {reused} of {len(points)} points from earlier runs or repeats of "
+                 "the base config")
     return rows
+
+
+def choose_config(rows: list[dict], base, max_bits: float = NVFP4_BITS,
+                  method: str = "semdialect-full"):
+    """The rule the defaults are chosen by: among the configs the rows measured `method`
+    at on every dataset, with SeDA restricting the book (k_sub < its 32 dialects) and
+    <= max_bits b/e on every dataset, the highest SQNR on the worst dataset (min over
+    datasets, rounded to 0.01 dB); ties to fewer bits (the largest b/e over datasets),
+    then to fewer fields changed from the base config.
+
+    Returns (config, {dataset: row}) or None when no config qualifies."""
+    import inspect
+
+    from semdialect.golden import load_formatbook
+    from semdialect.golden.seda import quantize_seda
+
+    n_dialects = load_formatbook(
+        inspect.signature(quantize_seda).parameters["book"].default).num_dialects
+    datasets = {r["dataset"] for r in rows}
+    by_cfg: dict[str, dict] = {}
+    for r in rows:
+        if r["format"] != method or r["sqnr_db"] is None:
+            continue
+        cfg = replace(base, **{r["param"]: r["value"]}) if r["param"] != "joint" else \
+            replace(base, **r["value"])
+        by_cfg.setdefault(_config_key(cfg), {"cfg": cfg, "rows": {}})["rows"][r["dataset"]] = r
+    best = None
+    for c in by_cfg.values():
+        rs = c["rows"]
+        if set(rs) != datasets or c["cfg"].k_sub >= n_dialects or \
+                max(r["bits_per_element"] for r in rs.values()) > max_bits:
+            continue
+        score = (round(min(r["sqnr_db"] for r in rs.values()), 2),
+                 -max(r["bits_per_element"] for r in rs.values()), -len(_diff(c["cfg"], base)))
+        if best is None or score > best[0]:
+            best = (score, c)
+    return None if best is None else (best[1]["cfg"], best[1]["rows"])
+
+
+def joint_points(joint: dict) -> list[dict]:
+    """Every combination of the joint grid's values, as {field: value} dicts."""
+    import itertools
+
+    return [dict(zip(joint, vals)) for vals in itertools.product(*joint.values())]
+
+
+def sweep_markdown(rows: list[dict]) -> str:
+    """One table per swept parameter: SQNR dB @ b/e (dialect / token-vs-anchor dialect
+    consistency) per dataset and method."""
+    lines = []
+    for param in dict.fromkeys(r["param"] for r in rows):
+        pr = [r for r in rows if r["param"] == param]
+        cols = list(dict.fromkeys((r["dataset"], r["format"]) for r in pr))
+        cell = {(str(r["value"]), r["dataset"], r["format"]): r for r in pr}
+        lines += [f"**{param}**", "",
+                  f"| {param} | " + " | ".join(f"{d} {m}" for d, m in cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        for v in dict.fromkeys(str(r["value"]) for r in pr):
+            vals = []
+            for d, m in cols:
+                r = cell.get((v, d, m))
+                vals.append("-" if r is None else
+                            f"{_f(r['sqnr_db'])} @ {r['bits_per_element']:.3f} "
+                            f"({_f(r['dialect_consistency'], 3)} / "
+                            f"{_f(r['anchor_dialect_consistency'], 3)})")
+            lines.append(f"| {v} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def run_sweep(paths, out, quick: bool = False, grid: dict | None = None,
+              joint: dict | None = None, progress=_say) -> dict:
+    """The method sweep on saved captures (`semdialect sweep`): OUT/sweep.jsonl (one
+    record per computed point, kept across runs), sweep.json, sweep.md."""
+    from semdialect.golden.quality import MethodConfig, sequences_from_vectors
+
+    from .vectors import load_vectors
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = MethodConfig()
+    seq_sets = []
+    for p in paths:
+        tensors, manifest = load_vectors(p)
+        name = manifest.get("source", {}).get("name") or Path(p).stem
+        seq_sets.append((name, sequences_from_vectors(tensors, manifest, base.block_size)))
+        progress(f"[load] {name}: {len(seq_sets[-1][1])} sequences from {p}")
+    grid = grid or (QUICK_GRID if quick else SWEEP_GRID)
+    t0 = time.time()
+    rows = _sweep(seq_sets, grid, base, progress, out / "sweep.jsonl")
+    if joint:  # the parameters interact: their combinations, measured
+        rows += _sweep(seq_sets, {"joint": joint_points(joint)}, base, progress,
+                       out / "sweep.jsonl")
+    pick = choose_config(rows, base)
+    result = {"inputs": [str(p) for p in paths], "datasets": [n for n, _ in seq_sets],
+              "base": asdict(base), "grid": grid, "rule": choose_config.__doc__.split(
+                  "\n\n")[0].replace("\n", " "), "sweep": rows,
+              "chosen": None if pick is None else {
+                  "config": asdict(pick[0]), "rows": pick[1]},
+              "seconds": round(time.time() - t0, 1)}
+    (out / "sweep.json").write_text(json.dumps(result, indent=1))
+    chosen = "no config qualifies" if pick is None else ", ".join(
+        f"{k} {v}" for k, v in asdict(pick[0]).items()) + " (" + ", ".join(
+        f"{d} {r['sqnr_db']:.2f} dB @ {r['bits_per_element']:.3f}"
+        for d, r in pick[1].items()) + ")"
+    md = ["# Method sweep", "", "Inputs: " + ", ".join(f"`{p}`" for p in paths), "",
+          "Base config: " + ", ".join(f"{k} {v}" for k, v in asdict(base).items()), "",
+          "Cells: SQNR dB @ bits per element (dialect consistency / token-vs-anchor "
+          "dialect consistency).", "", sweep_markdown(rows), "",
+          f"Rule: {result['rule']}", "", f"Chosen: {chosen}", "",
+          f"Wall time: {result['seconds']} s.", ""]
+    (out / "sweep.md").write_text("\n".join(md))
+    progress(f"[done] wrote {out}/sweep.jsonl, sweep.json, sweep.md; chosen: {chosen}")
+    return result
+
+
+def _diff(cfg, base) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if v != getattr(base, k)}
 
 
 def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: int = 0,
@@ -121,7 +352,8 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
         # the method parameters are chosen on trained activations (random ones: issue 6)
         captured = [s for s in seq_sets if s[0].startswith("trained-")] or \
             [s for s in seq_sets if "synthetic" not in s[0]]
-        sweep_rows = _sweep(captured, QUICK_GRID if quick else SWEEP_GRID, cfg, progress)
+        grid = QUICK_GRID if quick else {**SWEEP_GRID, "joint": joint_points(JOINT_GRID)}
+        sweep_rows = _sweep(captured, grid, cfg, progress, out / "sweep.jsonl")
     e2e_rows = []
     if e2e:
         from .fakequant import e2e_table
@@ -283,14 +515,7 @@ def results_markdown(result: dict, plots=()) -> str:
                      f"{'yes' if gl['met'] else 'no'} |")
     if result["sweep"]:
         lines += ["", "## Parameter sweep (captured TRAINED tiny models; one parameter "
-                  "varied around the config above)", "",
-                  "| param | value | method | dataset | SQNR dB | b/e | dial | a-dial |",
-                  "|---|---|---|---|---:|---:|---:|---:|"]
-        for r in result["sweep"]:
-            lines.append(f"| {r['param']} | {r['value']} | {r['format']} | {r['dataset']} | "
-                         f"{_f(r['sqnr_db'])} | {r['bits_per_element']:.3f} | "
-                         f"{_f(r['dialect_consistency'], 3)} | "
-                         f"{_f(r['anchor_dialect_consistency'], 3)} |")
+                  "varied around the config above)", "", sweep_markdown(result["sweep"])]
     if result["e2e"]:
         lines += ["", "## End to end: final-latent error vs the unquantized run "
                   "(TRAINED tiny models; Linear inputs + weights quantized)", "",
@@ -341,6 +566,40 @@ def cmd_quality(args) -> int:
     return 0
 
 
+def parse_grid(specs: list[str], base) -> dict:
+    """["top_frac=0,0.01", "profile=anchor,group"] -> {field: [values]} in the type of
+    the field's default (MethodConfig)."""
+    from semdialect.errors import UsageError
+
+    grid = {}
+    for spec in specs:
+        name, sep, vals = spec.partition("=")
+        if not sep or name not in SWEEP_METHOD or not vals:
+            raise UsageError(f"--grid {spec!r}: use NAME=V1,V2,... with NAME one of "
+                             f"{', '.join(SWEEP_METHOD)}")
+        kind = type(getattr(base, name))
+        try:
+            grid[name] = [kind(v) for v in vals.split(",")]
+        except ValueError:
+            raise UsageError(f"--grid {spec!r}: {name} takes {kind.__name__} values") from None
+    return grid
+
+
+def cmd_sweep(args) -> int:
+    from semdialect.golden.quality import MethodConfig
+    from semdialect.paths import check_output_dir
+
+    from .cli import _quiet_libs
+
+    check_output_dir(args.output, "-o")
+    _quiet_libs()
+    grid = parse_grid(args.grid, MethodConfig()) if args.grid else None
+    run_sweep(args.vectors, args.output, quick=args.quick, grid=grid,
+              joint=None if args.no_joint or args.quick else JOINT_GRID)
+    print((Path(args.output) / "sweep.md").read_text())
+    return 0
+
+
 def register(subparsers) -> None:
     import argparse
 
@@ -367,3 +626,25 @@ def register(subparsers) -> None:
     q.add_argument("--no-e2e", action="store_true", help="skip the end-to-end runs")
     q.add_argument("--no-sweep", action="store_true", help="skip the parameter sweep")
     q.set_defaults(func=cmd_quality)
+    sw = subparsers.add_parser(
+        "sweep",
+        help="the SemanticDialect method sweep on saved captures (resumable)",
+        description="Vary one method parameter at a time around the defaults ("
+                    + ", ".join(SWEEP_METHOD) + ") on saved captures (e.g. OUT/vectors/ of "
+                    "`semdialect quality`), measure semdialect-decomp / -seda and "
+                    "semdialect-full at every point, measure semdialect-full on a joint "
+                    "grid of the fields that trade bits against SQNR, and apply the rule "
+                    "the defaults are chosen by. Every point "
+                    "is saved to OUT/sweep.jsonl as it finishes; a re-run skips the points "
+                    "already there (same data, same config).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sw.add_argument("--vectors", nargs="+", required=True, help="vector files (captures)")
+    sw.add_argument("-o", "--output", default="build/sweep")
+    sw.add_argument("--quick", action="store_true", help="the short grid of `quality --quick`")
+    sw.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2",
+                    help="sweep these values instead of the full grid (repeatable)")
+    sw.add_argument("--no-joint", action="store_true",
+                    help="skip the joint grid (" + ", ".join(
+                        f"{k} {'/'.join(map(str, v))}" for k, v in JOINT_GRID.items())
+                    + "; every combination, semdialect-full)")
+    sw.set_defaults(func=cmd_sweep)

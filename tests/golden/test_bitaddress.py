@@ -15,6 +15,7 @@ from semdialect.golden import scalar_formats as sf
 from semdialect.golden.dialects import (
     address_block_errors,
     address_luts,
+    finite_block_errors,
     lut_block_errors,
     masked_argmin,
     normalize_blocks,
@@ -71,6 +72,18 @@ def test_lut_fast_path_equals_float64_path(book_name, frac_bits, err_bits):
     ab[bad] = 0
     addr = ba.magnitude_address(ab, e, fine, luts.book.int_bits)
     assert np.array_equal(address_block_errors(err_f, addr), lut_block_errors(luts, v))
+
+
+@pytest.mark.parametrize("frac_bits,err_bits", [(3, 8), (4, 5), (6, 12)])
+def test_finite_block_errors_equal_float64_sums_of_finite_blocks(frac_bits, err_bits):
+    """SeDA's profiling cost (integer address path) = the float64 path's sums over the
+    blocks free of NaN/Inf, in order, on adversarial blocks (and on no block at all)."""
+    xb = adversarial(np.random.default_rng(7 * frac_bits + err_bits), 2500, 32)
+    luts = G.build_luts("semdialect-32", frac_bits, err_bits)
+    _, v, bad = normalize_blocks(luts.book, xb)
+    assert bad.any()
+    assert np.array_equal(finite_block_errors(luts, xb), lut_block_errors(luts, v[~bad]))
+    assert finite_block_errors(luts, xb[bad]).shape == (0, luts.book.num_dialects)
 
 
 def test_error_sums_fall_back_to_float64_beyond_float32():
