@@ -486,6 +486,49 @@ def index_thresholds(idx_table) -> list[list[int]]:
     return out
 
 
+def threshold_words(thresholds, addr_bits: int, id_bits: int) -> list[int]:
+    """The threshold ROM of the comparator index stage: per dialect id (padded to
+    2^id_bits with 'never' rows) the 7 thresholds of `addr_bits + 1` bits, threshold k
+    at bits k * (addr_bits + 1)."""
+    tw = addr_bits + 1
+    never = [1 << addr_bits] * 7
+    rows = list(thresholds) + [never] * ((1 << id_bits) - len(thresholds))
+    return [sum(t << (k * tw) for k, t in enumerate(r)) for r in rows]
+
+
+def threshold_columns(words: list[int], width: int) -> tuple[list[int],
+                                                             list[tuple[int | None, int]]]:
+    """The bits of the threshold word the `thr` register holds: (cols, src) with cols =
+    the word bits that vary over the ROM's rows, one per distinct column up to inversion
+    (two bits equal, or complementary, in every row are one register bit), and
+    src[b] = (index into cols, 1 if inverted else 0) for a varying bit b, (None, value)
+    for a bit that is the same in every row."""
+    cols: list[int] = []
+    seen: dict[tuple[int, ...], tuple[int, int]] = {}
+    src: list[tuple[int | None, int]] = []
+    for b in range(width):
+        col = tuple((w >> b) & 1 for w in words)
+        if len(set(col)) == 1:
+            src.append((None, col[0]))
+            continue
+        if col not in seen:
+            seen[col] = (len(cols), 0)
+            seen[tuple(1 - v for v in col)] = (len(cols), 1)
+            cols.append(b)
+        src.append(seen[col])
+    return cols, src
+
+
+def thr_register_bits(idx_table, groups: int) -> int:
+    """Flip-flops of the index stage's `thr` cut, per-block part: the varying threshold
+    bits (up to inversion) + `bad`, per replica (the lanes' addresses and signs aside)."""
+    n_dialects, n_addr = np.asarray(idx_table).shape
+    addr_bits = n_addr.bit_length() - 1
+    id_bits = max(1, (n_dialects - 1).bit_length())
+    words = threshold_words(index_thresholds(idx_table), addr_bits, id_bits)
+    return groups * (len(threshold_columns(words, 7 * (addr_bits + 1))[0]) + 1)
+
+
 class IndexLut(wiring.Component):
     """Element codes: sign << 3 | IDX[dialect, aq_i] from `LutSet.idx` (numerics §8.5-6);
     all codes 0 for a NaN/Inf block.
@@ -498,7 +541,11 @@ class IndexLut(wiring.Component):
     3-bit index). Bit-identical to 'rom' for every (dialect, address); smaller because
     the per-lane logic no longer depends on D."""
 
-    def __init__(self, idx_table, block_size: int, mode: str = "rom", *, thr_cut: bool = False):
+    #: most replicas of the registered threshold word (`thr_groups`): see `_replicas`
+    MAX_THR_GROUPS = 4
+
+    def __init__(self, idx_table, block_size: int, mode: str = "rom", *, thr_cut: bool = False,
+                 thr_groups: int = 1):
         if mode not in INDEX_MODES:
             raise ValueError(f"index mode must be one of {INDEX_MODES}, got {mode!r}")
         self.table = idx_table
@@ -512,6 +559,13 @@ class IndexLut(wiring.Component):
         if thr_cut and mode != "compare":
             raise ValueError("thr_cut needs the comparator index stage")
         self.thr_cut = thr_cut
+        if not (isinstance(thr_groups, int) and 1 <= thr_groups <= self.MAX_THR_GROUPS
+                and block_size % thr_groups == 0):
+            raise ValueError(f"thr_groups must divide the block size and be in "
+                             f"1..{self.MAX_THR_GROUPS}, got {thr_groups!r}")
+        if thr_groups > 1 and not thr_cut:
+            raise ValueError("thr_groups needs the thr cut (the replicas are registers)")
+        self.thr_groups = thr_groups
         self.latency = int(thr_cut)
         super().__init__({
             "dialect": In(self.id_bits),
@@ -532,19 +586,25 @@ class IndexLut(wiring.Component):
                         [Cat(self.idx_addr[i], self.dialect) for i in range(self.block_size)])
         else:
             tw = self.addr_bits + 1  # a threshold of 2^addr_bits means "never"
-            never = [1 << self.addr_bits] * 7
-            rows = self.thresholds + [never] * ((1 << self.id_bits) - self.num_dialects)
-            words = [sum(t << (k * tw) for k, t in enumerate(r)) for r in rows]
-            (word,) = _rom(m, "thr_rom", 7 * tw, words, [self.dialect])
+            (word,) = _rom(m, "thr_rom", 7 * tw, self.thr_words(), [self.dialect])
             if self.thr_cut:  # register the per-block thresholds (and the lanes with them)
-                word = delay(m, word, 1, self.en, "thr_word")
+                # only the threshold bits that differ between dialects, each once: the
+                # rest are constants (`thr_columns`)
+                cols, src = self.thr_columns()
+                regs = self._replicas(m, Cat(*[word[b] for b in cols], bad))
+                per_block = [Cat(*[Const(v, 1) if c is None else r[c] ^ v for c, v in src],
+                                 r[len(cols)]) for r in regs]
                 idx_addr = data.View(self.idx_addr.shape(),
                                      delay(m, self.idx_addr.as_value(), 1, self.en, "thr_addr"))
                 sign = delay(m, sign, 1, self.en, "thr_sign")
-                bad = delay(m, bad, 1, self.en, "thr_bad")
-            thr = [word[k * tw:(k + 1) * tw] for k in range(7)]
-            outs = []
+            else:
+                per_block = [Cat(word, bad)]
+            lanes_per = self.block_size // len(per_block)
+            outs, bads = [], []
             for i in range(self.block_size):
+                pb = per_block[i // lanes_per]
+                thr = [pb[k * tw:(k + 1) * tw] for k in range(7)]
+                bads.append(pb[7 * tw])
                 a = idx_addr[i]
                 up = Signal(7, name=f"thermo{i}")
                 m.d.comb += [up[k].eq(a >= thr[k]) for k in range(7)]
@@ -554,9 +614,47 @@ class IndexLut(wiring.Component):
                     (up[1] & ~up[3]) | up[5],
                     up[3]))
                 outs.append(idx)
+            for i, o in enumerate(outs):
+                m.d.comb += self.codes[i].eq(Mux(bads[i], 0, Cat(o, sign[i])))
+            return m
         for i, o in enumerate(outs):
             m.d.comb += self.codes[i].eq(Mux(bad, 0, Cat(o, sign[i])))
         return m
+
+    def thr_words(self) -> list[int]:
+        """The threshold ROM (`threshold_words`)."""
+        return threshold_words(self.thresholds, self.addr_bits, self.id_bits)
+
+    def thr_columns(self) -> tuple[list[int], list[tuple[int | None, int]]]:
+        """The bits of the threshold word the `thr` register holds (`threshold_columns`)."""
+        return threshold_columns(self.thr_words(), 7 * (self.addr_bits + 1))
+
+    def thr_register_bits(self) -> int:
+        """Flip-flops of the `thr` cut's per-block part (`thr_register_bits`)."""
+        return thr_register_bits(self.table, self.thr_groups)
+
+    def _replicas(self, m, value: Value) -> list[Value]:
+        """`value` (the per-block thresholds and `bad`) registered once per group of
+        block_size / thr_groups lanes, so that each register drives a few lanes instead of
+        all B (issue #10: the fan-out to 32 lanes was 3.8 ns of routing on ECP5).
+        Synthesis merges flip-flops with the same input and the same initial value
+        (Yosys `opt_merge`; a `keep` attribute on the signal does not stop it), so the
+        replicas differ in how they are stored, not in what they hold: replica g keeps
+        the value inverted when g & 2 (and inverts it back at its lanes: the inverters
+        fold into the LUTs) and has initial value all-ones when g & 1, all-zeros
+        otherwise. Four distinct (polarity, initial value) pairs: at most 4 replicas.
+        The initial value is never observed: the valid bit is reset and every accepted
+        block overwrites all replicas together."""
+        n = len(value)
+        out = []
+        for g in range(self.thr_groups):
+            inv = bool(g & 2)
+            r = Signal(n, name=f"thr_word{g}", init=((1 << n) - 1) if g & 1 else 0,
+                       reset_less=True)
+            with m.If(self.en):
+                m.d.sync += r.eq(~value if inv else value)
+            out.append(~r if inv else r)
+        return out
 
 
 # --------------------------------------------------------------------------------------

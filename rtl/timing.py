@@ -25,7 +25,7 @@ path of the DialectFP4 unit on LFE5U-85F and Yosys `ltp` depths of the ROMs
 * `T_LUT`: one LUT4 level plus its net;
 * `rom(n)`: a table of n address bits, max(1, n - 3) LUT levels;
 * `carry(n)`: an n-bit carry chain (adder, comparator) with its entry and exit nets;
-* `T_FANOUT`: a per-block value (class, pair, thresholds) routed to all B lanes;
+* `fanout(n)`: a per-block value (class, pair, thresholds) routed to n lanes;
 * `T_STAGE`: clock-to-Q + setup, taken off the period of every stage.
 
 The numbers are a model, not a timing analysis: every unit's Fmax in the report comes
@@ -36,16 +36,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Segment", "T_LUT", "T_FANOUT", "T_STAGE", "carry", "rom", "mux_levels",
+__all__ = ["Segment", "T_LUT", "T_FANOUT", "T_STAGE", "carry", "rom", "fanout", "mux_levels",
            "choose_cuts", "stage_delays", "DEFAULT_TARGET_MHZ"]
 
 #: the default clock target of the SemanticDialect and DialectFP4 units (issue #10)
 DEFAULT_TARGET_MHZ = 150.0
 
 T_LUT = 0.75  # ns: LUT4 + its net (nextpnr path: 0.24 logic + ~0.5 routing per level)
-T_CARRY_ENTRY = 1.3  # ns: nets into and out of a carry chain
+T_CARRY_ENTRY = 2.0  # ns: nets into and out of a carry chain (nextpnr: 2.1-2.6 ns a level)
 T_CARRY_BIT = 0.055  # ns per bit of ripple (CCU2C: two bits per cell)
-T_FANOUT = 1.0  # ns: a per-block value routed to the logic of all B lanes
+T_FANOUT = 0.6  # ns per doubling of the lanes a per-block value is routed to (fanout)
 T_STAGE = 0.95  # ns: clock-to-Q + setup of every register stage
 
 
@@ -59,6 +59,12 @@ def rom(in_bits: int) -> float:
     `abc -lut 4` (LUT4 only): measured (Yosys `ltp`) depth max(1, in_bits - 3) LUT
     levels for 5..10 address bits."""
     return T_LUT * max(1, in_bits - 3)
+
+
+def fanout(lanes: int) -> float:
+    """Extra routing of a per-block value (class, pair, thresholds) driven to the logic
+    of `lanes` lanes: T_FANOUT per doubling (none for one lane)."""
+    return T_FANOUT * max(0, (lanes - 1).bit_length())
 
 
 def mux_levels(select_bits: int) -> float:
@@ -76,14 +82,24 @@ class Segment:
     delay_ns: float
     what: str = ""
     bits: int = 0
+    #: extra delay of the stage when NO register is placed at this cut (the logic after
+    #: it then sees the unregistered value: e.g. the thresholds straight from their ROM
+    #: to all B lanes instead of from per-group register replicas)
+    uncut_ns: float = 0.0
 
 
-def _stages(delays: list[float], cuts_idx: list[int]) -> list[float]:
+def _span(segments: list[Segment], i: int, j: int) -> float:
+    """Delay of one stage made of segments i..j (no register at i..j-1)."""
+    return (sum(s.delay_ns for s in segments[i:j + 1])
+            + sum(s.uncut_ns for s in segments[i:j]))
+
+
+def _stages(segments: list[Segment], cuts_idx: list[int]) -> list[float]:
     """Stage delays for cut indices (sorted): stage k ends at cut k; the last cut
     is the output register. Stage 0 is the input stage."""
     out, start = [], 0
     for c in cuts_idx:
-        out.append(sum(delays[start:c + 1]))
+        out.append(_span(segments, start, c))
         start = c + 1
     return out
 
@@ -99,7 +115,6 @@ def choose_cuts(segments: list[Segment], *, depth: int | None = None,
     (as the baseline's); every later stage is fitted into the period."""
     n = len(segments)
     names = [s.name for s in segments]
-    d = [s.delay_ns for s in segments]
     if (depth is None) == (target_mhz is None):
         raise ValueError("give exactly one of depth / target_mhz")
     if target_mhz is not None:
@@ -117,10 +132,10 @@ def choose_cuts(segments: list[Segment], *, depth: int | None = None,
         f = names.index(front)  # the baseline's input stage, then balance the rest
         n_back = n - f - 1
         if depth - 1 <= n_back:
-            return [front] + [names[f + 1 + c] for c in _balanced(d[f + 1:], depth - 1)]
+            return [front] + [names[f + 1 + c] for c in _balanced(segments[f + 1:], depth - 1)]
         # more registers than back-end cut points: every back point, the rest in front
-        return [names[c] for c in _balanced(d[:f + 1], depth - n_back)] + names[f + 1:]
-    return [names[c] for c in _balanced(d, depth)]
+        return [names[c] for c in _balanced(segments[:f + 1], depth - n_back)] + names[f + 1:]
+    return [names[c] for c in _balanced(segments, depth)]
 
 
 def _fewest_bits(segments: list[Segment], period: float, stop: int) -> list[int]:
@@ -128,7 +143,6 @@ def _fewest_bits(segments: list[Segment], period: float, stop: int) -> list[int]
     stage after `stop` fits `period` (a single segment longer than the period is a stage
     of its own), with the fewest register bits, then the fewest registers (DP)."""
     n = len(segments)
-    d = [s.delay_ns for s in segments]
     start = stop + 1 if stop >= 0 else 0
     inf = (float("inf"), 0)
     best = {stop: (segments[stop].bits if stop >= 0 else 0, 1 if stop >= 0 else 0)}
@@ -136,7 +150,7 @@ def _fewest_bits(segments: list[Segment], period: float, stop: int) -> list[int]
     for j in range(start, n):
         best_j, arg = inf, None
         for i in best:  # previous cut i (or stop / the inputs), stage = segments i+1..j
-            t = sum(d[i + 1:j + 1])
+            t = _span(segments, i + 1, j)
             if t > period + 1e-9 and j > i + 1:
                 continue
             c = (best[i][0] + segments[j].bits, best[i][1] + 1)
@@ -153,24 +167,21 @@ def _fewest_bits(segments: list[Segment], period: float, stop: int) -> list[int]
     return sorted(cuts)
 
 
-def _balanced(d: list[float], k: int) -> list[int]:
-    """k cut indices into the chain d (the last one at its end) minimising the longest
+def _balanced(segments: list[Segment], k: int) -> list[int]:
+    """k cut indices into the chain (the last one at its end) minimising the longest
     stage (dynamic programming; ties: the earliest cuts)."""
-    n = len(d)
+    n = len(segments)
     if k > n:
         raise ValueError(f"pipeline depth {k} exceeds the {n} cut points left")
-    pre = [0.0]
-    for x in d:
-        pre.append(pre[-1] + x)
     inf = float("inf")
     best = [[inf] * (k + 1) for _ in range(n)]
     back = [[-1] * (k + 1) for _ in range(n)]
     for j in range(n):
-        best[j][1] = pre[j + 1]
+        best[j][1] = _span(segments, 0, j)
     for kk in range(2, k + 1):
         for j in range(n):
             for i in range(j):
-                v = max(best[i][kk - 1], pre[j + 1] - pre[i + 1])
+                v = max(best[i][kk - 1], _span(segments, i + 1, j))
                 if v < best[j][kk] - 1e-12:
                     best[j][kk], back[j][kk] = v, i
     cuts, j = [n - 1], n - 1
@@ -187,10 +198,10 @@ def stage_delays(segments: list[Segment], cuts: list[str]) -> list[dict]:
     names = [s.name for s in segments]
     idx = sorted(names.index(c) for c in cuts)
     if not idx:
-        return [{"stage": 0, "to": "outputs", "delay_ns": round(sum(
-            s.delay_ns for s in segments), 2), "timed": False}]
+        return [{"stage": 0, "to": "outputs",
+                 "delay_ns": round(_span(segments, 0, len(segments) - 1), 2), "timed": False}]
     out = []
-    for k, t in enumerate(_stages([s.delay_ns for s in segments], idx)):
+    for k, t in enumerate(_stages(segments, idx)):
         out.append({"stage": k, "to": names[idx[k]], "delay_ns": round(t, 2),
                     "timed": k > 0})
     return out

@@ -45,16 +45,17 @@ from .stages import (
     Unpack,
     delay,
     slot_assignment,
+    thr_register_bits,
     tree_levels,
 )
 from .timing import (
     DEFAULT_TARGET_MHZ,
-    T_FANOUT,
     T_LUT,
     T_STAGE,
     Segment,
     carry,
     choose_cuts,
+    fanout,
     mux_levels,
     rom,
     stage_delays,
@@ -191,15 +192,26 @@ class _Unit(wiring.Component):
         the exact index addresses."""
         return 11 + self.block_size * (1 + aq)
 
-    def _index_segments(self, addr_bits: int) -> list[Segment]:
+    @property
+    def thr_groups(self) -> int:
+        """Replicas of the registered per-block thresholds (`IndexLut._replicas`), each
+        driving block_size / thr_groups lanes; used when the `thr` cut is placed."""
+        return max(g for g in range(1, IndexLut.MAX_THR_GROUPS + 1)
+                   if self.block_size % g == 0)
+
+    def _index_segments(self, addr_bits: int, idx_table) -> list[Segment]:
         B = self.block_size
         out_bits = 4 * B + 10 + self.id_bits
         if self.index == "compare":
-            return [Segment("thr", rom(self.id_bits), "threshold ROM of the dialect",
-                            self._pass_bits(addr_bits) + self.id_bits + 7 * (addr_bits + 1)),
-                    Segment("out", T_FANOUT + carry(addr_bits + 1) + 2 * T_LUT,
+            g = self.thr_groups
+            thr_bits = thr_register_bits(idx_table, g)
+            return [Segment("thr", rom(self.id_bits) + fanout(g),
+                            f"threshold ROM of the dialect, {g} register replicas",
+                            self._pass_bits(addr_bits) - 1 + self.id_bits + thr_bits,
+                            uncut_ns=fanout(B) - fanout(B // g)),
+                    Segment("out", fanout(B // g) + carry(addr_bits + 1) + 2 * T_LUT,
                             "per-lane comparators, thermometer -> index, sign", out_bits)]
-        return [Segment("out", T_FANOUT + rom(addr_bits + self.id_bits) + T_LUT,
+        return [Segment("out", fanout(self.block_size) + rom(addr_bits + self.id_bits) + T_LUT,
                         "index ROM per lane",
                         out_bits)]
 
@@ -295,8 +307,10 @@ class _Unit(wiring.Component):
         """Index LUT (selected dialect x exact lane address) -> 4-bit codes [thr inside
         the comparator stage], the `out` cut, and the output payload; shared by the
         SemanticDialect and two-stage units."""
+        thr_cut = "thr" in self.cuts
         m.submodules.index_lut = ilut = IndexLut(idx_table, self.block_size, self.index,
-                                                 thr_cut="thr" in self.cuts)
+                                                 thr_cut=thr_cut,
+                                                 thr_groups=self.thr_groups if thr_cut else 1)
         m.d.comb += [ilut.dialect.eq(carry_["dialect"]), ilut.en.eq(en),
                      ilut.idx_addr.as_value().eq(carry_.pop("idx_addr")),
                      ilut.sign.eq(carry_.pop("sign")), ilut.bad.eq(carry_.pop("bad"))]
@@ -380,7 +394,7 @@ class SemDialectQuantizer(_Unit):
                          f"argmin level {j} ({sw}-bit compare + select)",
                          pas + -(-D >> (j + 1)) * (sw + self.id_bits + 1))
                  for j in range(self.argmin_levels)]
-        segs += self._index_segments(aq)
+        segs += self._index_segments(aq, self.luts.idx)
         return segs
 
     def elaborate(self, platform):
@@ -501,12 +515,13 @@ class SemDialectTwoLevel(_Unit):
                                 "mask ∩ class priority encoders, allowed-slot mux",
                                 lanes + cb + K))
         if self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
-            segs.append(Segment("lut", T_FANOUT + max(rom(self.luts.err_addr_bits), T_LUT)
+            segs.append(Segment("lut", fanout(self.block_size)
+                                + max(rom(self.luts.err_addr_bits), T_LUT)
                                 + mux_levels(self.sel_bits),
                                 f"error ROM per lane + {K} class-selected slot muxes "
                                 f"({K} x {W} bits)", pas + cb + K + B * K * W))
         else:
-            segs.append(Segment("lut", T_FANOUT + rom(cb + self.luts.err_addr_bits),
+            segs.append(Segment("lut", fanout(self.block_size) + rom(cb + self.luts.err_addr_bits),
                                 f"class error ROM per lane ({K} x {W} bits)",
                                 pas + cb + K + B * K * W))
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
@@ -526,7 +541,7 @@ class SemDialectTwoLevel(_Unit):
                      for j in range(self.argmin_levels)]
             segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
                                 pas + self.id_bits))
-        segs += self._index_segments(aq)
+        segs += self._index_segments(aq, self.luts.idx)
         return segs
 
     def elaborate(self, platform):
@@ -661,14 +676,14 @@ class DialectFP4TwoStage(_Unit):
                                     with_max=True)
         segs.append(Segment("pair", rom(self.addr_bits), "pair ROM on the max address",
                             pas + pb))
-        segs.append(Segment("ben", T_FANOUT + rom(self.addr_bits + pb),
+        segs.append(Segment("ben", fanout(self.block_size) + rom(self.addr_bits + pb),
                             "beneficial-range ROM per lane", pas + pb + 2 * B))
         segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}",
                          pas + pb + 2 * -(-B >> (j + 1)) * (j + 2))
                  for j in range(self.cnt_levels)]
         segs.append(Segment("count", carry(B.bit_length()) + T_LUT,
                             "count compare -> dialect id", pas + self.id_bits))
-        segs += self._index_segments(self.addr_bits)
+        segs += self._index_segments(self.addr_bits, self.idx)
         return segs
 
     def elaborate(self, platform):

@@ -276,8 +276,13 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
 
 def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
               workdir: Path | None = None, pnr: bool = True, freq_mhz: float = 100.0,
-              seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600) -> dict:
-    """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax."""
+              seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600,
+              abc_lut: str = "4") -> dict:
+    """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax.
+
+    abc_lut: the LUT sizes of the `abc -lut` mapping: "4" (LUT4 only, the report flow)
+    or "4:7" (also 5..7-input functions, which synth_ecp5's cell mapping builds from
+    LUT4s with the slice's PFUMX / L6MUX21 wide-function muxes)."""
     verilog = Path(verilog)
     text = _body(verilog, top)
     # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
@@ -287,7 +292,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
     # connection width) on the semdialect units in Yosys 0.70; every unit alike.
     ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
           "memory_map; opt_clean; synth_ecp5 -top {top} -run begin:map_luts; "
-          "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+          "techmap -map +/lattice/latches_map.v; abc -lut " + abc_lut + " -dress; clean; "
           "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
           "tee -q -o stat.json stat -json")
     pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",

@@ -57,6 +57,31 @@ def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
     assert r["device"] == synth.ECP5_DEVICE["name"]
 
 
+@pytest.mark.parametrize("groups", [1, 4])
+def test_thr_replicas_survive_synthesis(groups, tmp_path):
+    """The per-group threshold registers of the index stage are not merged back into one
+    by Yosys (`opt_merge` merges flip-flops with equal inputs and initial values; the
+    replicas differ in polarity / initial value): flip-flops = sign + address per lane +
+    groups x (varying threshold bits + bad), in the generic and in the ECP5 flow."""
+    from amaranth.back import verilog
+
+    from semdialect import golden
+    from semdialect.rtl.stages import IndexLut
+
+    luts = golden.build_luts("semdialect-32", 3, 8)
+    B = 8
+    ilut = IndexLut(luts.idx, B, "compare", thr_cut=True, thr_groups=groups)
+    (tmp_path / "ilut.v").write_text(verilog.convert(ilut, name="ilut"))
+    # the varying threshold bits + bad per replica (`thr_columns`: constant bits need none)
+    n_cols = len(ilut.thr_columns()[0])
+    want = B * (1 + ilut.addr_bits) + ilut.thr_register_bits()
+    assert ilut.thr_register_bits() == groups * (n_cols + 1)
+    g = synth.generic_synth(tmp_path / "ilut.v", "ilut", workdir=tmp_path / "g")
+    e = synth.ecp5_flow(tmp_path / "ilut.v", "ilut", workdir=tmp_path / "e", pnr=False)
+    assert g["flip_flops"] == want
+    assert e["ff"] == want
+
+
 def test_parsers_reject_incomplete_numbers():
     stat = {"design": {"num_cells": 3, "num_cells_by_type": {"$_AND_": 2, "$foo": 1},
                        "estimated_num_transistors": "12+"}}

@@ -237,6 +237,51 @@ def test_index_lut(book, index, rng):
     run_comb(dut, tb)
 
 
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_index_lut_thr_replicas(groups, rng):
+    """The registered threshold stage (`thr_cut`) with its per-group register replicas
+    (stored inverted / with all-ones initial values, `IndexLut._replicas`): one block per
+    cycle, every lane of every group against the table, NaN/Inf zeroing included."""
+    luts = golden.build_luts("semdialect-32", 3, 8)
+    D, n_addr = luts.idx.shape
+    B = 8
+    dut = IndexLut(luts.idx, B, "compare", thr_cut=True, thr_groups=groups)
+    assert dut.latency == 1
+    blocks = []
+    for _ in range(3 * D):
+        blocks.append((int(rng.integers(0, D)), [int(a) for a in rng.integers(0, n_addr, B)],
+                       [int(s) for s in rng.integers(0, 2, B)], int(rng.random() < 0.1)))
+
+    async def tb(ctx):
+        ctx.set(dut.en, 1)
+        for blk in blocks:
+            d, addrs, signs, bad = blk
+            ctx.set(dut.dialect, d)
+            ctx.set(dut.idx_addr.as_value(), _word(addrs, dut.addr_bits))
+            ctx.set(dut.sign, _word(signs, 1))
+            ctx.set(dut.bad, bad)
+            await ctx.tick()  # the thr registers now hold this block
+            ctx.set(dut.dialect, (d + 1) % D)  # the next block's inputs do not reach codes
+            ctx.set(dut.bad, 1 - bad)
+            got = _lanes(ctx.get(dut.codes.as_value()), 4, B)
+            want = [0 if bad else s << 3 | int(luts.idx[d, a]) for s, a in zip(signs, addrs)]
+            assert got == want, blk
+
+    sim = _clocked(dut)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_index_lut_thr_groups_rejected():
+    luts = golden.build_luts("dialectfp4", 3, 8)
+    with pytest.raises(ValueError, match="thr_groups"):
+        IndexLut(luts.idx, 8, "compare", thr_cut=True, thr_groups=3)
+    with pytest.raises(ValueError, match="thr_groups"):
+        IndexLut(luts.idx, 8, "compare", thr_cut=True, thr_groups=8)
+    with pytest.raises(ValueError, match="thr cut"):
+        IndexLut(luts.idx, 8, "compare", thr_groups=2)
+
+
 def test_index_lut_equals_rne_reference():
     """The IDX ROM reproduces exact RNE (numerics §8.5): every address's representative
     value (point, or interval midpoint +- a tiny offset) quantized by the golden reference."""

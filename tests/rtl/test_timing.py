@@ -63,6 +63,8 @@ def test_units_meet_their_target_in_the_model():
                 assert st["delay_ns"] <= 1000 / 150 - T_STAGE + 1e-9 or single, st
             prev = k
         assert u.latency == len(u.cuts) and "norm" in u.cuts and "out" in u.cuts
-    assert DialectFP4TwoStage().manifest_parameters()["model_fmax_mhz"] >= 150
+        # the index stage registers its thresholds (per-group replicas, issue #10): the
+        # ROM-to-32-lanes fan-out does not fit the period (`uncut_ns`)
+        assert "thr" in u.cuts and u.thr_groups == 4
     mx = MXFP4Quantizer()  # the baseline keeps its measured configuration
     assert sorted(mx.cuts) == ["norm", "out"]
