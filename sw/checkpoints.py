@@ -27,9 +27,13 @@ ARCHITECTURES = {
     "mochi": "mochi-tiny", "allegro": "allegro-tiny", "latte": "latte-tiny",
 }
 
-_ST_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
-_ITEMSIZE = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+# safetensors dtype tag -> (torch dtype name, bytes per element); the float tags are the
+# ones a checkpoint's own dtype can be (float8 has no torch dtype the loader builds)
+_ST_TYPES = {"BF16": ("bfloat16", 2), "F16": ("float16", 2), "F32": ("float32", 4),
+             "F64": ("float64", 8), "I64": ("int64", 8), "I32": ("int32", 4),
+             "I16": ("int16", 2), "I8": ("int8", 1), "U8": ("uint8", 1), "BOOL": ("bool", 1),
+             "F8_E4M3": (None, 1), "F8_E5M2": (None, 1)}
+_FLOAT_TAGS = ("BF16", "F16", "F32", "F64")
 
 # keys only the original Wan code (github.com/Wan-Video/Wan2.1) uses
 _WAN_ORIGINAL = (".self_attn.", ".cross_attn.", "head.head.", "text_embedding.",
@@ -58,25 +62,73 @@ def resolve_model(name: str, checkpoint: str | None) -> str:
                      "(or a synthetic profile, see --help)")
 
 
-def read_safetensors_header(path: Path) -> dict:
-    """{tensor name: (dtype tag, shape)} from a safetensors header, no data read."""
+def _raw_header(f, path) -> tuple[dict, int]:
+    """The parsed header of an open safetensors file and the offset its data starts at."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(8)
-            if len(raw) < 8:
-                raise InputFileError("truncated")
-            (n,) = struct.unpack("<Q", raw)
-            if n <= 0 or n > 256 << 20:
-                raise InputFileError(f"corrupt header length {n}")
-            header = json.loads(f.read(n).decode("utf-8"))
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise InputFileError("truncated")
+        (n,) = struct.unpack("<Q", raw)
+        if n <= 0 or n > 256 << 20:
+            raise InputFileError(f"corrupt header length {n}")
+        header = json.loads(f.read(n).decode("utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise InputFileError(f"checkpoint {path}: not a readable safetensors file ({e})"
                              ) from None
     header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def read_safetensors_header(path: Path) -> dict:
+    """{tensor name: (dtype tag, shape)} from a safetensors header, no data read."""
+    try:
+        with open(path, "rb") as f:
+            header, _ = _raw_header(f, path)
+    except OSError as e:
+        raise InputFileError(f"checkpoint {path}: not a readable safetensors file ({e})"
+                             ) from None
     try:
         return {k: (v["dtype"], tuple(int(s) for s in v["shape"])) for k, v in header.items()}
     except (KeyError, TypeError, ValueError):
         raise InputFileError(f"checkpoint {path}: corrupt safetensors header") from None
+
+
+def read_tensors_aligned(path: Path) -> dict:
+    """The tensors of one safetensors file, each read into its own fresh allocation.
+
+    safetensors' load_file hands out views into the mmapped file at any byte offset;
+    oneDNN/BLAS take another code path for unaligned weights, 1 ulp away, so a capture
+    from a saved checkpoint differed from the same weights built in memory (seen on an
+    AMD EPYC). Reading each tensor into torch's (64-byte aligned) allocation keeps the
+    captures bit-identical, and the peak at one copy of the model (the file pages are
+    page cache, not mapped). safe_open validates the file first."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as e:
+        raise InputFileError(f"checkpoint {path}: not a readable safetensors file ({e})"
+                             ) from None
+    sd = {}
+    with open(path, "rb") as fp:
+        header, base = _raw_header(fp, path)
+        for k, h in header.items():
+            name = _ST_TYPES.get(h["dtype"], (None, 0))[0]
+            if name is None:
+                raise InputFileError(f"checkpoint {path}: tensor {k!r} has dtype "
+                                     f"{h['dtype']}, which the loader does not read")
+            t = torch.empty(h["shape"], dtype=getattr(torch, name))
+            b, e = h["data_offsets"]
+            if t.numel():
+                view = t.view(-1).view(torch.uint8).numpy()
+                fp.seek(base + b)
+                if view.nbytes != e - b or fp.readinto(memoryview(view)) != e - b:
+                    raise InputFileError(f"checkpoint {path}: tensor {k!r} does not match "
+                                         "its header (truncated or corrupt file)")
+            sd[k] = t
+    return sd
 
 
 @dataclass
@@ -97,21 +149,21 @@ class CheckpointInfo:
             c = 1
             for s in shape:
                 c *= s
-            n += c * _ITEMSIZE.get(tag, 4)
+            n += c * _ST_TYPES.get(tag, (None, 4))[1]
         return n
 
 
 def _dominant_dtype(keys: dict) -> str:
     by: dict[str, int] = {}
     for tag, shape in keys.values():
-        if tag in _ST_DTYPES:
+        if tag in _FLOAT_TAGS:
             c = 1
             for s in shape:
                 c *= s
             by[tag] = by.get(tag, 0) + c
     if not by:
         raise InputFileError("no floating-point weights")
-    return _ST_DTYPES[max(by, key=by.get)]
+    return _ST_TYPES[max(by, key=by.get)][0]
 
 
 def _read_config(cfg_file: Path) -> dict:

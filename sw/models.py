@@ -380,54 +380,12 @@ def _cls(name: str):
     return getattr(diffusers, name)
 
 
-_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
-              "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
-              "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
-
-
-def _read_aligned(f) -> dict:
-    """The tensors of one safetensors file, each read into its own fresh allocation.
-
-    safetensors' load_file hands out views into the mmapped file at any byte offset;
-    oneDNN/BLAS take another code path for unaligned weights, 1 ulp away, so a capture
-    from a saved checkpoint differed from the same weights built in memory (seen on
-    this machine's CPU). Reading each tensor into torch's (64-byte aligned) allocation
-    keeps the captures bit-identical, and the peak at one copy of the model (the file
-    pages are page cache, not mapped). safe_open validates the header first."""
-    from safetensors import safe_open
-
-    with safe_open(str(f), framework="pt") as fh:
-        names = list(fh.keys())
-    with open(f, "rb") as fp:
-        n = int.from_bytes(fp.read(8), "little")
-        header = json.loads(fp.read(n))
-        base = 8 + n
-        sd = {}
-        for k in names:
-            h = header[k]
-            b, e = h["data_offsets"]
-            t = torch.empty(h["shape"], dtype=_ST_DTYPES[h["dtype"]])
-            view = t.view(-1).view(torch.uint8).numpy() if t.numel() else None
-            if view is not None:
-                if view.nbytes != e - b:
-                    raise OSError(f"tensor {k!r}: {e - b} bytes for {view.nbytes}")
-                fp.seek(base + b)
-                if fp.readinto(memoryview(view)) != e - b:
-                    raise OSError(f"tensor {k!r}: the file ends inside it")
-            sd[k] = t
-    return sd
-
-
 def _state_dict_from(files, path):
-    from safetensors import SafetensorError
+    from .checkpoints import read_tensors_aligned
 
     sd = {}
     for f in files:
-        try:
-            sd.update(_read_aligned(f))
-        except (SafetensorError, OSError, KeyError, ValueError) as e:
-            raise ValueError(f"checkpoint {path}: {f.name} is not a readable safetensors "
-                             f"file: {e}") from None
+        sd.update(read_tensors_aligned(f))
     return sd
 
 
