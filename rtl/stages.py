@@ -40,7 +40,11 @@ __all__ = [
     "index_thresholds",
     "E2M1Round",
     "BlockMaxTable",
+    "BeneficialColumns",
     "BeneficialCount",
+    "beneficial_columns",
+    "register_replicas",
+    "MAX_REPLICAS",
     "delay",
     "tree_levels",
     "class_table",
@@ -94,6 +98,39 @@ def delay(m: Module, value, n: int, en, name: str, *, reset_less: bool = True) -
             m.d.sync += r.eq(v)
         v = r
     return v
+
+
+#: most register replicas `register_replicas` can keep apart (polarity x initial value)
+MAX_REPLICAS = 4
+
+
+def register_replicas(m: Module, value, groups: int, en, name: str) -> list[Value]:
+    """`value` registered `groups` times (enable `en`), so that each register drives a
+    group of lanes instead of all of them (issue #10: a per-block value routed to 32
+    lanes costs about 3 ns on ECP5). Returns the replicas' values, all equal to the
+    registered `value`.
+
+    Synthesis merges flip-flops with the same input and the same initial value (Yosys
+    `opt_merge`; a `keep` attribute on the signal does not stop it), so the replicas
+    differ in how they are stored, not in what they hold: replica g keeps the value
+    inverted when g & 2 (and inverts it back at its lanes: the inverters fold into the
+    LUTs) and has initial value all-ones when g & 1, all-zeros otherwise. Four distinct
+    (polarity, initial value) pairs: at most `MAX_REPLICAS` replicas. The initial value
+    is never observed: the unit's valid bits are reset and every accepted block
+    overwrites all replicas together."""
+    if not (isinstance(groups, int) and 1 <= groups <= MAX_REPLICAS):
+        raise ValueError(f"register replicas must be in 1..{MAX_REPLICAS}, got {groups!r}")
+    v = Value.cast(value)
+    n = len(v)
+    out = []
+    for g in range(groups):
+        inv = bool(g & 2)
+        r = Signal(n, name=f"{name}{g}", init=((1 << n) - 1) if g & 1 else 0,
+                   reset_less=True)
+        with m.If(en):
+            m.d.sync += r.eq(~v if inv else v)
+        out.append(~r if inv else r)
+    return out
 
 
 def _lsb_or(value: Value, nbits: int) -> Value:
@@ -542,7 +579,7 @@ class IndexLut(wiring.Component):
     the per-lane logic no longer depends on D."""
 
     #: most replicas of the registered threshold word (`thr_groups`): see `_replicas`
-    MAX_THR_GROUPS = 4
+    MAX_THR_GROUPS = MAX_REPLICAS
 
     def __init__(self, idx_table, block_size: int, mode: str = "rom", *, thr_cut: bool = False,
                  thr_groups: int = 1):
@@ -635,26 +672,9 @@ class IndexLut(wiring.Component):
 
     def _replicas(self, m, value: Value) -> list[Value]:
         """`value` (the per-block thresholds and `bad`) registered once per group of
-        block_size / thr_groups lanes, so that each register drives a few lanes instead of
-        all B (issue #10: the fan-out to 32 lanes was 3.8 ns of routing on ECP5).
-        Synthesis merges flip-flops with the same input and the same initial value
-        (Yosys `opt_merge`; a `keep` attribute on the signal does not stop it), so the
-        replicas differ in how they are stored, not in what they hold: replica g keeps
-        the value inverted when g & 2 (and inverts it back at its lanes: the inverters
-        fold into the LUTs) and has initial value all-ones when g & 1, all-zeros
-        otherwise. Four distinct (polarity, initial value) pairs: at most 4 replicas.
-        The initial value is never observed: the valid bit is reset and every accepted
-        block overwrites all replicas together."""
-        n = len(value)
-        out = []
-        for g in range(self.thr_groups):
-            inv = bool(g & 2)
-            r = Signal(n, name=f"thr_word{g}", init=((1 << n) - 1) if g & 1 else 0,
-                       reset_less=True)
-            with m.If(self.en):
-                m.d.sync += r.eq(~value if inv else value)
-            out.append(~r if inv else r)
-        return out
+        block_size / thr_groups lanes (`register_replicas`: kept apart from synthesis's
+        flip-flop merging by polarity and initial value)."""
+        return register_replicas(m, value, self.thr_groups, self.en, "thr_word")
 
 
 # --------------------------------------------------------------------------------------
@@ -727,30 +747,102 @@ class BlockMaxTable(wiring.Component):
         return m
 
 
-class BeneficialCount(wiring.Component):
-    """BlockDialect stage 2 (numerics §9): count the lanes in each pair member's beneficial
-    range (ROM = golden `beneficial_table`), pick 2j + (count_odd > count_even); dialect 0
-    for a NaN/Inf block.
+def beneficial_columns(ben_table, pair_bits: int) -> tuple[list[int], list[list[int | None]]]:
+    """The beneficial-range table (`beneficial_table`, (n_pairs, 2, n_addr) bool) as the
+    distinct non-zero columns a lane computes from its own address (`BeneficialColumns`)
+    and, for every pair value p (0 .. 2^pair_bits - 1) and member j, which column is
+    that member's beneficial bit (None: never beneficial, a constant 0).
 
-    rom_cut: a register stage after the per-lane ROM; cuts: levels of the two popcount
-    trees after which a register stage goes (`DialectAdderTree`); enable `en`;
-    latency = rom_cut + len(cuts)."""
+    Returns (words, src): words[a] = the column bits at lane address a (column c in
+    bit c); src[p][j] = column index or None."""
+    ben = np.asarray(ben_table, dtype=bool)
+    n_pairs, _, n_addr = ben.shape
+    cols: list[tuple[bool, ...]] = []
+    src: list[list[int | None]] = []
+    for p in range(1 << pair_bits):
+        row: list[int | None] = []
+        for j in range(2):
+            col = tuple(bool(b) for b in ben[p, j]) if p < n_pairs else (False,) * n_addr
+            if not any(col):
+                row.append(None)
+                continue
+            if col not in cols:
+                cols.append(col)
+            row.append(cols.index(col))
+        src.append(row)
+    words = [sum(int(c[a]) << k for k, c in enumerate(cols)) for a in range(n_addr)]
+    return words, src
+
+
+class BeneficialColumns(wiring.Component):
+    """BlockDialect stage 2, the per-lane part (numerics §9): every lane looks up, from
+    its own exact address alone, the beneficial bit of every pair member
+    (`beneficial_columns`: the distinct columns of the golden `beneficial_table`, one
+    ROM over the lane address). It needs no per-block value, so it runs beside the pair
+    ROM, in the same stage; `BeneficialCount` then selects the pair's two bits."""
+
+    def __init__(self, ben_table, block_size: int, pair_bits: int):
+        self.ben = ben_table
+        self.block_size = block_size
+        n_addr = np.asarray(ben_table).shape[2]
+        self.addr_bits = n_addr.bit_length() - 1
+        self.words, self.src = beneficial_columns(ben_table, pair_bits)
+        self.n_cols = max(1, max(self.words).bit_length())
+        super().__init__({
+            "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "cols": Out(data.ArrayLayout(self.n_cols, block_size)),
+        })
+
+    @property
+    def rom_bits(self) -> int:
+        return len(self.words) * self.n_cols
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = _rom(m, "ben_col_rom", self.n_cols, self.words,
+                    [self.idx_addr[i] for i in range(self.block_size)])
+        for i, o in enumerate(outs):
+            m.d.comb += self.cols[i].eq(o)
+        return m
+
+
+def _select(bits: list[Value], sel: Value) -> Value:
+    """bits[sel] as a binary 2:1 multiplexer tree (select bit 0 first)."""
+    level = list(bits)
+    for k in range(len(sel)):
+        level = [Mux(sel[k], level[j + 1], level[j]) for j in range(0, len(level), 2)]
+    return level[0]
+
+
+class BeneficialCount(wiring.Component):
+    """BlockDialect stage 2, the per-block part (numerics §9): from every lane's
+    beneficial columns (`BeneficialColumns`) select the block pair's two members' bits
+    (a 2^pair_bits : 1 multiplexer per member), count the lanes in each member's
+    beneficial range, pick 2j + (count_odd > count_even); dialect 0 for a NaN/Inf block.
+
+    groups: the pair comes as that many equal copies (`register_replicas` of the unit's
+    `pair` cut), copy g driving lanes g * B/groups ..; rom_cut: a register stage after
+    the selected bits; cuts: levels of the two popcount trees after which a register
+    stage goes (`DialectAdderTree`); enable `en`; latency = rom_cut + len(cuts)."""
 
     def __init__(self, ben_table, block_size: int, pair_bits: int, *, rom_cut: bool = False,
-                 cuts=()):
+                 cuts=(), groups: int = 1):
         # ben_table: (n_pairs, 2, n_addr) bool
         self.ben = ben_table
         self.block_size = block_size
-        n_pairs, _, n_addr = ben_table.shape
-        self.addr_bits = n_addr.bit_length() - 1
         self.pair_bits = pair_bits
+        self.words, self.src = beneficial_columns(ben_table, pair_bits)
+        self.n_cols = max(1, max(self.words).bit_length())
         self.cnt_bits = block_size.bit_length()
+        if not (isinstance(groups, int) and groups >= 1 and block_size % groups == 0):
+            raise ValueError(f"pair groups must divide the block size, got {groups!r}")
+        self.groups = groups
         self.rom_cut = rom_cut
         self.cuts = tuple(cuts)
         self.latency = int(rom_cut) + len(self.cuts)
         super().__init__({
-            "pair": In(pair_bits),
-            "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+            "pair": In(data.ArrayLayout(pair_bits, groups)),
+            "cols": In(data.ArrayLayout(self.n_cols, block_size)),
             "bad": In(1),
             "en": In(1),
             "dialect": Out(pair_bits + 1),
@@ -758,22 +850,21 @@ class BeneficialCount(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n_pairs, _, n_addr = self.ben.shape
-        words = []
-        for p in range(1 << self.pair_bits):
-            for a in range(n_addr):
-                if p < n_pairs:
-                    words.append(int(self.ben[p, 0, a]) | int(self.ben[p, 1, a]) << 1)
-                else:
-                    words.append(0)
-        outs = _rom(m, "ben_rom", 2, words,
-                    [Cat(self.idx_addr[i], self.pair) for i in range(self.block_size)])
-        hits = Cat(*outs)
+        per = self.block_size // self.groups
+        hits = []
+        for i in range(self.block_size):
+            pair, col = self.pair[i // per], self.cols[i]
+            for j in range(2):
+                bits = [Const(0, 1) if row[j] is None else col[row[j]] for row in self.src]
+                h = Signal(name=f"ben{i}_{j}")
+                m.d.comb += h.eq(_select(bits, pair))
+                hits.append(h)
+        hits = Cat(*hits)
         if self.rom_cut:
             hits = delay(m, hits, 1, self.en, "ben_hits")
         m.submodules.popcount = pc = DialectAdderTree(2, 1, self.block_size, self.cuts)
         m.d.comb += [pc.err.as_value().eq(hits), pc.en.eq(self.en)]
-        pair = delay(m, self.pair, self.latency, self.en, "ben_pair")
+        pair = delay(m, self.pair[0], self.latency, self.en, "ben_pair")
         bad = delay(m, self.bad, self.latency, self.en, "ben_bad")
         m.d.comb += self.dialect.eq(Mux(bad, 0, Cat(pc.sums[1] > pc.sums[0], pair)))
         return m

@@ -27,6 +27,7 @@ from .romstyle import DEFAULT_ROM_STYLE, check_rom_style
 from .stages import (
     INDEX_MODES,
     INPUT_FORMATS,
+    BeneficialColumns,
     BeneficialCount,
     BlockMax,
     BlockMaxTable,
@@ -43,7 +44,9 @@ from .stages import (
     SlotDialect,
     SlotIds,
     Unpack,
+    beneficial_columns,
     delay,
+    register_replicas,
     slot_assignment,
     thr_register_bits,
     tree_levels,
@@ -663,21 +666,36 @@ class DialectFP4TwoStage(_Unit):
         self.idx = build_luts(self.book, self.fq, 8).idx
         self.pairs = pair_table(self.book)
         self.ben = beneficial_table(self.book)
+        self.ben_cols = max(1, max(beneficial_columns(self.ben, self.id_bits - 1)[0])
+                            .bit_length())
         self.cnt_levels = tree_levels(block_size)
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
                           rom_style)
 
+    @property
+    def pair_groups(self) -> int:
+        """Replicas of the `pair` register (`register_replicas`), each driving
+        block_size / pair_groups lanes' pair-selects; used when the `pair` cut is placed."""
+        return self.thr_groups
+
     def _segments(self):
         pb, B = self.id_bits - 1, self.block_size
         pas = self._pass_bits(self.addr_bits)
         segs = self._front_segments(self.book.int_bits, self.fq, self.fq, err_addr=False,
                                     with_max=True)
-        segs.append(Segment("pair", rom(self.addr_bits), "pair ROM on the max address",
-                            pas + pb))
-        segs.append(Segment("ben", fanout(self.block_size) + rom(self.addr_bits + pb),
-                            "beneficial-range ROM per lane", pas + pb + 2 * B))
+        # the pair ROM on the block max and, beside it, every lane's beneficial bits for
+        # every pair (`BeneficialColumns`, on the lane's own address); the pair register
+        # is replicated per group of lanes (`pair_groups`), so its fan-out is B / groups
+        G = self.pair_groups
+        segs.append(Segment("pair", rom(self.addr_bits) + fanout(G),
+                            f"pair ROM on the max address ({G} register replicas); per-lane "
+                            "beneficial columns",
+                            pas + G * pb + B * self.ben_cols,
+                            uncut_ns=fanout(B) - fanout(B // G)))
+        segs.append(Segment("ben", fanout(B // G) + mux_levels(pb),
+                            "pair-selected beneficial bits per lane", pas + pb + 2 * B))
         segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}",
                          pas + pb + 2 * -(-B >> (j + 1)) * (j + 2))
                  for j in range(self.cnt_levels)]
@@ -692,15 +710,24 @@ class DialectFP4TwoStage(_Unit):
         book = self.book
         en, carry = self._front(m, book.emax, book.int_bits, self.fq, self.fq, with_max=True)
         carry.pop("err_addr")
+        pb = self.id_bits - 1
         m.submodules.pair_rom = pr = BlockMaxTable(self.pairs, self.addr_bits)
         m.d.comb += pr.max_addr.eq(carry.pop("max_addr"))
-        carry["pair"] = pr.out
+        m.submodules.ben_cols = bcol = BeneficialColumns(self.ben, B, pb)
+        m.d.comb += bcol.idx_addr.as_value().eq(carry["idx_addr"])
+        carry["ben_cols"] = bcol.cols.as_value()
+        pair = Signal(pb, name="pair")
+        m.d.comb += pair.eq(pr.out)
+        if "pair" in self.cuts:  # one pair register per group of lanes
+            pairs = register_replicas(m, pair, self.pair_groups, en, "pair_pair")
+        else:
+            pairs = [pair]
         carry = self._cut(m, en, "pair", carry)
         cnt_cuts = [j for j in range(self.cnt_levels) if f"cnt{j}" in self.cuts]
         m.submodules.ben_count = bc = BeneficialCount(
-            self.ben, B, self.id_bits - 1, rom_cut="ben" in self.cuts,
-            cuts=cnt_cuts)
-        m.d.comb += [bc.pair.eq(carry.pop("pair")), bc.idx_addr.as_value().eq(carry["idx_addr"]),
+            self.ben, B, pb, rom_cut="ben" in self.cuts, cuts=cnt_cuts, groups=len(pairs))
+        m.d.comb += [bc.pair.as_value().eq(Cat(*pairs)),
+                     bc.cols.as_value().eq(carry.pop("ben_cols")),
                      bc.bad.eq(carry["bad"]), bc.en.eq(en)]
         carry = self._delay(m, en, carry, bc.latency, "ben")
         carry["dialect"] = bc.dialect
@@ -721,7 +748,9 @@ class DialectFP4TwoStage(_Unit):
             "index": self.index,
             "idx_lut_bits": int(self.idx.size) * 3,
             "pair_rom_bits": int(self.pairs.size) * max(1, int(self.pairs.max()).bit_length()),
-            "beneficial_rom_bits": int(self.ben.size),
+            "beneficial_rom_bits": len(beneficial_columns(self.ben, self.id_bits - 1)[0])
+            * self.ben_cols,
+            "pair_groups": self.pair_groups if "pair" in self.cuts else 1,
             "golden_call": (
                 f"semdialect.golden.quantize(x, 'dialectfp4', block_size={self.block_size}, "
                 "formatbook=<book>, selector='two-stage')"),

@@ -188,7 +188,7 @@ def test_rom_styles(tmp_path):
     words_m, words_l = _rom_words_memory(v_m), _rom_words_logic(v_l)
     assert len(words_m) > 1000 and words_l == words_m
     roms = {r for r, _ in words_m}
-    assert roms == {"max_table", "ben_rom", "idx_rom"}
+    assert roms == {"max_table", "ben_col_rom", "idx_rom"}
     for r in roms:  # every read port became a call
         assert not re.search(re.escape(r) + r"\[", v_l)
         assert len(re.findall(re.escape(r) + r"\(", v_l)) == len(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Elaboratable, Module
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module
 from amaranth.sim import Simulator
 from rtl_testlib import DTYPES, edge_blocks, random_blocks, run_comb, to_int
 
@@ -20,6 +20,7 @@ from semdialect.golden.lut import normalized_code
 from semdialect.golden.scalar_formats import block_exponent
 from semdialect.rtl.stages import (
     INPUT_FORMATS,
+    BeneficialColumns,
     BeneficialCount,
     BlockMax,
     BlockMaxTable,
@@ -31,6 +32,7 @@ from semdialect.rtl.stages import (
     Normalize,
     SharedExponent,
     Unpack,
+    beneficial_columns,
 )
 from semdialect.rtl.units import pair_table
 
@@ -322,21 +324,27 @@ def test_e2m1_round(rng):
     run_comb(dut, tb)
 
 
-def test_two_stage_select_stages(rng):
-    """pair ROM on the block max address (BlockMaxTable) + BeneficialCount == golden
+@pytest.mark.parametrize("groups", [1, 4])
+def test_two_stage_select_stages(groups, rng):
+    """pair ROM on the block max address (BlockMaxTable) + the per-lane beneficial
+    columns (BeneficialColumns) + the pair-selected count (BeneficialCount, the pair
+    given as `groups` copies, as from the unit's register replicas) == golden
     two_stage_select on random normalized blocks."""
     bk = golden.load_formatbook("dialectfp4")
     B = 16
     fq = bk.grid_frac_bits + 1
     ab = bk.int_bits + fq + 1
     ps = BlockMaxTable(pair_table(bk), ab)
-    bc = BeneficialCount(beneficial_table(bk), B, 3)
+    cols = BeneficialColumns(beneficial_table(bk), B, 3)
+    bc = BeneficialCount(beneficial_table(bk), B, 3, groups=groups)
+    assert cols.n_cols == bc.n_cols == 12  # the 16 member columns, 12 distinct
 
     class Both(Elaboratable):
         def elaborate(self, platform):
             m = Module()
-            m.submodules += [ps, bc]
-            m.d.comb += bc.pair.eq(ps.out)
+            m.submodules += [ps, cols, bc]
+            m.d.comb += [bc.pair.as_value().eq(Cat(*[ps.out] * groups)),
+                         bc.cols.eq(cols.cols)]
             return m
 
     n = 400
@@ -348,11 +356,25 @@ def test_two_stage_select_stages(rng):
     async def tb(ctx):
         for k in range(len(x)):
             ctx.set(ps.max_addr, int(aq[k].max()))
-            ctx.set(bc.idx_addr.as_value(), _word(aq[k], ab))
+            ctx.set(cols.idx_addr.as_value(), _word(aq[k], ab))
             ctx.set(bc.bad, int(bad[k]))
             assert ctx.get(bc.dialect) == want[k], (k, v[k])
 
     run_comb(Both(), tb)
+
+
+def test_beneficial_columns_cover_the_table():
+    """Every (pair, member, address) of the golden beneficial table is the selected
+    column bit (`beneficial_columns`), pairs past the book's are never beneficial."""
+    ben = beneficial_table(golden.load_formatbook("dialectfp4"))
+    words, src = beneficial_columns(ben, 4)  # one pair bit more than the book needs
+    n_pairs, _, n_addr = ben.shape
+    assert len(src) == 16 and all(r == [None, None] for r in src[n_pairs:])
+    for p in range(n_pairs):
+        for j in range(2):
+            got = [0 if src[p][j] is None else words[a] >> src[p][j] & 1
+                   for a in range(n_addr)]
+            assert got == [int(b) for b in ben[p, j]], (p, j)
 
 
 def test_input_formats_match_numpy():

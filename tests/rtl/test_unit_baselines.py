@@ -23,10 +23,15 @@ def test_mxfp4(fmt, B, pipeline, rng):
     check_against(res, golden_expect(x, "mxfp4"), lasts)
 
 
-@pytest.mark.parametrize("fmt,B,pipeline", [("bf16", 32, 3), ("fp16", 32, 5), ("bf16", 16, 0)])
+@pytest.mark.parametrize("fmt,B,pipeline", [("bf16", 32, 3), ("fp16", 32, 5), ("bf16", 16, 0),
+                                            ("bf16", 32, None)])
 def test_dialectfp4_two_stage(fmt, B, pipeline, rng):
+    """pipeline None: the default placement (target 150 MHz), with the replicated `pair`
+    register and the `ben`, `thr` cuts."""
     x = _blocks(rng, B, fmt)
     dut = DialectFP4TwoStage("dialectfp4", B, fmt, pipeline=pipeline)
+    if pipeline is None:
+        assert {"pair", "ben", "thr"} <= dut.cuts
     lasts = [int(v) for v in rng.integers(0, 2, len(x))]
     res = run_stream(dut, x, None, lasts, rng=rng, p_gap=0.3, p_stall=0.3)
     check_against(res, golden_expect(x, "dialectfp4", selector="two-stage"), lasts)
