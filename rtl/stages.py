@@ -38,6 +38,7 @@ __all__ = [
     "IndexLut",
     "INDEX_MODES",
     "index_thresholds",
+    "never_word",
     "E2M1Round",
     "BlockMaxTable",
     "BeneficialColumns",
@@ -556,14 +557,25 @@ def threshold_columns(words: list[int], width: int) -> tuple[list[int],
     return cols, src
 
 
-def thr_register_bits(idx_table, groups: int) -> int:
+def thr_register_bits(idx_table, groups: int, *, fold_bad: bool = False) -> int:
     """Flip-flops of the index stage's `thr` cut, per-block part: the varying threshold
-    bits (up to inversion) + `bad`, per replica (the lanes' addresses and signs aside)."""
+    bits (up to inversion) + `bad`, per replica (the lanes' addresses and signs aside).
+    fold_bad (the `cmp` cut's form): a NaN/Inf block reads the 'never' thresholds
+    instead, so that row counts among the words and `bad` needs no register bit."""
     n_dialects, n_addr = np.asarray(idx_table).shape
     addr_bits = n_addr.bit_length() - 1
     id_bits = max(1, (n_dialects - 1).bit_length())
     words = threshold_words(index_thresholds(idx_table), addr_bits, id_bits)
-    return groups * (len(threshold_columns(words, 7 * (addr_bits + 1))[0]) + 1)
+    if fold_bad:
+        words = words + [never_word(addr_bits)]
+    return groups * (len(threshold_columns(words, 7 * (addr_bits + 1))[0]) + (not fold_bad))
+
+
+def never_word(addr_bits: int) -> int:
+    """The threshold word no exact address reaches (all 7 thresholds 2^addr_bits): the
+    index 0 of every lane."""
+    tw = addr_bits + 1
+    return sum((1 << addr_bits) << (k * tw) for k in range(7))
 
 
 class IndexLut(wiring.Component):
@@ -582,7 +594,7 @@ class IndexLut(wiring.Component):
     MAX_THR_GROUPS = MAX_REPLICAS
 
     def __init__(self, idx_table, block_size: int, mode: str = "rom", *, thr_cut: bool = False,
-                 thr_groups: int = 1):
+                 thr_groups: int = 1, cmp_cut: bool = False):
         if mode not in INDEX_MODES:
             raise ValueError(f"index mode must be one of {INDEX_MODES}, got {mode!r}")
         self.table = idx_table
@@ -595,7 +607,13 @@ class IndexLut(wiring.Component):
         self.thresholds = index_thresholds(idx_table) if mode == "compare" else None
         if thr_cut and mode != "compare":
             raise ValueError("thr_cut needs the comparator index stage")
+        if cmp_cut and mode != "compare":
+            raise ValueError("cmp_cut needs the comparator index stage")
         self.thr_cut = thr_cut
+        #: a register stage after the per-lane comparators (the 7 thermometer bits and
+        #: the sign of every lane); a NaN/Inf block then reads the 'never' thresholds
+        #: and a zero sign (`bad` folded in before the comparators, none after them)
+        self.cmp_cut = cmp_cut
         if not (isinstance(thr_groups, int) and 1 <= thr_groups <= self.MAX_THR_GROUPS
                 and block_size % thr_groups == 0):
             raise ValueError(f"thr_groups must divide the block size and be in "
@@ -603,7 +621,7 @@ class IndexLut(wiring.Component):
         if thr_groups > 1 and not thr_cut:
             raise ValueError("thr_groups needs the thr cut (the replicas are registers)")
         self.thr_groups = thr_groups
-        self.latency = int(thr_cut)
+        self.latency = int(thr_cut) + int(cmp_cut)
         super().__init__({
             "dialect": In(self.id_bits),
             "idx_addr": In(data.ArrayLayout(self.addr_bits, block_size)),
@@ -624,20 +642,25 @@ class IndexLut(wiring.Component):
         else:
             tw = self.addr_bits + 1  # a threshold of 2^addr_bits means "never"
             (word,) = _rom(m, "thr_rom", 7 * tw, self.thr_words(), [self.dialect])
+            if self.cmp_cut:  # bad folded in: no lane passes a threshold, no sign
+                word = Mux(bad, never_word(self.addr_bits), word)
+                sign = sign & ~bad.replicate(self.block_size)
             if self.thr_cut:  # register the per-block thresholds (and the lanes with them)
                 # only the threshold bits that differ between dialects, each once: the
                 # rest are constants (`thr_columns`)
                 cols, src = self.thr_columns()
-                regs = self._replicas(m, Cat(*[word[b] for b in cols], bad))
+                regs = self._replicas(m, Cat(*[word[b] for b in cols],
+                                             *([] if self.cmp_cut else [bad])))
                 per_block = [Cat(*[Const(v, 1) if c is None else r[c] ^ v for c, v in src],
-                                 r[len(cols)]) for r in regs]
+                                 Const(0, 1) if self.cmp_cut else r[len(cols)])
+                             for r in regs]
                 idx_addr = data.View(self.idx_addr.shape(),
                                      delay(m, self.idx_addr.as_value(), 1, self.en, "thr_addr"))
                 sign = delay(m, sign, 1, self.en, "thr_sign")
             else:
-                per_block = [Cat(word, bad)]
+                per_block = [Cat(word, Const(0, 1) if self.cmp_cut else bad)]
             lanes_per = self.block_size // len(per_block)
-            outs, bads = [], []
+            ups, bads = [], []
             for i in range(self.block_size):
                 pb = per_block[i // lanes_per]
                 thr = [pb[k * tw:(k + 1) * tw] for k in range(7)]
@@ -645,6 +668,12 @@ class IndexLut(wiring.Component):
                 a = idx_addr[i]
                 up = Signal(7, name=f"thermo{i}")
                 m.d.comb += [up[k].eq(a >= thr[k]) for k in range(7)]
+                ups.append(up)
+            if self.cmp_cut:
+                ups = [delay(m, u, 1, self.en, f"cmp_up{i}") for i, u in enumerate(ups)]
+                sign = delay(m, sign, 1, self.en, "cmp_sign")
+            outs = []
+            for i, up in enumerate(ups):
                 idx = Signal(3, name=f"idx{i}")
                 m.d.comb += idx.eq(Cat(
                     (up[0] & ~up[1]) | (up[2] & ~up[3]) | (up[4] & ~up[5]) | up[6],
@@ -652,7 +681,10 @@ class IndexLut(wiring.Component):
                     up[3]))
                 outs.append(idx)
             for i, o in enumerate(outs):
-                m.d.comb += self.codes[i].eq(Mux(bads[i], 0, Cat(o, sign[i])))
+                if self.cmp_cut:
+                    m.d.comb += self.codes[i].eq(Cat(o, sign[i]))
+                else:
+                    m.d.comb += self.codes[i].eq(Mux(bads[i], 0, Cat(o, sign[i])))
             return m
         for i, o in enumerate(outs):
             m.d.comb += self.codes[i].eq(Mux(bad, 0, Cat(o, sign[i])))
@@ -663,12 +695,14 @@ class IndexLut(wiring.Component):
         return threshold_words(self.thresholds, self.addr_bits, self.id_bits)
 
     def thr_columns(self) -> tuple[list[int], list[tuple[int | None, int]]]:
-        """The bits of the threshold word the `thr` register holds (`threshold_columns`)."""
-        return threshold_columns(self.thr_words(), 7 * (self.addr_bits + 1))
+        """The bits of the threshold word the `thr` register holds (`threshold_columns`;
+        with the `cmp` cut the 'never' word of a NaN/Inf block among the words)."""
+        words = self.thr_words() + ([never_word(self.addr_bits)] if self.cmp_cut else [])
+        return threshold_columns(words, 7 * (self.addr_bits + 1))
 
     def thr_register_bits(self) -> int:
         """Flip-flops of the `thr` cut's per-block part (`thr_register_bits`)."""
-        return thr_register_bits(self.table, self.thr_groups)
+        return thr_register_bits(self.table, self.thr_groups, fold_bad=self.cmp_cut)
 
     def _replicas(self, m, value: Value) -> list[Value]:
         """`value` (the per-block thresholds and `bad`) registered once per group of

@@ -195,6 +195,11 @@ class _Unit(wiring.Component):
         the exact index addresses."""
         return 11 + self.block_size * (1 + aq)
 
+    #: the comparator index stage offers a `cmp` cut point after its comparators
+    #: (`IndexLut(cmp_cut=True)`) with the delay model measured on DialectFP4; the other
+    #: units keep the issue-#10 model of that stage (thr, out) until measured again
+    index_cmp_point = False
+
     @property
     def thr_groups(self) -> int:
         """Replicas of the registered per-block thresholds (`IndexLut._replicas`), each
@@ -205,6 +210,21 @@ class _Unit(wiring.Component):
     def _index_segments(self, addr_bits: int, idx_table) -> list[Segment]:
         B = self.block_size
         out_bits = 4 * B + 10 + self.id_bits
+        if self.index == "compare" and self.index_cmp_point:
+            # measured (DialectFP4, nextpnr-ecp5, docs/architecture.md "Timing"): Yosys
+            # puts a LUT4 in front of each comparator's carry chain and maps the
+            # thermometer -> index + the NaN/Inf zeroing after it as 3 LUT4 levels
+            g = self.thr_groups
+            thr_bits = thr_register_bits(idx_table, g, fold_bad=True)
+            return [Segment("thr", rom(self.id_bits + 1) + fanout(g),
+                            f"threshold ROM of the dialect ('never' for NaN/Inf), {g} "
+                            "register replicas",
+                            self._pass_bits(addr_bits) - 1 + self.id_bits + thr_bits,
+                            uncut_ns=fanout(B) - fanout(B // g)),
+                    Segment("cmp", fanout(B // g) + T_LUT + carry(addr_bits + 1),
+                            "per-lane comparators (7 thermometer bits)",
+                            10 + self.id_bits + 8 * B, uncut_ns=T_LUT),
+                    Segment("out", 2 * T_LUT, "thermometer -> index, sign", out_bits)]
         if self.index == "compare":
             g = self.thr_groups
             thr_bits = thr_register_bits(idx_table, g)
@@ -313,7 +333,8 @@ class _Unit(wiring.Component):
         thr_cut = "thr" in self.cuts
         m.submodules.index_lut = ilut = IndexLut(idx_table, self.block_size, self.index,
                                                  thr_cut=thr_cut,
-                                                 thr_groups=self.thr_groups if thr_cut else 1)
+                                                 thr_groups=self.thr_groups if thr_cut else 1,
+                                                 cmp_cut="cmp" in self.cuts)
         m.d.comb += [ilut.dialect.eq(carry_["dialect"]), ilut.en.eq(en),
                      ilut.idx_addr.as_value().eq(carry_.pop("idx_addr")),
                      ilut.sign.eq(carry_.pop("sign")), ilut.bad.eq(carry_.pop("bad"))]
@@ -646,9 +667,12 @@ class DialectFP4TwoStage(_Unit):
     """BlockDialect two-stage selector (numerics §9) on a paired formatbook (DialectFP4).
 
     Stages: Unpack+BlockMax+SharedExponent | Normalize (exact Fq address, plus the
-    block-max lane) | pair ROM on the block's max address | BeneficialCount (ROM + two
-    popcount trees) | IndexLut. No allowed-dialect mask (the golden two-stage selector
-    takes none)."""
+    block-max lane) | pair ROM on the block's max address, beside it every lane's
+    beneficial bits for every pair (BeneficialColumns) | BeneficialCount (pair-selected
+    bits + two popcount trees) | IndexLut (with its `cmp` cut point). No allowed-dialect
+    mask (the golden two-stage selector takes none)."""
+
+    index_cmp_point = True
 
     def __init__(self, formatbook="dialectfp4", block_size: int = 32, input_format: str = "bf16",
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,

@@ -239,16 +239,19 @@ def test_index_lut(book, index, rng):
     run_comb(dut, tb)
 
 
-@pytest.mark.parametrize("groups", [1, 2, 4])
-def test_index_lut_thr_replicas(groups, rng):
+@pytest.mark.parametrize("groups,cmp_cut", [(1, False), (2, False), (4, False), (1, True),
+                                            (4, True)])
+def test_index_lut_thr_replicas(groups, cmp_cut, rng):
     """The registered threshold stage (`thr_cut`) with its per-group register replicas
-    (stored inverted / with all-ones initial values, `IndexLut._replicas`): one block per
-    cycle, every lane of every group against the table, NaN/Inf zeroing included."""
+    (stored inverted / with all-ones initial values, `register_replicas`), and with the
+    registered comparators (`cmp_cut`: NaN/Inf folded into 'never' thresholds): one
+    block per cycle, every lane of every group against the table, NaN/Inf zeroing
+    included."""
     luts = golden.build_luts("semdialect-32", 3, 8)
     D, n_addr = luts.idx.shape
     B = 8
-    dut = IndexLut(luts.idx, B, "compare", thr_cut=True, thr_groups=groups)
-    assert dut.latency == 1
+    dut = IndexLut(luts.idx, B, "compare", thr_cut=True, thr_groups=groups, cmp_cut=cmp_cut)
+    assert dut.latency == 1 + cmp_cut
     blocks = []
     for _ in range(3 * D):
         blocks.append((int(rng.integers(0, D)), [int(a) for a in rng.integers(0, n_addr, B)],
@@ -263,8 +266,14 @@ def test_index_lut_thr_replicas(groups, rng):
             ctx.set(dut.sign, _word(signs, 1))
             ctx.set(dut.bad, bad)
             await ctx.tick()  # the thr registers now hold this block
-            ctx.set(dut.dialect, (d + 1) % D)  # the next block's inputs do not reach codes
+            # the next block's inputs do not reach codes
+            ctx.set(dut.dialect, (d + 1) % D)
             ctx.set(dut.bad, 1 - bad)
+            ctx.set(dut.sign, _word([1 - s for s in signs], 1))
+            ctx.set(dut.idx_addr.as_value(), _word([n_addr - 1 - a for a in addrs],
+                                                   dut.addr_bits))
+            if cmp_cut:
+                await ctx.tick()  # the thermometer registers now hold it
             got = _lanes(ctx.get(dut.codes.as_value()), 4, B)
             want = [0 if bad else s << 3 | int(luts.idx[d, a]) for s, a in zip(signs, addrs)]
             assert got == want, blk
