@@ -57,12 +57,14 @@ def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
     assert r["device"] == synth.ECP5_DEVICE["name"]
 
 
-@pytest.mark.parametrize("groups", [1, 4])
-def test_thr_replicas_survive_synthesis(groups, tmp_path):
+@pytest.mark.parametrize("groups,cmp_cut", [(1, False), (4, False), (4, True)])
+def test_thr_replicas_survive_synthesis(groups, cmp_cut, tmp_path):
     """The per-group threshold registers of the index stage are not merged back into one
     by Yosys (`opt_merge` merges flip-flops with equal inputs and initial values; the
     replicas differ in polarity / initial value): flip-flops = sign + address per lane +
-    groups x (varying threshold bits + bad), in the generic and in the ECP5 flow."""
+    groups x (varying threshold bits + bad), in the generic and in the ECP5 flow; with
+    the `cmp` cut (bad folded into the 'never' word) + 7 thermometer bits + sign per
+    lane."""
     from amaranth.back import verilog
 
     from semdialect import golden
@@ -70,12 +72,12 @@ def test_thr_replicas_survive_synthesis(groups, tmp_path):
 
     luts = golden.build_luts("semdialect-32", 3, 8)
     B = 8
-    ilut = IndexLut(luts.idx, B, "compare", thr_cut=True, thr_groups=groups)
+    ilut = IndexLut(luts.idx, B, "compare", thr_cut=True, thr_groups=groups, cmp_cut=cmp_cut)
     (tmp_path / "ilut.v").write_text(verilog.convert(ilut, name="ilut"))
     # the varying threshold bits + bad per replica (`thr_columns`: constant bits need none)
     n_cols = len(ilut.thr_columns()[0])
-    want = B * (1 + ilut.addr_bits) + ilut.thr_register_bits()
-    assert ilut.thr_register_bits() == groups * (n_cols + 1)
+    want = B * (1 + ilut.addr_bits) + ilut.thr_register_bits() + 8 * B * cmp_cut
+    assert ilut.thr_register_bits() == groups * (n_cols + (not cmp_cut))
     g = synth.generic_synth(tmp_path / "ilut.v", "ilut", workdir=tmp_path / "g")
     e = synth.ecp5_flow(tmp_path / "ilut.v", "ilut", workdir=tmp_path / "e", pnr=False)
     assert g["flip_flops"] == want
