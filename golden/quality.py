@@ -86,7 +86,7 @@ class MethodConfig:
     # worst-capture SQNR of semdialect-full at <= 4.5 b/e on both TRAINED tiny captures
     # (sw.quality_cli.choose_config; the same pick on a second capture seed). Was
     # n_anchors 2, refresh 2, chosen on random-weight models (issue 6).
-    top_frac: float = 0.01  # salient tokens for activation decomposition
+    top_frac: float = 0.02  # salient tokens for activation decomposition
     n_anchors: int = 8  # SeDA anchor groups per layer
     k_sub: int = 16  # dialects per sub-formatbook
     refresh: int = 1  # re-pick anchors and sub-books every R denoising steps

@@ -274,21 +274,21 @@ MODELS: dict[str, ModelSpec] = {
         # weights ship in the package, build_model loads them
         _spec(
             "trained-wan-tiny", "WanTransformer3DModel", "Wan 2.1 / 2.2",
-            dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=32,
-                 in_channels=16, out_channels=16, text_dim=64, freq_dim=256, ffn_dim=256,
-                 num_layers=3, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+            dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=32,
+                 in_channels=16, out_channels=16, text_dim=64, freq_dim=256, ffn_dim=512,
+                 num_layers=4, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                  rope_max_seq_len=32),
-            "wan-tiny widened (2x16 -> 2x32 heads, ffn 64 -> 256, 2 -> 3 blocks, text 64) "
+            "wan-tiny widened (2x16 -> 4x32 heads, ffn 64 -> 512, 2 -> 4 blocks, text 64) "
             "with Wan 2.1's 16 latent channels",
             _wan_latent, _wan_text, _wan_fwd, dict(frames=4, height=16, width=16),
             note="TRAINED (rectified flow, CPU) on the procedural sprite task"),
         _spec(
             "trained-mmdit-tiny", "FluxTransformer2DModel", "MMDiT, Open-Sora 2.0 structure",
-            dict(patch_size=1, in_channels=64, out_channels=None, num_layers=1,
-                 num_single_layers=2, attention_head_dim=32, num_attention_heads=2,
+            dict(patch_size=1, in_channels=64, out_channels=None, num_layers=2,
+                 num_single_layers=3, attention_head_dim=32, num_attention_heads=4,
                  joint_attention_dim=64, pooled_projection_dim=64, guidance_embeds=False,
                  axes_dims_rope=(8, 12, 12)),
-            "mmdit-tiny widened (2x16 -> 2x32 heads, 1+1 -> 1+2 double/single blocks, "
+            "mmdit-tiny widened (2x16 -> 4x32 heads, 1+1 -> 2+3 double/single blocks, "
             "joint/pooled 64, rope axes 8/12/12)",
             _mmdit_latent, _mmdit_text, _mmdit_fwd, dict(frames=4, height=8, width=8),
             note="TRAINED (rectified flow, CPU) on the procedural sprite task"),

@@ -371,8 +371,8 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
                                                       "act_sqnr_mean_db", "act_sqnr_min_db")}})
             progress(f"[e2e] {model}: {len(res['rows'])} formats ({time.time() - t0:.1f} s)")
     result = {
-        "provenance": "trained-* models are TRAINED tiny VDiTs (a few minutes of CPU "
-                      "training on a procedural sprite task, not production models); "
+        "provenance": "trained-* models are TRAINED tiny VDiTs (about 30 minutes of "
+                      "one CPU thread of training on a procedural sprite task, not production models); "
                       "the other tiny models have RANDOM WEIGHTS (seeded); synthetic "
                       "datasets are SYNTHETIC.",
         "quick": quick, "steps": steps, "seed": seed,

@@ -4,7 +4,7 @@
 
 with t drawn logit-normal (SD3 / Open-Sora 2.0), the caption dropped (empty caption) for
 10 % of the samples so classifier-free guidance has an unconditional branch, AdamW with a
-linear warm-up and a cosine decay. The sampler in sw/capture.py integrates exactly this
+linear warm-up and a cosine decay (fixed horizon `decay_steps`). The sampler in sw/capture.py integrates exactly this
 velocity (x += (sigma_next - sigma) v from sigma = 1 to 0).
 
 Deterministic: one torch thread, `torch.use_deterministic_algorithms`, every random draw
@@ -35,7 +35,12 @@ class TrainConfig:
     steps: int
     batch: int = 8
     lr: float = 1e-3
-    warmup: int = 50  # then constant: a run of N steps is a prefix of a longer one
+    warmup: int = 50
+    # after warm-up: cosine decay to lr * min_lr_frac at step decay_steps (None: constant).
+    # The schedule depends on decay_steps, never on steps, so a run of N steps is a prefix
+    # of a longer one with the same decay_steps
+    decay_steps: int | None = None
+    min_lr_frac: float = 0.1
     ema: float = 0.99  # shipped weights: EMA, decay min(ema, (1 + s) / (10 + s))
     weight_decay: float = 0.0
     cfg_dropout: float = 0.1
@@ -46,10 +51,10 @@ class TrainConfig:
     grad_clip: float = 1.0
 
 
-# the shipped checkpoints: the step counts reached in the CPU budget (docs/frontend.md)
+# the shipped checkpoints: about 30 minutes of one CPU thread each (docs/frontend.md)
 DEFAULTS = {
-    "trained-wan-tiny": TrainConfig(steps=500),
-    "trained-mmdit-tiny": TrainConfig(steps=600),
+    "trained-wan-tiny": TrainConfig(steps=4000, warmup=100, decay_steps=4000, ema=0.999),
+    "trained-mmdit-tiny": TrainConfig(steps=4000, warmup=100, decay_steps=4000, ema=0.999),
 }
 
 
@@ -102,10 +107,18 @@ def validation_loss(module, enc, view, cfg: TrainConfig, captions: str = "true",
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant. No decay that depends on the total step count, so
-    the state after N steps is the same in every run of >= N steps: a snapshot written
-    at step N is reproduced by `--steps N`."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    """Linear warm-up, then a cosine decay to lr * min_lr_frac at decay_steps (or constant
+    without decay_steps). Nothing depends on the total step count, so the state after N
+    steps is the same in every run of >= N steps: a snapshot written at step N is
+    reproduced by `--steps N`."""
+    import math
+
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if not cfg.decay_steps:
+        return cfg.lr
+    u = min(1.0, (step - cfg.warmup) / max(1, cfg.decay_steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * u)))
 
 
 class _Ema:
@@ -242,8 +255,8 @@ def _manifest(spec, name, cfg, view, ema, curve, seconds, val_random, val_random
                           "(i + 0.5) / N, noise seeded by val_seed",
         "curve": curve,
         "train_seconds": round(seconds, 1),
-        "cpu_budget": "1 torch thread, nice -n 10, on a 2-core machine shared by ~7 "
-                      "engineers",
+        "cpu_budget": "1 torch thread (torch.set_num_threads(1)); train_seconds is wall "
+                      "time on the machine that wrote it",
         "versions": _versions(),
         "parameters": sum(p.numel() for p in module.parameters()),
         "text_parameters": sum(p.numel() for p in enc.parameters()),

@@ -71,7 +71,7 @@ def test_sweep_saves_each_point_and_resumes(tmp_path):
     damaged line is ignored."""
     from semdialect.golden.quality import MethodConfig
 
-    grid = {"top_frac": [0.0, 0.01], "k_sub": [4, 16]}  # 0.01 / 16: the base, twice
+    grid = {"top_frac": [0.0, 0.02], "k_sub": [4, 16]}  # 0.02 / 16: the base, twice
     path = tmp_path / "sweep.jsonl"
     msgs = []
     rows = qc._sweep(_seq_sets(), grid, MethodConfig(), msgs.append, path)
