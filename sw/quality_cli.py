@@ -372,8 +372,8 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
             progress(f"[e2e] {model}: {len(res['rows'])} formats ({time.time() - t0:.1f} s)")
     result = {
         "provenance": "trained-* models are TRAINED tiny VDiTs (about 30 minutes of "
-                      "one CPU thread of training on a procedural sprite task, not production models); "
-                      "the other tiny models have RANDOM WEIGHTS (seeded); synthetic "
+                      "one CPU thread of training on a procedural sprite task, not "
+                      "production models); the other tiny models have RANDOM WEIGHTS (seeded); synthetic "
                       "datasets are SYNTHETIC.",
         "quick": quick, "steps": steps, "seed": seed,
         "config": asdict(cfg), "labels": labels, "attention_sources": sources,

@@ -4,8 +4,8 @@
 
 with t drawn logit-normal (SD3 / Open-Sora 2.0), the caption dropped (empty caption) for
 10 % of the samples so classifier-free guidance has an unconditional branch, AdamW with a
-linear warm-up and a cosine decay (fixed horizon `decay_steps`). The sampler in sw/capture.py integrates exactly this
-velocity (x += (sigma_next - sigma) v from sigma = 1 to 0).
+linear warm-up and a cosine decay (fixed horizon `decay_steps`). The sampler in
+sw/capture.py integrates exactly this velocity (x += (sigma_next - sigma) v from sigma = 1 to 0).
 
 Deterministic: one torch thread, `torch.use_deterministic_algorithms`, every random draw
 from seeded generators, training clips drawn by index from `video_task.sample(seed, i)`.
