@@ -373,8 +373,8 @@ def run_quality(out="build/quality", quick: bool = False, steps: int = 3, seed: 
     result = {
         "provenance": "trained-* models are TRAINED tiny VDiTs (about 30 minutes of "
                       "one CPU thread of training on a procedural sprite task, not "
-                      "production models); the other tiny models have RANDOM WEIGHTS (seeded); synthetic "
-                      "datasets are SYNTHETIC.",
+                      "production models); the other tiny models have RANDOM WEIGHTS "
+                      "(seeded); synthetic datasets are SYNTHETIC.",
         "quick": quick, "steps": steps, "seed": seed,
         "config": asdict(cfg), "labels": labels, "attention_sources": sources,
         "table": table, "sweep": sweep_rows, "e2e": e2e_rows, "stats": stats,
