@@ -183,7 +183,8 @@ def real_width(session: nox.Session) -> None:
 @nox.session(python=False)
 def train(session: nox.Session) -> None:
     """Retrain the shipped trained-* models (one thread each, nice 10) into build/train/
-    and check that each reproduces the shipped file's sha256 (not in CI: ~30 min)."""
+    and check that each reproduces the shipped file's sha256 (not in CI: ~25 min each on
+    an idle core, one after the other)."""
     env = _ensure_env(session)
     models = session.posargs or ["trained-wan-tiny", "trained-mmdit-tiny"]
     for m in models:
