@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -109,9 +109,13 @@ class _Unit(wiring.Component):
     has_dialect = True
     #: the cut that ends the front end shared with the MXFP4 baseline
     FRONT = "norm"
+    #: default of `out_skid` (see `_Unit._front`): a one-block output skid buffer, so the
+    #: pipeline enable is a register instead of `~o.valid | o.ready`
+    OUT_SKID = False
 
     def _init_common(self, block_size: int, input_format: str, pipeline, target_mhz,
-                     timed_inputs: bool, rom_style: str):
+                     timed_inputs: bool, rom_style: str, out_skid: bool | None = None):
+        self.out_skid = self.OUT_SKID if out_skid is None else bool(out_skid)
         if block_size not in BLOCK_SIZES:
             raise ValueError(f"block size must be one of {BLOCK_SIZES}, got {block_size!r}")
         if input_format not in INPUT_FORMATS:
@@ -279,7 +283,14 @@ class _Unit(wiring.Component):
         finds `amax`, `elow` in the carry and takes them)."""
         B = self.block_size
         en = Signal()
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        self._adv = None
+        if self.pipeline and self.out_skid:
+            # the enable is a register (`_back` keeps it): advance unless the skid
+            # buffer holds a block
+            self._adv = Signal(name="adv", init=1)
+            m.d.comb += en.eq(self._adv)
+        else:
+            m.d.comb += en.eq(~self.o.valid | self.o.ready)
         if self.pipeline:
             # a block offered during reset is not accepted (the reset clears the valid
             # bits, so an accepted block would be lost): ready is low while rst is high
@@ -344,17 +355,41 @@ class _Unit(wiring.Component):
         self._back(m, carry_, carry_["codes"], carry_["dialect"])
 
     def _back(self, m, carry_: dict, codes: Value, dialect: Value | None):
-        p = self.o.payload
-        m.d.comb += [self.o.valid.eq(carry_["valid"]), p.last.eq(carry_["last"]),
+        if self._adv is None:
+            p = self.o.payload
+            valid = self.o.valid
+        else:
+            p = Signal(self.out_layout, name="pipe_payload")
+            valid = Signal(name="pipe_valid")
+        m.d.comb += [valid.eq(carry_["valid"]), p.last.eq(carry_["last"]),
                      p.scale.eq(carry_["scale"]), p.codes.as_value().eq(codes)]
         if dialect is not None:
             m.d.comb += p.dialect.eq(dialect)
+        if self._adv is not None:
+            self._skid(m, valid, p)
+
+    def _skid(self, m, pv: Value, p: Value) -> None:
+        """The one-block output skid buffer (`out_skid`). The pipeline advances while
+        `adv` (a register) is high; the skid register `skid` loads the last stage's block
+        on every advance. When a valid block is not taken (o.valid & ~o.ready), `adv`
+        drops: the block that was in the last stage is now in `skid` (shown on the
+        output) and the pipeline holds until it is taken. o.valid = skid_valid |
+        pipe_valid never depends on o.ready; the latency is unchanged."""
+        adv = self._adv
+        skid = Signal(self.out_layout, name="skid", reset_less=True)
+        with m.If(adv):
+            m.d.sync += skid.eq(p)
+        # adv' = ~(o.valid & ~o.ready): low exactly while the skid buffer holds a block
+        m.d.sync += adv.eq(~((~adv | pv) & ~self.o.ready))
+        m.d.comb += [self.o.valid.eq(~adv | pv),
+                     self.o.payload.eq(Mux(adv, p, skid))]
 
     def timing_parameters(self) -> dict:
         return {"pipeline": self.pipeline,
                 "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
                 "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
                 "rom_style": self.rom_style,
+                "out_skid": self.out_skid and self.pipeline > 0,
                 "stage_delays_ns_model": self.stage_delays,
                 "model_fmax_mhz": _model_fmax(self.stage_delays)}
 
@@ -381,7 +416,7 @@ class SemDialectQuantizer(_Unit):
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = 4, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = None, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         self.index = index
@@ -398,7 +433,7 @@ class SemDialectQuantizer(_Unit):
         if target_mhz is not None:
             pipeline = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     def _segments(self):
         book, W = self.book, self.err_bits
@@ -481,7 +516,7 @@ class SemDialectTwoLevel(_Unit):
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
                  rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
-                 class_from: str = DEFAULT_CLASS_FROM):
+                 class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         if err_rom not in ERR_ROMS:
@@ -513,7 +548,7 @@ class SemDialectTwoLevel(_Unit):
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     def _segments(self):
         book, W = self.book, self.err_bits
@@ -673,11 +708,12 @@ class DialectFP4TwoStage(_Unit):
     mask (the golden two-stage selector takes none)."""
 
     index_cmp_point = True
+    OUT_SKID = True
 
     def __init__(self, formatbook="dialectfp4", block_size: int = 32, input_format: str = "bf16",
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         self.index = index
@@ -696,7 +732,7 @@ class DialectFP4TwoStage(_Unit):
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     @property
     def pair_groups(self) -> int:
@@ -791,12 +827,12 @@ class MXFP4Quantizer(_Unit):
 
     def __init__(self, block_size: int = 32, input_format: str = "bf16", pipeline: int = 2,
                  target_mhz: float | None = None, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, out_skid: bool | None = None):
         self.emax = E2M1.emax
         if target_mhz is not None:
             pipeline = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     def _segments(self):
         return self._front_segments(self.emax + 1, 2, 2, err_addr=False) + [
