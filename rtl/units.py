@@ -728,7 +728,7 @@ class DialectFP4TwoStage(_Unit):
         self.ben = beneficial_table(self.book)
         self.ben_cols = max(1, max(beneficial_columns(self.ben, self.id_bits - 1)[0])
                             .bit_length())
-        self.cnt_levels = tree_levels(block_size)
+        self.cnt_levels = tree_levels(block_size // 2)  # a count tree per half block
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
@@ -756,11 +756,13 @@ class DialectFP4TwoStage(_Unit):
                             uncut_ns=fanout(B) - fanout(B // G)))
         segs.append(Segment("ben", fanout(B // G) + mux_levels(pb),
                             "pair-selected beneficial bits per lane", pas + pb + 2 * B))
-        segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}",
-                         pas + pb + 2 * -(-B >> (j + 1)) * (j + 2))
+        # one count tree per half block, 2-bit leaves (`BeneficialCount`), then one
+        # compare of the two halves' sums on the carry chain
+        segs += [Segment(f"cnt{j}", carry(j + 3), f"half-block count level {j}",
+                         pas + pb + -(-B >> (j + 1)) * (j + 3))
                  for j in range(self.cnt_levels)]
-        segs.append(Segment("count", carry(B.bit_length()) + T_LUT,
-                            "count compare -> dialect id", pas + self.id_bits))
+        segs.append(Segment("count", carry(self.cnt_levels + 2) + T_LUT,
+                            "half-count compare -> dialect id", pas + self.id_bits))
         segs += self._index_segments(self.addr_bits, self.idx)
         return segs
 
