@@ -284,11 +284,19 @@ class _Unit(wiring.Component):
         B = self.block_size
         en = Signal()
         self._adv = None
+        self._adv_copies = []
         if self.pipeline and self.out_skid:
             # the enable is a register (`_back` keeps it): advance unless the skid
             # buffer holds a block
             self._adv = Signal(name="adv", init=1)
             m.d.comb += en.eq(self._adv)
+            # copies of the enable register for the lane groups of the `norm` cut, whose
+            # address registers take the NaN/Inf zeroing as a synchronous reset (ECP5:
+            # LSR = enable & bad, one LUT per copy near its group instead of one net
+            # across the die). Each copy computes its next value from its own state, so
+            # synthesis cannot merge them; all hold the same value
+            self._adv_copies = [self._adv] + [Signal(name=f"adv_copy{g}", init=1)
+                                              for g in range(1, self.thr_groups)]
         else:
             m.d.comb += en.eq(~self.o.valid | self.o.ready)
         if self.pipeline:
@@ -334,8 +342,28 @@ class _Unit(wiring.Component):
             carry_["idx_addr"] = norm.idx_addr.as_value()
         if with_max:
             carry_["max_addr"] = norm.max_idx_addr
-        carry_ = self._cut(m, en, "norm", carry_)
+        if self._adv is not None and "norm" in self.cuts:
+            carry_ = self._cut_groups(m, self._adv_copies, "norm", carry_)
+        else:
+            carry_ = self._cut(m, en, "norm", carry_)
         return en, carry_
+
+    @staticmethod
+    def _cut_groups(m, ens: list, name: str, carry_: dict) -> dict:
+        """The `name` register stage with the enable copies `ens`: every carried value
+        (lane arrays are lane-major) split into len(ens) contiguous parts, part g
+        registered with ens[g]; `valid` with ens[0]."""
+        out = {}
+        for k, v in carry_.items():
+            v = Value.cast(v)
+            n = len(v)
+            if k == "valid" or n < len(ens):
+                out[k] = delay(m, v, 1, ens[0], f"{name}_{k}", reset_less=(k != "valid"))
+                continue
+            step = -(-n // len(ens))
+            out[k] = Cat(*[delay(m, v[lo:lo + step], 1, ens[g], f"{name}_{k}{g}")
+                           for g, lo in enumerate(range(0, n, step))])
+        return out
 
     def _index_back(self, m, en, carry_: dict, idx_table) -> None:
         """Index LUT (selected dialect x exact lane address) -> 4-bit codes [thr inside
@@ -380,7 +408,8 @@ class _Unit(wiring.Component):
         with m.If(adv):
             m.d.sync += skid.eq(p)
         # adv' = ~(o.valid & ~o.ready): low exactly while the skid buffer holds a block
-        m.d.sync += adv.eq(~((~adv | pv) & ~self.o.ready))
+        for a in self._adv_copies:
+            m.d.sync += a.eq(~((~a | pv) & ~self.o.ready))
         m.d.comb += [self.o.valid.eq(~adv | pv),
                      self.o.payload.eq(Mux(adv, p, skid))]
 
