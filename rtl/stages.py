@@ -856,8 +856,9 @@ class BeneficialCount(wiring.Component):
 
     groups: the pair comes as that many equal copies (`register_replicas` of the unit's
     `pair` cut), copy g driving lanes g * B/groups ..; rom_cut: a register stage after
-    the selected bits; cuts: levels of the two popcount trees after which a register
-    stage goes (`DialectAdderTree`); enable `en`; latency = rom_cut + len(cuts)."""
+    the selected bits; cuts: levels of the two half-block count trees (`DialectAdderTree`
+    over block_size / 2 lanes, see `elaborate`) after which a register stage goes;
+    enable `en`; latency = rom_cut + len(cuts)."""
 
     def __init__(self, ben_table, block_size: int, pair_bits: int, *, rom_cut: bool = False,
                  cuts=(), groups: int = 1):
@@ -896,11 +897,20 @@ class BeneficialCount(wiring.Component):
         hits = Cat(*hits)
         if self.rom_cut:
             hits = delay(m, hits, 1, self.en, "ben_hits")
-        m.submodules.popcount = pc = DialectAdderTree(2, 1, self.block_size, self.cuts)
-        m.d.comb += [pc.err.as_value().eq(hits), pc.en.eq(self.en)]
+        # count_odd > count_even without two counts and a compare after them: lane i of
+        # the left half adds h1 + (1 - h0), of the right half h0 + (1 - h1) (2-bit
+        # leaves), so L = c1L - c0L + B/2, R = c0R - c1R + B/2 and c1 > c0 <=> R < L:
+        # one B/2-lane tree per half, then a single carry-chain compare
+        half = self.block_size // 2
+        m.submodules.popcount = pc = DialectAdderTree(2, 2, half, self.cuts)
+        for i in range(self.block_size):
+            h0, h1 = hits[2 * i], hits[2 * i + 1]
+            up, dn = (h1, h0) if i < half else (h0, h1)
+            m.d.comb += pc.err[i % half][i // half].eq(Cat(up ^ ~dn, up & ~dn))
+        m.d.comb += pc.en.eq(self.en)
         pair = delay(m, self.pair[0], self.latency, self.en, "ben_pair")
         bad = delay(m, self.bad, self.latency, self.en, "ben_bad")
-        m.d.comb += self.dialect.eq(Mux(bad, 0, Cat(pc.sums[1] > pc.sums[0], pair)))
+        m.d.comb += self.dialect.eq(Mux(bad, 0, Cat(pc.sums[1] < pc.sums[0], pair)))
         return m
 
 

@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -109,9 +109,13 @@ class _Unit(wiring.Component):
     has_dialect = True
     #: the cut that ends the front end shared with the MXFP4 baseline
     FRONT = "norm"
+    #: default of `out_skid` (see `_Unit._front`): a one-block output skid buffer, so the
+    #: pipeline enable is a register instead of `~o.valid | o.ready`
+    OUT_SKID = False
 
     def _init_common(self, block_size: int, input_format: str, pipeline, target_mhz,
-                     timed_inputs: bool, rom_style: str):
+                     timed_inputs: bool, rom_style: str, out_skid: bool | None = None):
+        self.out_skid = self.OUT_SKID if out_skid is None else bool(out_skid)
         if block_size not in BLOCK_SIZES:
             raise ValueError(f"block size must be one of {BLOCK_SIZES}, got {block_size!r}")
         if input_format not in INPUT_FORMATS:
@@ -279,7 +283,22 @@ class _Unit(wiring.Component):
         finds `amax`, `elow` in the carry and takes them)."""
         B = self.block_size
         en = Signal()
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        self._adv = None
+        self._adv_copies = []
+        if self.pipeline and self.out_skid:
+            # the enable is a register (`_back` keeps it): advance unless the skid
+            # buffer holds a block
+            self._adv = Signal(name="adv", init=1)
+            m.d.comb += en.eq(self._adv)
+            # copies of the enable register for the lane groups of the `norm` cut, whose
+            # address registers take the NaN/Inf zeroing as a synchronous reset (ECP5:
+            # LSR = enable & bad, one LUT per copy near its group instead of one net
+            # across the die). Each copy computes its next value from its own state, so
+            # synthesis cannot merge them; all hold the same value
+            self._adv_copies = [self._adv] + [Signal(name=f"adv_copy{g}", init=1)
+                                              for g in range(1, self.thr_groups)]
+        else:
+            m.d.comb += en.eq(~self.o.valid | self.o.ready)
         if self.pipeline:
             # a block offered during reset is not accepted (the reset clears the valid
             # bits, so an accepted block would be lost): ready is low while rst is high
@@ -323,8 +342,28 @@ class _Unit(wiring.Component):
             carry_["idx_addr"] = norm.idx_addr.as_value()
         if with_max:
             carry_["max_addr"] = norm.max_idx_addr
-        carry_ = self._cut(m, en, "norm", carry_)
+        if self._adv is not None and "norm" in self.cuts:
+            carry_ = self._cut_groups(m, self._adv_copies, "norm", carry_)
+        else:
+            carry_ = self._cut(m, en, "norm", carry_)
         return en, carry_
+
+    @staticmethod
+    def _cut_groups(m, ens: list, name: str, carry_: dict) -> dict:
+        """The `name` register stage with the enable copies `ens`: every carried value
+        (lane arrays are lane-major) split into len(ens) contiguous parts, part g
+        registered with ens[g]; `valid` with ens[0]."""
+        out = {}
+        for k, v in carry_.items():
+            v = Value.cast(v)
+            n = len(v)
+            if k == "valid" or n < len(ens):
+                out[k] = delay(m, v, 1, ens[0], f"{name}_{k}", reset_less=(k != "valid"))
+                continue
+            step = -(-n // len(ens))
+            out[k] = Cat(*[delay(m, v[lo:lo + step], 1, ens[g], f"{name}_{k}{g}")
+                           for g, lo in enumerate(range(0, n, step))])
+        return out
 
     def _index_back(self, m, en, carry_: dict, idx_table) -> None:
         """Index LUT (selected dialect x exact lane address) -> 4-bit codes [thr inside
@@ -344,17 +383,42 @@ class _Unit(wiring.Component):
         self._back(m, carry_, carry_["codes"], carry_["dialect"])
 
     def _back(self, m, carry_: dict, codes: Value, dialect: Value | None):
-        p = self.o.payload
-        m.d.comb += [self.o.valid.eq(carry_["valid"]), p.last.eq(carry_["last"]),
+        if self._adv is None:
+            p = self.o.payload
+            valid = self.o.valid
+        else:
+            p = Signal(self.out_layout, name="pipe_payload")
+            valid = Signal(name="pipe_valid")
+        m.d.comb += [valid.eq(carry_["valid"]), p.last.eq(carry_["last"]),
                      p.scale.eq(carry_["scale"]), p.codes.as_value().eq(codes)]
         if dialect is not None:
             m.d.comb += p.dialect.eq(dialect)
+        if self._adv is not None:
+            self._skid(m, valid, p)
+
+    def _skid(self, m, pv: Value, p: Value) -> None:
+        """The one-block output skid buffer (`out_skid`). The pipeline advances while
+        `adv` (a register) is high; the skid register `skid` loads the last stage's block
+        on every advance. When a valid block is not taken (o.valid & ~o.ready), `adv`
+        drops: the block that was in the last stage is now in `skid` (shown on the
+        output) and the pipeline holds until it is taken. o.valid = skid_valid |
+        pipe_valid never depends on o.ready; the latency is unchanged."""
+        adv = self._adv
+        skid = Signal(self.out_layout, name="skid", reset_less=True)
+        with m.If(adv):
+            m.d.sync += skid.eq(p)
+        # adv' = ~(o.valid & ~o.ready): low exactly while the skid buffer holds a block
+        for a in self._adv_copies:
+            m.d.sync += a.eq(~((~a | pv) & ~self.o.ready))
+        m.d.comb += [self.o.valid.eq(~adv | pv),
+                     self.o.payload.eq(Mux(adv, p, skid))]
 
     def timing_parameters(self) -> dict:
         return {"pipeline": self.pipeline,
                 "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
                 "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
                 "rom_style": self.rom_style,
+                "out_skid": self.out_skid and self.pipeline > 0,
                 "stage_delays_ns_model": self.stage_delays,
                 "model_fmax_mhz": _model_fmax(self.stage_delays)}
 
@@ -381,7 +445,7 @@ class SemDialectQuantizer(_Unit):
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = 4, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = None, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         self.index = index
@@ -398,7 +462,7 @@ class SemDialectQuantizer(_Unit):
         if target_mhz is not None:
             pipeline = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     def _segments(self):
         book, W = self.book, self.err_bits
@@ -481,7 +545,7 @@ class SemDialectTwoLevel(_Unit):
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
                  rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
-                 class_from: str = DEFAULT_CLASS_FROM):
+                 class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         if err_rom not in ERR_ROMS:
@@ -513,7 +577,7 @@ class SemDialectTwoLevel(_Unit):
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     def _segments(self):
         book, W = self.book, self.err_bits
@@ -673,11 +737,12 @@ class DialectFP4TwoStage(_Unit):
     mask (the golden two-stage selector takes none)."""
 
     index_cmp_point = True
+    OUT_SKID = True
 
     def __init__(self, formatbook="dialectfp4", block_size: int = 32, input_format: str = "bf16",
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         self.index = index
@@ -692,11 +757,11 @@ class DialectFP4TwoStage(_Unit):
         self.ben = beneficial_table(self.book)
         self.ben_cols = max(1, max(beneficial_columns(self.ben, self.id_bits - 1)[0])
                             .bit_length())
-        self.cnt_levels = tree_levels(block_size)
+        self.cnt_levels = tree_levels(block_size // 2)  # a count tree per half block
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     @property
     def pair_groups(self) -> int:
@@ -720,11 +785,13 @@ class DialectFP4TwoStage(_Unit):
                             uncut_ns=fanout(B) - fanout(B // G)))
         segs.append(Segment("ben", fanout(B // G) + mux_levels(pb),
                             "pair-selected beneficial bits per lane", pas + pb + 2 * B))
-        segs += [Segment(f"cnt{j}", carry(j + 2), f"popcount level {j}",
-                         pas + pb + 2 * -(-B >> (j + 1)) * (j + 2))
+        # one count tree per half block, 2-bit leaves (`BeneficialCount`), then one
+        # compare of the two halves' sums on the carry chain
+        segs += [Segment(f"cnt{j}", carry(j + 3), f"half-block count level {j}",
+                         pas + pb + -(-B >> (j + 1)) * (j + 3))
                  for j in range(self.cnt_levels)]
-        segs.append(Segment("count", carry(B.bit_length()) + T_LUT,
-                            "count compare -> dialect id", pas + self.id_bits))
+        segs.append(Segment("count", carry(self.cnt_levels + 2) + T_LUT,
+                            "half-count compare -> dialect id", pas + self.id_bits))
         segs += self._index_segments(self.addr_bits, self.idx)
         return segs
 
@@ -791,12 +858,12 @@ class MXFP4Quantizer(_Unit):
 
     def __init__(self, block_size: int = 32, input_format: str = "bf16", pipeline: int = 2,
                  target_mhz: float | None = None, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE):
+                 rom_style: str = DEFAULT_ROM_STYLE, out_skid: bool | None = None):
         self.emax = E2M1.emax
         if target_mhz is not None:
             pipeline = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style)
+                          rom_style, out_skid)
 
     def _segments(self):
         return self._front_segments(self.emax + 1, 2, 2, err_addr=False) + [
