@@ -192,7 +192,7 @@ def test_rom_styles(tmp_path):
     for r in roms:  # every read port became a call
         assert not re.search(re.escape(r) + r"\[", v_l)
         assert len(re.findall(re.escape(r) + r"\(", v_l)) == len(
-            re.findall(re.escape(r) + r"\[\{|" + re.escape(r) + r"\[[a-z]", v_m))
+            re.findall(re.escape(r) + r"\[(?:\{|[a-z]|\\)", v_m))  # {cat}, name, \escaped
 
 
 def test_cli_errors(tmp_path, capsys):
