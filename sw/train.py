@@ -52,10 +52,8 @@ class TrainConfig:
 
 
 # the shipped checkpoints: about 30 minutes of one CPU thread each (docs/frontend.md)
-DEFAULTS = {
-    "trained-wan-tiny": TrainConfig(steps=4000, warmup=100, decay_steps=4000, ema=0.999),
-    "trained-mmdit-tiny": TrainConfig(steps=4000, warmup=100, decay_steps=4000, ema=0.999),
-}
+_SHIPPED = TrainConfig(steps=4000, warmup=100, decay_steps=4000, ema=0.999)
+DEFAULTS = {"trained-wan-tiny": _SHIPPED, "trained-mmdit-tiny": _SHIPPED}
 
 
 def _predict(module, view, x, t, txt):
