@@ -27,6 +27,7 @@ from .romstyle import DEFAULT_ROM_STYLE, check_rom_style
 from .stages import (
     INDEX_MODES,
     INPUT_FORMATS,
+    MAX_REPLICAS,
     BeneficialColumns,
     BeneficialCount,
     BlockMax,
@@ -44,9 +45,8 @@ from .stages import (
     SlotDialect,
     SlotIds,
     Unpack,
-    beneficial_columns,
-    MAX_REPLICAS,
     _rom,
+    beneficial_columns,
     delay,
     register_replicas,
     slot_assignment,
