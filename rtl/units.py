@@ -27,7 +27,6 @@ from .romstyle import DEFAULT_ROM_STYLE, check_rom_style
 from .stages import (
     INDEX_MODES,
     INPUT_FORMATS,
-    MAX_REPLICAS,
     BeneficialColumns,
     BeneficialCount,
     BlockMax,
@@ -45,12 +44,10 @@ from .stages import (
     SlotDialect,
     SlotIds,
     Unpack,
-    _rom,
     beneficial_columns,
     delay,
     register_replicas,
     slot_assignment,
-    slot_onehot_words,
     thr_register_bits,
     tree_levels,
 )
@@ -115,16 +112,6 @@ class _Unit(wiring.Component):
     #: default of `out_skid` (see `_Unit._front`): a one-block output skid buffer, so the
     #: pipeline enable is a register instead of `~o.valid | o.ready`
     OUT_SKID = False
-    #: with `out_skid`: which cuts split their registers into lane groups, each with its
-    #: own copy of the enable register ("norm": only the front end's; "all": every cut
-    #: of the unit itself, see `_cut`)
-    ENABLE_COPY_CUTS = "norm"
-    #: carried per-block values registered at the `norm` cut once per lane group
-    #: (`register_replicas`, enable copies), so each drives B / thr_groups lanes
-    NORM_REPLICATED: tuple[str, ...] = ()
-    #: module-name patterns the ECP5 flow maps as scopes of their own
-    #: (`synth.ecp5_flow(keep_hierarchy=...)`; manifest `synth_scopes`)
-    SYNTH_SCOPES: tuple[str, ...] = ()
 
     def _init_common(self, block_size: int, input_format: str, pipeline, target_mhz,
                      timed_inputs: bool, rom_style: str, out_skid: bool | None = None):
@@ -281,8 +268,6 @@ class _Unit(wiring.Component):
     def _cut(self, m, en, name: str, carry_: dict) -> dict:
         if name not in self.cuts:
             return carry_
-        if self.ENABLE_COPY_CUTS == "all" and len(getattr(self, "_adv_copies", ())) > 1:
-            return self._cut_groups(m, self._adv_copies, name, carry_)
         return self._delay(m, en, carry_, 1, name)
 
     @staticmethod
@@ -357,38 +342,11 @@ class _Unit(wiring.Component):
             carry_["idx_addr"] = norm.idx_addr.as_value()
         if with_max:
             carry_["max_addr"] = norm.max_idx_addr
-        reps = {k: carry_.pop(k) for k in self.NORM_REPLICATED if k in carry_}
-        lane_reps = {k: carry_.pop(k) for k in self._norm_lane_copies() if k in carry_}
         if self._adv is not None and "norm" in self.cuts:
             carry_ = self._cut_groups(m, self._adv_copies, "norm", carry_)
         else:
             carry_ = self._cut(m, en, "norm", carry_)
-        g = self.thr_groups
-        for k, v in reps.items():  # lane group g reads replica g
-            if "norm" in self.cuts:
-                ens = self._adv_copies if len(self._adv_copies) == g else [en] * g
-                carry_[k] = Cat(*register_replicas(m, v, g, ens, f"norm_{k}"))
-            else:
-                carry_[k] = Cat(*([v] * g))
-        for k, v in lane_reps.items():  # A copies of every lane, lane-major
-            n = self._norm_lane_copies()[k]
-            w = len(v) // B
-            ens = self._adv_copies or [en]
-            lanes = []
-            for i in range(B):
-                lv = v[i * w:(i + 1) * w]
-                if "norm" in self.cuts:
-                    e = ens[i * len(ens) // B]
-                    lanes += register_replicas(m, lv, n, e, f"norm_{k}{i}_c")
-                else:
-                    lanes += [lv] * n
-            carry_[k] = Cat(*lanes)
         return en, carry_
-
-    def _norm_lane_copies(self) -> dict[str, int]:
-        """Per-lane values registered at the `norm` cut n times (`register_replicas`),
-        carried lane-major (lane i copy c at i*n + c): key -> n."""
-        return {}
 
     @staticmethod
     def _cut_groups(m, ens: list, name: str, carry_: dict) -> dict:
@@ -461,7 +419,6 @@ class _Unit(wiring.Component):
                 "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
                 "rom_style": self.rom_style,
                 "out_skid": self.out_skid and self.pipeline > 0,
-                "synth_scopes": list(self.SYNTH_SCOPES),
                 "stage_delays_ns_model": self.stage_delays,
                 "model_fmax_mhz": _model_fmax(self.stage_delays)}
 
@@ -507,9 +464,6 @@ class SemDialectQuantizer(_Unit):
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
                           rom_style, out_skid)
 
-    def _norm_lane_copies(self) -> dict[str, int]:
-        return {"err_addr": self.addr_copies} if self.addr_copies > 1 else {}
-
     def _segments(self):
         book, W = self.book, self.err_bits
         sw = W + self.tree_levels
@@ -539,10 +493,7 @@ class SemDialectQuantizer(_Unit):
                                 self.luts.idx_frac_bits)
         m.submodules.error_lut = elut = ErrorLut(self.luts, B)
         if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
-            ea, A = carry["err_addr"], self.addr_copies
-            w = self.luts.err_addr_bits
-            copy0 = Cat(*[ea[i * A * w:(i * A + 1) * w] for i in range(B)])
-            carry["idx_addr"] = self._fold_idx(m, copy0, self.frac_bits,
+            carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
                                                self.luts.idx_frac_bits)
         m.d.comb += elut.addr.as_value().eq(carry.pop("err_addr"))
         carry["err"] = elut.err.as_value()
@@ -588,24 +539,13 @@ class SemDialectTwoLevel(_Unit):
 
     has_mask = True
     derive_idx = True
-    # issue #10 timing (docs/architecture.md "Timing"): the comparator index stage with
-    # its `cmp` cut point, the enable as a register copied per lane group at every cut,
-    # the one-hot slot selects registered per lane group, and each lane's slot mux and
-    # the error ROM mapped as their own scopes on ECP5 (ABC otherwise relaxes their depth
-    # to that of the untimed input stage)
-    index_cmp_point = True
-    OUT_SKID = True
-    ENABLE_COPY_CUTS = "all"
-    NORM_REPLICATED = ("slot_sel",)
-    SYNTH_SCOPES = ("*.class_err_lut.lane*", "*_class_err_lut__err_rom*")
 
     def __init__(self, formatbook=DEFAULT_TWO_LEVEL_BOOK, block_size: int = 32,
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
                  rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
-                 class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None,
-                 addr_copies: int | None = None):
+                 class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         if err_rom not in ERR_ROMS:
@@ -632,31 +572,12 @@ class SemDialectTwoLevel(_Unit):
         if err_rom == "mux":
             _, self.slot_ids, sel = slot_assignment(self.tables.class_ids)
             self.sel_bits = max(max(1, (max(col) ).bit_length()) for col in zip(*sel))
-            cand = slot_assignment(self.tables.class_ids)[0]
-            self.max_cand = max(len(c) for c in cand)
-            self.onehot_width = max(1, sum(len(c) for c in cand if len(c) > 1))
         else:
             self.slot_ids = None
-            self.max_cand = self.onehot_width = 0
-        # copies of every lane's error address at `norm`, one per group of slots (the
-        # one-hot mux form only; `ClassSlotMux(addr_copies=)`); default: 4 when timed
-        # for 150 MHz or more, else 1
-        onehot = err_rom == "mux" and class_from == "amax"
-        if addr_copies is None:
-            addr_copies = 4 if onehot and pipeline is None and (target_mhz or 0) >= 150 else 1
-        if addr_copies != 1 and not onehot:
-            raise ValueError("address copies need the one-hot slot mux form")
-        if addr_copies < 1 or self.k % addr_copies or addr_copies > MAX_REPLICAS:
-            raise ValueError(f"address copies must divide the {self.k} slots and be at most "
-                             f"{MAX_REPLICAS}, got {addr_copies!r}")
-        self.addr_copies = addr_copies
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
                           rom_style, out_skid)
-
-    def _norm_lane_copies(self) -> dict[str, int]:
-        return {"err_addr": self.addr_copies} if self.addr_copies > 1 else {}
 
     def _segments(self):
         book, W = self.book, self.err_bits
@@ -668,16 +589,11 @@ class SemDialectTwoLevel(_Unit):
         amax = self.class_from == "amax"
         segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
                                     err_addr=True, with_max=not amax)
-        onehot = self.err_rom == "mux" and amax
-        G = self.thr_groups
         if amax:  # the class logic sits beside Normalize (its path, about 2 LUT levels
             # after BlockMax + the class/mask logic below, is shorter than the lanes'
-            # shift + barrel shifter); the norm register holds cls + allowed, not the
-            # mask, and (mux form) the slots' one-hot selects once per lane group
+            # shift + barrel shifter); the norm register holds cls + allowed, not the mask
             segs[-1] = Segment(segs[-1].name, segs[-1].delay_ns, segs[-1].what,
-                               segs[-1].bits - self.num_dialects + cb + K
-                               + G * self.onehot_width * onehot
-                               + B * self.luts.err_addr_bits * (self.addr_copies - 1))
+                               segs[-1].bits - self.num_dialects + cb + K)
         derive = self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits)
         lanes = pas + B * (self.luts.err_addr_bits - aq * derive)
         if not amax:
@@ -686,13 +602,7 @@ class SemDialectTwoLevel(_Unit):
             segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
                                 "mask ∩ class priority encoders, allowed-slot mux",
                                 lanes + cb + K))
-        if onehot:  # §8 ROM on the lane address, then per slot the AND-OR of its
-            # candidates with the one-hot selects (registered per lane group at `norm`)
-            segs.append(Segment("lut", max(rom(self.luts.err_addr_bits), fanout(B // G))
-                                + T_LUT * (1 + (self.max_cand > 2)),
-                                f"error ROM per lane + {K} one-hot slot muxes "
-                                f"({K} x {W} bits)", pas + cb + K + B * K * W))
-        elif self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
+        if self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
             segs.append(Segment("lut", fanout(self.block_size)
                                 + max(rom(self.luts.err_addr_bits), T_LUT)
                                 + mux_levels(self.sel_bits),
@@ -734,11 +644,6 @@ class SemDialectTwoLevel(_Unit):
                              cs.bad.eq(c["bad"]), cs.mask.eq(c.pop("mask")), cs.en.eq(en)]
                 c["cls"] = cs.cls
                 c["allowed"] = cs.allowed
-                if self.err_rom == "mux":  # the slots' one-hot selects, from the class
-                    words, _ = slot_onehot_words(*slot_assignment(self.tables.class_ids)[0::2],
-                                                 self.class_bits)
-                    (c["slot_sel"],) = _rom(m, "slot_sel_rom", max(1, max(words).bit_length()),
-                                            words, [cs.cls])
                 return c
 
             en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
@@ -755,21 +660,12 @@ class SemDialectTwoLevel(_Unit):
             carry["allowed"] = cs.allowed
             carry = self._cut(m, en, "class", carry)
 
-        if self.err_rom == "mux" and "slot_sel" in carry:  # one-hot selects per lane group
-            m.submodules.class_err_lut = elut = ClassSlotMux(
-                self.tables, B, onehot_groups=self.thr_groups, addr_copies=self.addr_copies)
-            m.d.comb += elut.onehot.as_value().eq(carry.pop("slot_sel"))
-        else:
-            lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
-            m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
-            m.d.comb += elut.cls.eq(carry["cls"])
+        lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
+        m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
         if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
-            ea, A = carry["err_addr"], self.addr_copies
-            w = self.luts.err_addr_bits
-            copy0 = Cat(*[ea[i * A * w:(i * A + 1) * w] for i in range(B)])
-            carry["idx_addr"] = self._fold_idx(m, copy0, self.frac_bits,
+            carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
                                                self.luts.idx_frac_bits)
-        m.d.comb += elut.addr.as_value().eq(carry.pop("err_addr"))
+        m.d.comb += [elut.cls.eq(carry["cls"]), elut.addr.as_value().eq(carry.pop("err_addr"))]
         carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
 

@@ -277,20 +277,12 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
 def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
               workdir: Path | None = None, pnr: bool = True, freq_mhz: float = 100.0,
               seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600,
-              abc_lut: str = "4", keep_hierarchy=(), wide_lut=()) -> dict:
+              abc_lut: str = "4") -> dict:
     """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax.
 
     abc_lut: the LUT sizes of the `abc -lut` mapping: "4" (LUT4 only, the report flow)
     or "4:7" (also 5..7-input functions, which synth_ecp5's cell mapping builds from
-    LUT4s with the slice's PFUMX / L6MUX21 wide-function muxes).
-    keep_hierarchy: module-name patterns (the unit manifest's `synth_scopes`) that stay
-    separate modules through LUT mapping and are flattened after it. ABC maps each
-    module's logic for the depth of that module's longest path and then trades depth
-    for area up to it; in one flat module that depth is the untimed input stage's
-    (ports -> BlockMax -> Normalize), so a short register-to-register cone such as a
-    lane's error ROM is mapped far deeper than it needs (issue #10, measured).
-    wide_lut: patterns of kept modules mapped with `abc -lut 4:7` (one wide function per
-    output through the slice muxes) before the rest is mapped with `abc_lut`."""
+    LUT4s with the slice's PFUMX / L6MUX21 wide-function muxes)."""
     verilog = Path(verilog)
     text = _body(verilog, top)
     # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
@@ -298,14 +290,10 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
     # multi-port ROMs cannot use EBR anyway. LUT mapping by classic ABC (`abc -lut 4`)
     # instead of synth_ecp5's abc9, whose reintegration trips an assertion (rtlil.cc,
     # connection width) on the semdialect units in Yosys 0.70; every unit alike.
-    keep = "".join(f"setattr -mod -set keep_hierarchy 1 {pat}; " for pat in keep_hierarchy)
-    unkeep = "setattr -mod -unset keep_hierarchy; flatten; clean; " if keep_hierarchy else ""
-    ys = ("read_verilog {v}; hierarchy -top {top}; proc; " + keep + "flatten; opt_clean; "
-          "memory -nomap; memory_map; opt_clean; synth_ecp5 -top {top} -run begin:map_luts; "
-          "techmap -map +/lattice/latches_map.v; "
-          + "".join(f"abc -lut 4:7 -dress {pat}; " for pat in wide_lut)
-          + "abc -lut " + abc_lut + " -dress; clean; "
-          + unkeep + "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
+    ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
+          "memory_map; opt_clean; synth_ecp5 -top {top} -run begin:map_luts; "
+          "techmap -map +/lattice/latches_map.v; abc -lut " + abc_lut + " -dress; clean; "
+          "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
           "tee -q -o stat.json stat -json")
     pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
                 "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
