@@ -43,7 +43,7 @@ UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
 #: selectors of the semdialect unit: the exhaustive LUT engine or the two-level unit
 SELECTORS = ("lut", "two-level")
 #: forms of the two-level unit (build_unit's two_level_form; None = 'mux')
-TWO_LEVEL_FORMS = (None, "mux", "classrom")
+TWO_LEVEL_FORMS = (None, "mux", "classrom", "bram")
 #: the semdialect unit's default selector, by book as in the golden model (numerics
 #: §15.7): two-level on a class-structured book, the exhaustive LUT engine otherwise
 DEFAULT_SELECTOR = "by book"
@@ -118,7 +118,9 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     `DEFAULT_SELECTOR`. two_level_form (two-level unit): None / 'mux' = the default
     (class from amax, per-lane §8 error ROM + per-slot class muxes); 'classrom' = the
     first form (class ROM on the block-max address with its own register stages, one
-    (class, address) error ROM per lane), kept for comparison (docs/architecture.md)."""
+    (class, address) error ROM per lane), kept for comparison (docs/architecture.md);
+    'bram' = one (class, address) error ROM per lane read synchronously at the norm cut
+    (block RAM on FPGAs: DP16KD on ECP5)."""
     kind = _resolve_unit(unit, formatbook)
     if selector is not None and selector not in SELECTORS:
         raise ValueError(f"--selector must be one of {', '.join(SELECTORS)}, got {selector!r}")
@@ -163,6 +165,8 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     if selector == "two-level":
         if two_level_form == "classrom":
             common.update(err_rom="class", class_from="max-addr")
+        elif two_level_form == "bram":
+            common.update(err_rom="bram")
         return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
                                   **common)
     if two_level_form is not None:

@@ -10,6 +10,8 @@ that; ASIC synthesis tools generally ignore `initial`, and the tables would be l
   all its read ports, so neither the file nor Verilator's C++ grows with the number of
   lanes (a Verilog function is inlined at every call: 15 MB of C++ per file for the
   two-level unit's 32 error-ROM ports).
+  A synchronous read port (`x <= rom[a];` in an always block) becomes the same case
+  module feeding its data register.
 * 'memory': the array + `initial` form as Amaranth writes it.
 
 Both are bit-identical by construction (the words are copied one for one) and both are
@@ -94,9 +96,27 @@ def _rewrite_module(mod: str, roms: list[str]) -> tuple[str, int]:
                     f".{name}({mr.group(2)}));")
 
         body_after = pat.sub(inst, body_after)
+        # synchronous reads: `lhs <= name[expr];` in an always block -> the data register
+        # loads the output of a ROM instance (declared before, instantiated at the end)
+        spat = re.compile(r"^(\s*)(\S+) <= " + re.escape(name) + r"\[(.*)\];$", re.M)
+        decls, insts = [], []
+
+        def sread(mr, mname=mname, arg=arg, name=name, k=k):
+            k[0] += 1
+            wire = f"{name}_rd{k[0]}"
+            decls.append(f"  wire [{hi}:0] {wire};\n")
+            insts.append(f"  {mname} {name}_port{k[0]} (.{arg}({mr.group(3)}), "
+                         f".{name}({wire}));\n")
+            return f"{mr.group(1)}{mr.group(2)} <= {wire};"
+
+        body_after = spat.sub(sread, body_after)
         if re.search(re.escape(name) + r"\s*\[", body_after):
-            raise ValueError(f"ROM {name}: a read that is not `assign x = {name}[a];`")
-        mod = mod[:d.start()] + body_after
+            raise ValueError(f"ROM {name}: a read that is not `assign x = {name}[a];` or "
+                             f"`x <= {name}[a];`")
+        if insts:
+            end = body_after.rindex("endmodule")
+            body_after = body_after[:end] + "".join(insts) + body_after[end:]
+        mod = mod[:d.start()] + "".join(decls) + body_after
         n += 1
 
 

@@ -54,6 +54,8 @@ __all__ = [
     "SlotDialect",
     "slot_assignment",
     "ClassSlotMux",
+    "LaneSlotMux",
+    "slot_onehot_words",
     "SlotIds",
 ]
 
@@ -118,9 +120,13 @@ def register_replicas(m: Module, value, groups: int, en, name: str) -> list[Valu
     LUTs) and has initial value all-ones when g & 1, all-zeros otherwise. Four distinct
     (polarity, initial value) pairs: at most `MAX_REPLICAS` replicas. The initial value
     is never observed: the unit's valid bits are reset and every accepted block
-    overwrites all replicas together."""
+    overwrites all replicas together. `en`: one enable for all, or one per replica (the
+    unit's enable copies, `_Unit._adv_copies`)."""
     if not (isinstance(groups, int) and 1 <= groups <= MAX_REPLICAS):
         raise ValueError(f"register replicas must be in 1..{MAX_REPLICAS}, got {groups!r}")
+    ens = list(en) if isinstance(en, (list, tuple)) else [en] * groups
+    if len(ens) != groups:
+        raise ValueError(f"{groups} replicas need {groups} enables, got {len(ens)}")
     v = Value.cast(value)
     n = len(v)
     out = []
@@ -128,7 +134,7 @@ def register_replicas(m: Module, value, groups: int, en, name: str) -> list[Valu
         inv = bool(g & 2)
         r = Signal(n, name=f"{name}{g}", init=((1 << n) - 1) if g & 1 else 0,
                    reset_less=True)
-        with m.If(en):
+        with m.If(ens[g]):
             m.d.sync += r.eq(~v if inv else v)
         out.append(~r if inv else r)
     return out
@@ -347,16 +353,21 @@ class Normalize(wiring.Component):
 # --------------------------------------------------------------------------------------
 
 
-def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value]) -> list[Value]:
-    """A constant table with one combinational read port per address. Emitted to Verilog
-    as an array + `initial` block, which `semdialect.rtl.generate` rewrites into a
-    combinational case module by default (rom_style 'logic')."""
+def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value],
+         ens: list[Value] | None = None) -> list[Value]:
+    """A constant table with one read port per address: combinational, or (ens given)
+    synchronous in the `sync` domain with read enable ens[i]. Emitted to Verilog as an
+    array + `initial` block, which `semdialect.rtl.generate` rewrites into a
+    combinational case module by default (rom_style 'logic'; a synchronous port becomes
+    the case module + its data register)."""
     mem = memory.Memory(shape=unsigned(width), depth=len(words), init=words)
     m.submodules[name] = mem
     outs = []
-    for a in addrs:
-        rp = mem.read_port(domain="comb")
+    for i, a in enumerate(addrs):
+        rp = mem.read_port(domain="comb" if ens is None else "sync")
         m.d.comb += rp.addr.eq(a)
+        if ens is not None:
+            m.d.comb += rp.en.eq(ens[i])
         outs.append(rp.data)
     return outs
 
@@ -1030,21 +1041,29 @@ class ClassSelect(wiring.Component):
 class ClassErrorLut(wiring.Component):
     """Per lane the K candidates' errors of the block's class: one ROM of N * 2^A words of
     K * W bits, word c << A | a = `TwoLevelTables.class_err_rows[c << A | a]` (slot 0 in
-    the low bits), read by B ports at (class, lane address)."""
+    the low bits), read by B ports at (class, lane address).
 
-    def __init__(self, tables, block_size: int):
+    sync: the read ports are synchronous (`err` is the word at the address of the last
+    clock edge with en[i] high, lane i): a pipeline register of its own, the form FPGA
+    flows put into block RAM (ECP5: 2 x DP16KD per 2 lanes at N * 2^A = 1024 x 64 bits)."""
+
+    def __init__(self, tables, block_size: int, sync: bool = False):
         self.tables = tables
         self.block_size = block_size
+        self.sync = sync
         self.rows = tables.class_err_rows
         self.k = tables.k
         self.width = tables.luts.err_bits
         self.addr_bits = tables.luts.err_addr_bits
         self.class_bits = max(1, (tables.num_classes - 1).bit_length())
-        super().__init__({
+        sig = {
             "cls": In(self.class_bits),
             "addr": In(data.ArrayLayout(self.addr_bits, block_size)),
             "err": Out(data.ArrayLayout(data.ArrayLayout(self.width, self.k), block_size)),
-        })
+        }
+        if sync:
+            sig["en"] = In(block_size)
+        super().__init__(sig)
 
     def words(self) -> list[int]:
         out = []
@@ -1058,8 +1077,12 @@ class ClassErrorLut(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        outs = _rom(m, "class_err_rom", self.k * self.width, self.words(),
-                    [Cat(self.addr[i], self.cls) for i in range(self.block_size)])
+        # a synchronous ROM's name ends in `_bram`: the ECP5 flow leaves it to the block
+        # RAM mapping (`synth.ecp5_flow`)
+        outs = _rom(m, "class_err_bram" if self.sync else "class_err_rom",
+                    self.k * self.width, self.words(),
+                    [Cat(self.addr[i], self.cls) for i in range(self.block_size)],
+                    ens=list(self.en) if self.sync else None)
         for i, o in enumerate(outs):
             m.d.comb += self.err[i].as_value().eq(o)
         return m
@@ -1121,17 +1144,85 @@ def slot_assignment(class_ids) -> tuple[list[list[int]], list[list[int]], list[l
     return cand, slot_ids, sel
 
 
+def slot_onehot_words(cand, sel, class_bits: int) -> tuple[list[int], list[int], int]:
+    """The one-hot form of the per-block slot selects (`ClassSlotMux(onehot_groups=G)`):
+    for every class c (padded to 2^class_bits words, the pad all zeros: never read), the
+    concatenation over the slots j with more than one candidate of a |cand[j]|-bit word
+    with bit sel[c][j] set. Returns (words, offsets, width): offsets[j] = where slot j's
+    bits start (-1 for a single-candidate slot, which needs no select), width = the
+    word's width (at least 1)."""
+    offsets, off = [], 0
+    for c in cand:
+        if len(c) > 1:
+            offsets.append(off)
+            off += len(c)
+        else:
+            offsets.append(-1)
+    words = []
+    for c in range(1 << class_bits):
+        w = 0
+        if c < len(sel):
+            for j, o in enumerate(offsets):
+                if o >= 0:
+                    w |= 1 << (o + sel[c][j])
+        words.append(w)
+    return words, offsets, max(1, off)
+
+
+class LaneSlotMux(wiring.Component):
+    """One lane's K candidate errors from its §8 error ROM word: slot j is the AND-OR of
+    its candidates' entries with the slot's one-hot select (`slot_onehot_words`), two
+    LUT4 levels for up to 8 candidates, against three for a binary 5:1 mux. A
+    component of its own so that the ECP5 flow can map it as one scope
+    (`synth.ecp5_flow(keep_hierarchy=...)`, the unit's `synth_scopes`)."""
+
+    def __init__(self, cand, pos, width: int, word_bits: int, offsets, sel_width: int):
+        self.cand = [list(c) for c in cand]
+        self.pos = dict(pos)
+        self.width = width
+        self.k = len(self.cand)
+        self.offsets = list(offsets)  # `slot_onehot_words`
+        super().__init__({
+            "word": In(word_bits),
+            "onehot": In(sel_width),
+            "err": Out(data.ArrayLayout(width, self.k)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self.width
+        for j, cs in enumerate(self.cand):
+            ins = [self.word[self.pos[d] * w:(self.pos[d] + 1) * w] for d in cs]
+            if len(ins) == 1:
+                m.d.comb += self.err[j].eq(ins[0])
+                continue
+            o = self.offsets[j]
+            terms = [v & self.onehot[o + k].replicate(w) for k, v in enumerate(ins)]
+            acc = terms[0]
+            for t in terms[1:]:
+                acc = acc | t
+            m.d.comb += self.err[j].eq(acc)
+        return m
+
+
 class ClassSlotMux(wiring.Component):
     """Per lane the K candidates' errors of the block's class, in the slot order of
     `slot_assignment`: one §8 error ROM per lane (`LutSet.err` of every dialect some slot
     can hold, I+F+1 address bits: the exhaustive engine's ROM, no class bits in the
     address), then per slot a small mux over that slot's candidates, selected per block
-    from the class (`sel`). Same values as `ClassErrorLut` up to the slot order:
+    from the class. Same values as `ClassErrorLut` up to the slot order:
     err[i][j] = ERR[slot_ids[cls][j], a_i]. Measured (Yosys generic, semdialect-32c8x8,
     F = 3, W = 8): 5,974 transistors per lane against 7,260 for the (class, address) ROM
-    (docs/architecture.md, "Area")."""
+    (docs/architecture.md, "Area").
 
-    def __init__(self, tables, block_size: int):
+    onehot_groups=None: the selects come from `cls` (a small table, binary selects, a
+    2^s:1 mux per slot). onehot_groups=G: the unit supplies the one-hot selects
+    (`slot_onehot_words` of the class) already registered once per group of B / G lanes
+    (input `onehot`, group g drives lanes g*B/G ...), and each lane's AND-OR mux is a
+    `LaneSlotMux` (issue #10: the class fan-out and the mux depth of the `lut` stage)."""
+
+    def __init__(self, tables, block_size: int, onehot_groups: int | None = None,
+                 addr_copies: int = 1):
         self.tables = tables
         self.block_size = block_size
         self.luts = tables.luts
@@ -1143,20 +1234,65 @@ class ClassSlotMux(wiring.Component):
         self.cand, self.slot_ids, self.sel = slot_assignment(tables.class_ids)
         self.used = sorted({d for cs in self.cand for d in cs})
         self.sel_bits = [max(1, (len(c) - 1).bit_length()) for c in self.cand]
-        super().__init__({
-            "cls": In(self.class_bits),
-            "addr": In(data.ArrayLayout(self.addr_bits, block_size)),
+        self.onehot_groups = onehot_groups
+        self.onehot_words, self.onehot_offsets, self.onehot_width = slot_onehot_words(
+            self.cand, self.sel, self.class_bits)
+        #: addr_copies A > 1: `addr` holds A copies of every lane's address (lane-major:
+        #: entry i*A + c), and the error ROM is split by slot groups (slots c*K/A ...),
+        #: sub-ROM c read on copy c, so each address register drives a quarter of the
+        #: lane's ROM cone (issue #10: one register to the whole cone measured 5.7 ns)
+        if addr_copies < 1 or self.k % addr_copies or (addr_copies > 1 and onehot_groups is None):
+            raise ValueError(f"address copies must divide {self.k} slots (one-hot form), "
+                             f"got {addr_copies!r}")
+        self.addr_copies = addr_copies
+        per = self.k // addr_copies
+        self.rom_groups = [sorted({d for j in range(c * per, (c + 1) * per)
+                                   for d in self.cand[j]}) for c in range(addr_copies)]
+        ports = {
+            "addr": In(data.ArrayLayout(self.addr_bits, block_size * addr_copies)),
             "err": Out(data.ArrayLayout(data.ArrayLayout(self.width, self.k), block_size)),
-        })
+        }
+        if onehot_groups is None:
+            ports["cls"] = In(self.class_bits)
+        else:
+            if block_size % onehot_groups:
+                raise ValueError(f"{onehot_groups} select groups do not divide {block_size} lanes")
+            ports["onehot"] = In(data.ArrayLayout(self.onehot_width, onehot_groups))
+        super().__init__(ports)
 
     def words(self) -> list[int]:
         err, w = self.luts.err, self.width
         return [sum(int(err[d, a]) << (p * w) for p, d in enumerate(self.used))
                 for a in range(err.shape[1])]
 
+    def group_words(self, c: int) -> list[int]:
+        err, w = self.luts.err, self.width
+        return [sum(int(err[d, a]) << (p * w) for p, d in enumerate(self.rom_groups[c]))
+                for a in range(err.shape[1])]
+
     def elaborate(self, platform):
         m = Module()
         w, pos = self.width, {d: p for p, d in enumerate(self.used)}
+        A = self.addr_copies
+        if A > 1:
+            order = [d for g in self.rom_groups for d in g]
+            pos = {d: p for p, d in enumerate(order)}
+            parts = [_rom(m, f"err_rom{c}", len(g) * w, self.group_words(c),
+                          [self.addr[i * A + c] for i in range(self.block_size)])
+                     for c, g in enumerate(self.rom_groups)]
+            outs = [Cat(*[parts[c][i] for c in range(A)]) for i in range(self.block_size)]
+        else:
+            outs = _rom(m, "err_rom", len(self.used) * w, self.words(),
+                        [self.addr[i] for i in range(self.block_size)])
+        if self.onehot_groups is not None:
+            per = self.block_size // self.onehot_groups
+            for i, o in enumerate(outs):
+                lane = LaneSlotMux(self.cand, pos, w, len(self.used) * w,
+                                   self.onehot_offsets, self.onehot_width)
+                m.submodules[f"lane{i}"] = lane
+                m.d.comb += [lane.word.eq(o), lane.onehot.eq(self.onehot[i // per]),
+                             self.err[i].as_value().eq(lane.err.as_value())]
+            return m
         # per block: the mux selects of every slot from the class (one small table)
         sel_w = sum(self.sel_bits)
         rows = []
@@ -1172,8 +1308,6 @@ class ClassSlotMux(wiring.Component):
         for b in self.sel_bits:
             sels.append(selw[off:off + b])
             off += b
-        outs = _rom(m, "err_rom", len(self.used) * w, self.words(),
-                    [self.addr[i] for i in range(self.block_size)])
         for i, o in enumerate(outs):
             for j in range(self.k):
                 ins = [o[pos[d] * w:(pos[d] + 1) * w] for d in self.cand[j]]

@@ -27,6 +27,7 @@ from .romstyle import DEFAULT_ROM_STYLE, check_rom_style
 from .stages import (
     INDEX_MODES,
     INPUT_FORMATS,
+    MAX_REPLICAS,
     BeneficialColumns,
     BeneficialCount,
     BlockMax,
@@ -44,10 +45,12 @@ from .stages import (
     SlotDialect,
     SlotIds,
     Unpack,
+    _rom,
     beneficial_columns,
     delay,
     register_replicas,
     slot_assignment,
+    slot_onehot_words,
     thr_register_bits,
     tree_levels,
 )
@@ -87,7 +90,7 @@ DEFAULT_INDEX = "compare"
 #: 'class' (one ROM per lane over (class, address), `ClassErrorLut`); bit-identical.
 #: 'mux' is the default by measurement (Yosys generic, semdialect-32c8x8 F = 3 W = 8:
 #: 5,974 against 7,260 transistors per lane; docs/architecture.md, "Area")
-ERR_ROMS = ("mux", "class")
+ERR_ROMS = ("mux", "class", "bram")
 DEFAULT_ERR_ROM = "mux"
 
 #: where the two-level unit's class comes from: 'amax' (the block max's bit pattern,
@@ -112,6 +115,16 @@ class _Unit(wiring.Component):
     #: default of `out_skid` (see `_Unit._front`): a one-block output skid buffer, so the
     #: pipeline enable is a register instead of `~o.valid | o.ready`
     OUT_SKID = False
+    #: with `out_skid`: which cuts split their registers into lane groups, each with its
+    #: own copy of the enable register ("norm": only the front end's; "all": every cut
+    #: of the unit itself, see `_cut`)
+    ENABLE_COPY_CUTS = "norm"
+    #: carried per-block values registered at the `norm` cut once per lane group
+    #: (`register_replicas`, enable copies), so each drives B / thr_groups lanes
+    NORM_REPLICATED: tuple[str, ...] = ()
+    #: module-name patterns the ECP5 flow maps as scopes of their own
+    #: (`synth.ecp5_flow(keep_hierarchy=...)`; manifest `synth_scopes`)
+    SYNTH_SCOPES: tuple[str, ...] = ()
 
     def _init_common(self, block_size: int, input_format: str, pipeline, target_mhz,
                      timed_inputs: bool, rom_style: str, out_skid: bool | None = None):
@@ -131,6 +144,14 @@ class _Unit(wiring.Component):
             raise ValueError("give a pipeline depth or a target MHz, not both")
         chosen = choose_cuts(self.segments, depth=pipeline, target_mhz=target_mhz,
                              front=self.FRONT, timed_inputs=timed_inputs)
+        need = [c for c in self._required_cuts() if c not in chosen]
+        if need and target_mhz is None:
+            raise ValueError(f"{self._required_cuts_why()}: the pipeline needs the cut points "
+                             f"{', '.join(self._required_cuts())}, and depth {pipeline} "
+                             f"leaves out {', '.join(need)} (give a target MHz, or a larger "
+                             "depth)")
+        if need:  # an extra register only shortens stages: the period still holds
+            chosen = [c for c in self.cut_chain if c in set(chosen) | set(need)]
         self.target_mhz = target_mhz
         self.timed_inputs = timed_inputs
         self.cuts = frozenset(chosen)
@@ -181,14 +202,17 @@ class _Unit(wiring.Component):
     def _idx_from_err(self, frac_bits: int, idx_frac_bits: int) -> bool:
         return self.derive_idx and frac_bits >= idx_frac_bits
 
-    def _fold_idx(self, m, err_addr: Value, frac_bits: int, idx_frac_bits: int) -> Value:
+    def _fold_idx(self, m, err_addr: Value, frac_bits: int, idx_frac_bits: int,
+                  copies: int = 1) -> Value:
         """The exact index addresses (Fq bits) from the error addresses (F >= Fq bits):
-        the dropped F - Fq fraction bits fold into the sticky bit, as in Normalize."""
+        the dropped F - Fq fraction bits fold into the sticky bit, as in Normalize.
+        copies: err_addr holds that many copies per lane, lane-major (`_norm_lane_copies`);
+        copy 0 is read."""
         a = frac_bits + self.book.int_bits + 1
         drop = frac_bits - idx_frac_bits
         lanes = []
         for i in range(self.block_size):
-            e = err_addr[i * a:(i + 1) * a]
+            e = err_addr[i * copies * a:(i * copies + 1) * a]
             lanes.append(Cat(e[:1 + drop].any(), e[1 + drop:]))
         out = Signal(len(Cat(*lanes)), name="idx_addr_folded")
         m.d.comb += out.eq(Cat(*lanes))
@@ -268,6 +292,8 @@ class _Unit(wiring.Component):
     def _cut(self, m, en, name: str, carry_: dict) -> dict:
         if name not in self.cuts:
             return carry_
+        if self.ENABLE_COPY_CUTS == "all" and len(getattr(self, "_adv_copies", ())) > 1:
+            return self._cut_groups(m, self._adv_copies, name, carry_)
         return self._delay(m, en, carry_, 1, name)
 
     @staticmethod
@@ -276,11 +302,14 @@ class _Unit(wiring.Component):
                 for k, v in carry_.items()}
 
     def _front(self, m, emax: int, int_bits: int, frac_bits: int, idx_frac_bits: int,
-               with_max: bool = False, pre_norm=None):
+               with_max: bool = False, pre_norm=None, at_norm=None):
         """Unpack, BlockMax, SharedExponent [exp] Normalize: shift amounts [shift]
         shifters [norm]. with_max: also the block's largest exact address (`max_addr`).
         pre_norm(m, en, carry): per-block logic after the exp cut, beside Normalize (it
-        finds `amax`, `elow` in the carry and takes them)."""
+        finds `amax`, `elow` in the carry and takes them). at_norm(m, ens, carry): logic
+        that registers at the `norm` cut itself (a synchronous ROM read, lane group g with
+        enable ens[g]); it reads the carry before that cut and returns values to add to
+        the carry after it."""
         B = self.block_size
         en = Signal()
         self._adv = None
@@ -342,11 +371,50 @@ class _Unit(wiring.Component):
             carry_["idx_addr"] = norm.idx_addr.as_value()
         if with_max:
             carry_["max_addr"] = norm.max_idx_addr
+        reps = {k: carry_.pop(k) for k in self.NORM_REPLICATED if k in carry_}
+        lane_reps = {k: carry_.pop(k) for k in self._norm_lane_copies() if k in carry_}
+        post = {}
+        if at_norm is not None:
+            post = at_norm(m, self._adv_copies if (self._adv is not None and "norm" in self.cuts)
+                           else [en], carry_)
         if self._adv is not None and "norm" in self.cuts:
             carry_ = self._cut_groups(m, self._adv_copies, "norm", carry_)
         else:
             carry_ = self._cut(m, en, "norm", carry_)
+        g = self.thr_groups
+        for k, v in reps.items():  # lane group g reads replica g
+            if "norm" in self.cuts:
+                ens = self._adv_copies if len(self._adv_copies) == g else [en] * g
+                carry_[k] = Cat(*register_replicas(m, v, g, ens, f"norm_{k}"))
+            else:
+                carry_[k] = Cat(*([v] * g))
+        for k, v in lane_reps.items():  # A copies of every lane, lane-major
+            n = self._norm_lane_copies()[k]
+            w = len(v) // B
+            ens = self._adv_copies or [en]
+            lanes = []
+            for i in range(B):
+                lv = v[i * w:(i + 1) * w]
+                if "norm" in self.cuts:
+                    e = ens[i * len(ens) // B]
+                    lanes += register_replicas(m, lv, n, e, f"norm_{k}{i}_c")
+                else:
+                    lanes += [lv] * n
+            carry_[k] = Cat(*lanes)
+        carry_.update(post)
         return en, carry_
+
+    def _required_cuts(self) -> tuple[str, ...]:
+        """Cut points the unit's structure needs (a synchronous ROM is a register)."""
+        return ()
+
+    def _required_cuts_why(self) -> str:
+        return ""
+
+    def _norm_lane_copies(self) -> dict[str, int]:
+        """Per-lane values registered at the `norm` cut n times (`register_replicas`),
+        carried lane-major (lane i copy c at i*n + c): key -> n."""
+        return {}
 
     @staticmethod
     def _cut_groups(m, ens: list, name: str, carry_: dict) -> dict:
@@ -419,6 +487,7 @@ class _Unit(wiring.Component):
                 "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
                 "rom_style": self.rom_style,
                 "out_skid": self.out_skid and self.pipeline > 0,
+                "synth_scopes": list(self.SYNTH_SCOPES),
                 "stage_delays_ns_model": self.stage_delays,
                 "model_fmax_mhz": _model_fmax(self.stage_delays)}
 
@@ -539,19 +608,33 @@ class SemDialectTwoLevel(_Unit):
 
     has_mask = True
     derive_idx = True
+    # issue #10 timing (docs/architecture.md "Timing"): the comparator index stage with
+    # its `cmp` cut point, the enable as a register copied per lane group at every cut,
+    # the one-hot slot selects registered per lane group, and each lane's slot mux and
+    # the error ROM mapped as their own scopes on ECP5 (ABC otherwise relaxes their depth
+    # to that of the untimed input stage)
+    index_cmp_point = True
+    OUT_SKID = True
+    ENABLE_COPY_CUTS = "all"
+    NORM_REPLICATED = ("slot_sel",)
+    SYNTH_SCOPES = ("*.class_err_lut.lane*", "*_class_err_lut__err_rom*")
 
     def __init__(self, formatbook=DEFAULT_TWO_LEVEL_BOOK, block_size: int = 32,
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
                  rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
-                 class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None):
+                 class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None,
+                 addr_copies: int | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         if err_rom not in ERR_ROMS:
             raise ValueError(f"err_rom must be one of {ERR_ROMS}, got {err_rom!r}")
         if class_from not in CLASS_FROM:
             raise ValueError(f"class_from must be one of {CLASS_FROM}, got {class_from!r}")
+        if err_rom == "bram" and class_from != "amax":
+            raise ValueError("err_rom 'bram' reads the class ROM at the norm cut, so it needs "
+                             "the class beside Normalize (class_from 'amax')")
         self.index = index
         self.err_rom = err_rom
         self.class_from = class_from
@@ -570,14 +653,41 @@ class SemDialectTwoLevel(_Unit):
         self.tree_levels = tree_levels(block_size)
         self.argmin_levels = tree_levels(self.k)
         if err_rom == "mux":
-            _, self.slot_ids, sel = slot_assignment(self.tables.class_ids)
+            cand, self.slot_ids, sel = slot_assignment(self.tables.class_ids)
             self.sel_bits = max(max(1, (max(col) ).bit_length()) for col in zip(*sel))
-        else:
-            self.slot_ids = None
+            self.max_cand = max(len(c) for c in cand)
+            self.onehot_words, _, self.onehot_width = slot_onehot_words(cand, sel,
+                                                                        self.class_bits)
+        else:  # bram: the argmin compares (sum, global id) too (no slot -> id stage)
+            self.slot_ids = ([[int(d) for d in row] for row in self.tables.class_ids]
+                             if err_rom == "bram" else None)
+            self.max_cand = self.onehot_width = 0
+        # copies of every lane's error address at `norm`, one per group of slots (the
+        # one-hot mux form only; `ClassSlotMux(addr_copies=)`); default: 4 when timed
+        # for 150 MHz or more, else 1
+        onehot = err_rom == "mux" and class_from == "amax"
+        if addr_copies is None:
+            addr_copies = 4 if onehot and pipeline is None and (target_mhz or 0) >= 150 else 1
+        if addr_copies != 1 and not onehot:
+            raise ValueError("address copies need the one-hot slot mux form")
+        if addr_copies < 1 or self.k % addr_copies or addr_copies > MAX_REPLICAS:
+            raise ValueError(f"address copies must divide the {self.k} slots and be at most "
+                             f"{MAX_REPLICAS}, got {addr_copies!r}")
+        self.addr_copies = addr_copies
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
                           rom_style, out_skid)
+
+    def _norm_lane_copies(self) -> dict[str, int]:
+        return {"err_addr": self.addr_copies} if self.addr_copies > 1 else {}
+
+    def _required_cuts(self) -> tuple[str, ...]:
+        # bram: the ROM's address register is the norm cut, its data register the lut cut
+        return ("norm", "lut") if self.err_rom == "bram" else ()
+
+    def _required_cuts_why(self) -> str:
+        return "err_rom 'bram' reads the class error ROM synchronously"
 
     def _segments(self):
         book, W = self.book, self.err_bits
@@ -589,11 +699,16 @@ class SemDialectTwoLevel(_Unit):
         amax = self.class_from == "amax"
         segs = self._front_segments(book.int_bits, self.frac_bits, self.luts.idx_frac_bits,
                                     err_addr=True, with_max=not amax)
+        onehot = self.err_rom == "mux" and amax
+        G = self.thr_groups
         if amax:  # the class logic sits beside Normalize (its path, about 2 LUT levels
             # after BlockMax + the class/mask logic below, is shorter than the lanes'
-            # shift + barrel shifter); the norm register holds cls + allowed, not the mask
+            # shift + barrel shifter); the norm register holds cls + allowed, not the
+            # mask, and (mux form) the slots' one-hot selects once per lane group
             segs[-1] = Segment(segs[-1].name, segs[-1].delay_ns, segs[-1].what,
-                               segs[-1].bits - self.num_dialects + cb + K)
+                               segs[-1].bits - self.num_dialects + cb + K
+                               + G * self.onehot_width * onehot
+                               + B * self.luts.err_addr_bits * (self.addr_copies - 1))
         derive = self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits)
         lanes = pas + B * (self.luts.err_addr_bits - aq * derive)
         if not amax:
@@ -602,12 +717,22 @@ class SemDialectTwoLevel(_Unit):
             segs.append(Segment("class", carry(cb) + 2 * T_LUT + mux_levels(cb),
                                 "mask ∩ class priority encoders, allowed-slot mux",
                                 lanes + cb + K))
-        if self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
+        if onehot:  # §8 ROM on the lane address, then per slot the AND-OR of its
+            # candidates with the one-hot selects (registered per lane group at `norm`)
+            segs.append(Segment("lut", max(rom(self.luts.err_addr_bits), fanout(B // G))
+                                + T_LUT * (1 + (self.max_cand > 2)),
+                                f"error ROM per lane + {K} one-hot slot muxes "
+                                f"({K} x {W} bits)", pas + cb + K + B * K * W))
+        elif self.err_rom == "mux":  # §8 ROM on the lane address + per-slot class mux
             segs.append(Segment("lut", fanout(self.block_size)
                                 + max(rom(self.luts.err_addr_bits), T_LUT)
                                 + mux_levels(self.sel_bits),
                                 f"error ROM per lane + {K} class-selected slot muxes "
                                 f"({K} x {W} bits)", pas + cb + K + B * K * W))
+        elif self.err_rom == "bram":  # the ROM's address register is the norm cut
+            segs.append(Segment("lut", rom(cb + self.luts.err_addr_bits),
+                                f"synchronous class error ROM per lane ({K} x {W} bits; "
+                                "block RAM on FPGAs)", pas + cb + K + B * K * W))
         else:
             segs.append(Segment("lut", fanout(self.block_size) + rom(cb + self.luts.err_addr_bits),
                                 f"class error ROM per lane ({K} x {W} bits)",
@@ -615,7 +740,7 @@ class SemDialectTwoLevel(_Unit):
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
                          pas + cb + K + K * -(-B >> (j + 1)) * (W + j + 1))
                  for j in range(self.tree_levels)]
-        if self.err_rom == "mux":  # slot ids from the class, (sum, id) compares: id out
+        if self.slot_ids is not None:  # slot ids from the class, (sum, id) compares: id out
             segs += [Segment(f"argmin{j}", carry(sw + self.id_bits) + T_LUT + 0.4
                              + (rom(cb) if j == 0 else 0.0),
                              f"argmin level {j} ({sw}-bit sum + id compare + select)",
@@ -644,10 +769,20 @@ class SemDialectTwoLevel(_Unit):
                              cs.bad.eq(c["bad"]), cs.mask.eq(c.pop("mask")), cs.en.eq(en)]
                 c["cls"] = cs.cls
                 c["allowed"] = cs.allowed
+                if self.err_rom == "mux":  # the slots' one-hot selects, from the class
+                    (c["slot_sel"],) = _rom(m, "slot_sel_rom", self.onehot_width,
+                                            self.onehot_words, [cs.cls])
                 return c
 
+            def at_norm(m, ens, c):  # bram: the ROM read registers at the norm cut
+                m.submodules.class_err_lut = elut = ClassErrorLut(self.tables, B, sync=True)
+                m.d.comb += [elut.cls.eq(c["cls"]), elut.addr.as_value().eq(c["err_addr"])]
+                m.d.comb += [elut.en[i].eq(ens[i * len(ens) // B]) for i in range(B)]
+                return {"err": elut.err.as_value()}
+
             en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
-                                    self.luts.idx_frac_bits, pre_norm=pre_norm)
+                                    self.luts.idx_frac_bits, pre_norm=pre_norm,
+                                    at_norm=at_norm if self.err_rom == "bram" else None)
         else:
             en, carry = self._front(m, book.emax, book.int_bits, self.frac_bits,
                                     self.luts.idx_frac_bits, with_max=True)
@@ -660,16 +795,28 @@ class SemDialectTwoLevel(_Unit):
             carry["allowed"] = cs.allowed
             carry = self._cut(m, en, "class", carry)
 
-        lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
-        m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
+        if self.err_rom == "bram":  # read at the norm cut (`at_norm`): err is here already
+            elut = None
+        elif self.err_rom == "mux" and "slot_sel" in carry:  # one-hot selects per lane group
+            m.submodules.class_err_lut = elut = ClassSlotMux(
+                self.tables, B, onehot_groups=self.thr_groups, addr_copies=self.addr_copies)
+            m.d.comb += elut.onehot.as_value().eq(carry.pop("slot_sel"))
+        else:
+            lut_cls = ClassSlotMux if self.err_rom == "mux" else ClassErrorLut
+            m.submodules.class_err_lut = elut = lut_cls(self.tables, B)
+            m.d.comb += elut.cls.eq(carry["cls"])
         if self._idx_from_err(self.frac_bits, self.luts.idx_frac_bits):
             carry["idx_addr"] = self._fold_idx(m, carry["err_addr"], self.frac_bits,
-                                               self.luts.idx_frac_bits)
-        m.d.comb += [elut.cls.eq(carry["cls"]), elut.addr.as_value().eq(carry.pop("err_addr"))]
-        carry["err"] = elut.err.as_value()
+                                               self.luts.idx_frac_bits,
+                                               copies=self.addr_copies)
+        if elut is None:
+            carry.pop("err_addr")
+        else:
+            m.d.comb += elut.addr.as_value().eq(carry.pop("err_addr"))
+            carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
 
-        if self.err_rom == "mux":  # the argmin compares (sum, global id): id out
+        if self.slot_ids is not None:  # the argmin compares (sum, global id): id out
             m.submodules.slot_ids = sid = SlotIds(self.slot_ids, self.id_bits)
 
             def ids(c):  # the class's slot ids, looked up where the argmin starts

@@ -465,7 +465,8 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
                 "ecp5_ebr": None, "fmax_mhz": None, "ecp5_source": None})
     if ecp5 and (cfg.ecp5 or ecp5_all):
         _say(f"{cfg.name}: synth_ecp5 + nextpnr-ecp5 ({synth.ECP5_DEVICE['name']})")
-        e = synth.ecp5_flow(vpath, top, cache=cache, workdir=work / "ecp5")
+        e = synth.ecp5_flow(vpath, top, cache=cache, workdir=work / "ecp5",
+                            keep_hierarchy=tuple(p.get("synth_scopes") or ()))
         row.update({"ecp5_lut4": e["lut4"], "ecp5_ff": e["ff"], "ecp5_carry": e["carry_ccu2c"],
                     "ecp5_dsp": e["dsp_mult18"], "ecp5_ebr": e["ebr_dp16kd"],
                     "fmax_mhz": e.get("fmax_mhz"),

@@ -45,6 +45,7 @@ __all__ = [
     "parse_stat_json",
     "parse_transistors",
     "parse_nextpnr_report",
+    "absorb_ebr_output_registers",
 ]
 
 #: NAND2-equivalent weight of each Yosys generic cell. The weights are the usual
@@ -274,26 +275,120 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
     return _cached(cache, "generic", [text, script, tool_version("yosys")], compute)
 
 
+_EBR_PORTS = ("A", "B")
+
+
+def absorb_ebr_output_registers(netlist: dict) -> int:
+    """Move fabric flip-flops that register a DP16KD's read data into the block RAM's own
+    output register (REGMODE OUTREG), in a Yosys synth_ecp5 JSON netlist, in place.
+    Returns the number of data bits absorbed.
+
+    Yosys' ECP5 memory mapping leaves the output register unused (NOREG), so the EBR's
+    slow clock-to-out (5.8 ns on LFE5U-85F speed 6, nextpnr's timing data; 1.0 ns from
+    the output register) starts a fabric path. A port is absorbed only when each of its
+    used data outputs drives exactly one TRELLIS_FF data input and nothing else, and
+    all those flip-flops share the EBR port's clock and one clock enable, with no set or
+    reset (the rule Diamond / Vivado apply when they pack output registers). Its flip-
+    flops go; their outputs are driven by the EBR's, OCE takes their enable: the same
+    function, cycle for cycle."""
+    absorbed = 0
+    for mod in netlist.get("modules", {}).values():
+        cells = mod.get("cells", {})
+        if not any(c["type"] == "DP16KD" for c in cells.values()):
+            continue
+        loads: dict[int, list[tuple[str, str]]] = {}
+        for name, c in cells.items():
+            for port, bits in c["connections"].items():
+                if (c.get("port_directions", {}).get(port) == "output"
+                        or (c["type"] == "DP16KD" and port.startswith("DO"))
+                        or (c["type"] == "TRELLIS_FF" and port == "Q")):
+                    continue
+                for b in bits:
+                    if isinstance(b, int):
+                        loads.setdefault(b, []).append((name, port))
+        port_bits = {b for pd in mod.get("ports", {}).values() for b in pd["bits"]
+                     if isinstance(b, int)}
+        for ename in [n for n, c in cells.items() if c["type"] == "DP16KD"]:
+            ebr = cells[ename]
+            for x in _EBR_PORTS:
+                if ebr["parameters"].get(f"REGMODE_{x}", "NOREG") != "NOREG":
+                    continue
+                clk = ebr["connections"].get(f"CLK{x}")
+                outs = [(f"DO{x}{i}", ebr["connections"].get(f"DO{x}{i}", [None])[0])
+                        for i in range(18)]
+                outs = [(pn, b) for pn, b in outs if isinstance(b, int)
+                        and (b in loads or b in port_bits)]
+                if not outs:
+                    continue
+                ffs, ce = [], None
+                for pn, b in outs:
+                    ld = loads.get(b, [])
+                    if b in port_bits or len(ld) != 1 or ld[0][1] != "DI":
+                        break
+                    ff = cells[ld[0][0]]
+                    prm = ff["parameters"]
+                    con = ff["connections"]
+                    cemux = str(prm.get("CEMUX", "CE")).strip()
+                    if (ff["type"] != "TRELLIS_FF" or con.get("CLK") != clk
+                            or str(prm.get("CLKMUX", "CLK")).strip() != "CLK"
+                            or str(prm.get("LSRMUX", "LSR")).strip() != "LSR"
+                            or con.get("LSR", ["0"]) != ["0"]
+                            or str(prm.get("GSR", "DISABLED")).strip() != "DISABLED"
+                            or cemux not in ("CE", "1")):
+                        break
+                    this_ce = con.get("CE", ["1"]) if cemux == "CE" else ["1"]
+                    if ce is None:
+                        ce = this_ce
+                    elif this_ce != ce:
+                        break
+                    ffs.append((pn, ld[0][0]))
+                else:
+                    for pn, fname in ffs:
+                        ebr["connections"][pn] = cells[fname]["connections"]["Q"]
+                        del cells[fname]
+                    ebr["parameters"][f"REGMODE_{x}"] = "OUTREG"
+                    ebr["connections"][f"OCE{x}"] = ce
+                    absorbed += len(ffs)
+    return absorbed
+
+
 def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
               workdir: Path | None = None, pnr: bool = True, freq_mhz: float = 100.0,
               seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600,
-              abc_lut: str = "4") -> dict:
+              abc_lut: str = "4", keep_hierarchy=(), wide_lut=()) -> dict:
     """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax.
 
     abc_lut: the LUT sizes of the `abc -lut` mapping: "4" (LUT4 only, the report flow)
     or "4:7" (also 5..7-input functions, which synth_ecp5's cell mapping builds from
-    LUT4s with the slice's PFUMX / L6MUX21 wide-function muxes)."""
+    LUT4s with the slice's PFUMX / L6MUX21 wide-function muxes).
+    keep_hierarchy: module-name patterns (the unit manifest's `synth_scopes`) that stay
+    separate modules through LUT mapping and are flattened after it. ABC maps each
+    module's logic for the depth of that module's longest path and then trades depth
+    for area up to it; in one flat module that depth is the untimed input stage's
+    (ports -> BlockMax -> Normalize), so a short register-to-register cone such as a
+    lane's error ROM is mapped far deeper than it needs (issue #10, measured).
+    wide_lut: patterns of kept modules mapped with `abc -lut 4:7` (one wide function per
+    output through the slice muxes) before the rest is mapped with `abc_lut`."""
     verilog = Path(verilog)
     text = _body(verilog, top)
-    # the ROMs (one memory, B asynchronous read ports) are mapped to logic before
+    # the asynchronous ROMs (one memory, B read ports) are mapped to logic before
     # synth_ecp5: its memory_libmap pass aborts on them (Yosys 0.70), and asynchronous
-    # multi-port ROMs cannot use EBR anyway. LUT mapping by classic ABC (`abc -lut 4`)
-    # instead of synth_ecp5's abc9, whose reintegration trips an assertion (rtlil.cc,
-    # connection width) on the semdialect units in Yosys 0.70; every unit alike.
-    ys = ("read_verilog {v}; hierarchy -top {top}; proc; flatten; opt_clean; memory -nomap; "
-          "memory_map; opt_clean; synth_ecp5 -top {top} -run begin:map_luts; "
-          "techmap -map +/lattice/latches_map.v; abc -lut " + abc_lut + " -dress; clean; "
-          "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
+    # multi-port ROMs cannot use EBR anyway. The synchronous ROMs (named `*_bram`: the
+    # two-level unit's 'bram' form) go to synth_ecp5's block RAM mapping (DP16KD), and
+    # the flip-flops on their data outputs into the EBR output registers
+    # (`absorb_ebr_output_registers`) before place-and-route. LUT mapping by classic
+    # ABC (`abc -lut 4`) instead of synth_ecp5's abc9, whose reintegration trips an
+    # assertion (rtlil.cc, connection width) on the semdialect units in Yosys 0.70;
+    # every unit alike.
+    keep = "".join(f"setattr -mod -set keep_hierarchy 1 {pat}; " for pat in keep_hierarchy)
+    unkeep = "setattr -mod -unset keep_hierarchy; flatten; clean; " if keep_hierarchy else ""
+    ys = ("read_verilog {v}; hierarchy -top {top}; proc; " + keep + "flatten; opt_clean; "
+          "memory -nomap; memory_map t:$mem_v2 n:*_bram* %d; opt_clean; "
+          "synth_ecp5 -top {top} -run begin:map_luts; "
+          "techmap -map +/lattice/latches_map.v; "
+          + "".join(f"abc -lut 4:7 -dress {pat}; " for pat in wide_lut)
+          + "abc -lut " + abc_lut + " -dress; clean; "
+          + unkeep + "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
           "tee -q -o stat.json stat -json")
     pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
                 "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
@@ -308,6 +403,13 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
         t_syn = time.perf_counter() - t0
         st = parse_stat_json((wd / "stat.json").read_text())
         by = st["cells_by_type"]
+        outreg = 0
+        if by.get("DP16KD"):
+            net = json.loads((wd / "netlist.json").read_text())
+            outreg = absorb_ebr_output_registers(net)
+            if outreg:
+                (wd / "netlist.json").write_text(json.dumps(net))
+                by = dict(by, TRELLIS_FF=by.get("TRELLIS_FF", 0) - outreg)
         res = {
             "flow": "yosys-synth_ecp5" + ("+nextpnr-ecp5" if pnr else ""),
             "tool": tool_version("yosys"),
@@ -320,6 +422,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
             "carry_ccu2c": by.get("CCU2C", 0),
             "dsp_mult18": by.get("MULT18X18D", 0),
             "ebr_dp16kd": by.get("DP16KD", 0),
+            "ebr_outreg_bits": outreg,
             "synth_seconds": round(t_syn, 1),
         }
         if pnr:

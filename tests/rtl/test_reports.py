@@ -27,6 +27,34 @@ endmodule
 """
 
 
+# a synchronous ROM (named *_bram: left to the ECP5 block RAM mapping), then a data
+# register with an enable; `extra` also drives the read data elsewhere
+EBR = """
+module ebr(input clk, input en, input [9:0] a, output reg [15:0] q{extra_port});
+  reg [15:0] tab_bram [1023:0];
+  integer i;
+  initial for (i = 0; i < 1024; i = i + 1) tab_bram[i] = (i * 40503) & 16'hffff;
+  reg [15:0] d;
+  always @(posedge clk) if (en) d <= tab_bram[a];
+  always @(posedge clk) if (en) q <= d;{extra}
+endmodule
+"""
+
+
+@pytest.mark.parametrize("extra", [False, True])
+def test_ecp5_block_ram_output_register(extra, tmp_path):
+    """The block RAM output register takes the data flip-flops only when they are the
+    read data's only loads (same clock, one enable, no reset): 16 bits absorbed, 0
+    fabric flip-flops left; with a second load, nothing moves."""
+    v = EBR.format(extra_port=", output [15:0] raw" if extra else "",
+                   extra="\n  assign raw = d;" if extra else "")
+    (tmp_path / "ebr.v").write_text(v)
+    r = synth.ecp5_flow(tmp_path / "ebr.v", "ebr", workdir=tmp_path / "e", pnr=False)
+    assert r["ebr_dp16kd"] == 1
+    assert r["ebr_outreg_bits"] == (0 if extra else 16)
+    assert r["ff"] == (16 if extra else 0)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny")

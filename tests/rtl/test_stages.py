@@ -422,6 +422,43 @@ def test_class_slot_mux(book, rng):
     run_comb(dut, tb)
 
 
+@pytest.mark.parametrize("book", ["semdialect-32c8x8", "semdialect-32c8x4"])
+def test_class_slot_mux_onehot_groups(book):
+    """The one-hot form (the unit's default): each lane group reads its own copy of the
+    class's one-hot selects (`slot_onehot_words`); every (class, address) gives the same
+    entries as the binary-select form, and a group only follows its own copy."""
+    from semdialect.rtl.stages import ClassSlotMux, slot_assignment, slot_onehot_words
+
+    t = golden.build_two_level(book, 3, 8)
+    cand, slot_ids, sel = slot_assignment(t.class_ids)
+    cb = max(1, (t.num_classes - 1).bit_length())
+    words, offsets, width = slot_onehot_words(cand, sel, cb)
+    assert width == sum(len(c) for c in cand if len(c) > 1)
+    for c in range(t.num_classes):  # exactly one bit per multi-candidate slot
+        for j, o in enumerate(offsets):
+            if o >= 0:
+                assert (words[c] >> o) & ((1 << len(cand[j])) - 1) == 1 << sel[c][j]
+    B, G = 8, 4
+    dut = ClassSlotMux(t, B, onehot_groups=G)
+    n_addr = t.luts.err.shape[1]
+    sw = dut.onehot_width
+
+    async def tb(ctx):
+        for c in range(t.num_classes):
+            other = (c + 1) % t.num_classes  # groups 1 and 3 get another class
+            ctx.set(dut.onehot.as_value(),
+                    sum(words[c if g % 2 == 0 else other] << (g * sw) for g in range(G)))
+            for a0 in range(0, n_addr, B):
+                addrs = [(a0 + 3 * i) % n_addr for i in range(B)]
+                ctx.set(dut.addr.as_value(), _word(addrs, t.luts.err_addr_bits))
+                for i, a in enumerate(addrs):
+                    cc = c if (i // (B // G)) % 2 == 0 else other
+                    got = _lanes(to_int(ctx.get(dut.err[i])), 8, t.k)
+                    assert got == [int(t.luts.err[d, a]) for d in slot_ids[cc]], (c, i, a)
+
+    run_comb(dut, tb)
+
+
 def test_masked_argmin_with_ids(rng):
     """The (sum, id) argmin: ties go to the lowest *id* whatever the slot order."""
     K, sw, ib = 8, 9, 5

@@ -73,6 +73,31 @@ def test_two_level_class_rom_default_timing(rng):
 
 
 @pytest.mark.parametrize("fmt", ["bf16", "fp16"])
+def test_two_level_bram_default_timing(fmt, rng):
+    """The synchronous (class, address) error ROM (block RAM on FPGAs) at the default
+    150 MHz placement: read at the norm cut with the lane groups' enable copies, under
+    random gaps and backpressure, masks that empty the class, NaN/Inf."""
+    x = np.concatenate([edge_blocks(32, fmt, rng=rng), random_blocks(rng, 80, 32, fmt)])
+    dut, _ = _run("semdialect-32c8x8", 32, fmt, x, rng, err_rom="bram")
+    assert {"norm", "lut"} <= dut.cuts and dut.out_skid
+
+
+def test_two_level_bram_shallow(rng):
+    """A small depth still gets the two registers of the synchronous ROM (norm, lut)."""
+    x = np.concatenate([edge_blocks(16, "bf16", rng=rng)[::2], random_blocks(rng, 60, 16,
+                                                                              "bf16")])
+    dut, _ = _run("semdialect-32c8x4", 16, "bf16", x, rng, err_rom="bram", target_mhz=20)
+    assert {"norm", "lut"} <= dut.cuts
+
+
+def test_two_level_bram_needs_its_cuts():
+    with pytest.raises(ValueError, match="needs the cut points norm, lut"):
+        SemDialectTwoLevel("semdialect-32c8x8", 32, "bf16", err_rom="bram", pipeline=1)
+    with pytest.raises(ValueError, match="class_from 'amax'"):
+        SemDialectTwoLevel("semdialect-32c8x8", err_rom="bram", class_from="max-addr")
+
+
+@pytest.mark.parametrize("fmt", ["bf16", "fp16"])
 def test_class_from_amax_is_the_golden_rule(fmt):
     """ClassSelect(fmt=...) on every finite 15-bit amax pattern (its SharedExponent's
     `low`) gives the golden §15.1 block_class of v_max = amax 2^-e (no mask)."""
