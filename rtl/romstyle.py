@@ -101,7 +101,8 @@ def _rewrite_module(mod: str, roms: list[str]) -> tuple[str, int]:
         spat = re.compile(r"^(\s*)(\S+) <= " + re.escape(name) + r"\[(.*)\];$", re.M)
         decls, insts = [], []
 
-        def sread(mr, mname=mname, arg=arg, name=name, k=k):
+        def sread(mr, mname=mname, arg=arg, name=name, k=k, hi=hi, decls=decls,
+                  insts=insts):
             k[0] += 1
             wire = f"{name}_rd{k[0]}"
             decls.append(f"  wire [{hi}:0] {wire};\n")
