@@ -674,6 +674,9 @@ class SemDialectTwoLevel(_Unit):
             raise ValueError(f"address copies must divide the {self.k} slots and be at most "
                              f"{MAX_REPLICAS}, got {addr_copies!r}")
         self.addr_copies = addr_copies
+        if err_rom == "bram":  # the index stage's threshold ROM (dialect id -> words)
+            # mapped for its own depth (ABC otherwise relaxes it to the input stage's)
+            self.SYNTH_SCOPES = ("*_index_lut__thr_rom*",)
         if pipeline is not None:
             target_mhz = None
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
@@ -684,7 +687,9 @@ class SemDialectTwoLevel(_Unit):
 
     def _required_cuts(self) -> tuple[str, ...]:
         # bram: the ROM's address register is the norm cut, its data register the lut cut
-        return ("norm", "lut") if self.err_rom == "bram" else ()
+        # (the block RAM's output register on ECP5), then a fabric register (`ramq`):
+        # the RAMs sit in fixed rows across the die, the adder trees gather all lanes
+        return ("norm", "lut", "ramq") if self.err_rom == "bram" else ()
 
     def _required_cuts_why(self) -> str:
         return "err_rom 'bram' reads the class error ROM synchronously"
@@ -733,16 +738,23 @@ class SemDialectTwoLevel(_Unit):
             segs.append(Segment("lut", rom(cb + self.luts.err_addr_bits),
                                 f"synchronous class error ROM per lane ({K} x {W} bits; "
                                 "block RAM on FPGAs)", pas + cb + K + B * K * W))
+            segs.append(Segment("ramq", fanout(B), "the RAM outputs' route to the fabric",
+                                pas + cb + K + B * K * W))
         else:
             segs.append(Segment("lut", fanout(self.block_size) + rom(cb + self.luts.err_addr_bits),
                                 f"class error ROM per lane ({K} x {W} bits)",
                                 pas + cb + K + B * K * W))
+        # bram: the slot ids are looked up beside the first adder level and carried
+        # through the trees instead of the class (the argmin's first compare starts at a
+        # register)
+        early = self.err_rom == "bram"
+        tcls = K * self.id_bits if early else cb
         segs += [Segment(f"tree{j}", carry(W + j + 1), f"adder level {j} ({W + j + 1} bits)",
-                         pas + cb + K + K * -(-B >> (j + 1)) * (W + j + 1))
+                         pas + tcls + K + K * -(-B >> (j + 1)) * (W + j + 1))
                  for j in range(self.tree_levels)]
         if self.slot_ids is not None:  # slot ids from the class, (sum, id) compares: id out
             segs += [Segment(f"argmin{j}", carry(sw + self.id_bits) + T_LUT + 0.4
-                             + (rom(cb) if j == 0 else 0.0),
+                             + (rom(cb) if j == 0 and not early else 0.0),
                              f"argmin level {j} ({sw}-bit sum + id compare + select)",
                              pas + (cb if j < self.argmin_levels - 1 else 0)
                              + -(-K >> (j + 1)) * (sw + self.id_bits + 1))
@@ -815,11 +827,17 @@ class SemDialectTwoLevel(_Unit):
             m.d.comb += elut.addr.as_value().eq(carry.pop("err_addr"))
             carry["err"] = elut.err.as_value()
         carry = self._cut(m, en, "lut", carry)
+        carry = self._cut(m, en, "ramq", carry)
 
         if self.slot_ids is not None:  # the argmin compares (sum, global id): id out
             m.submodules.slot_ids = sid = SlotIds(self.slot_ids, self.id_bits)
+            if self.err_rom == "bram":  # looked up here, carried through the trees
+                m.d.comb += sid.cls.eq(carry.pop("cls"))
+                carry["ids"] = sid.ids.as_value()
 
             def ids(c):  # the class's slot ids, looked up where the argmin starts
+                if "ids" in c:
+                    return c.pop("ids")
                 m.d.comb += sid.cls.eq(c.pop("cls"))
                 return sid.ids.as_value()
 
