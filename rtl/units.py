@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Array, Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -126,9 +126,16 @@ class _Unit(wiring.Component):
     #: (`synth.ecp5_flow(keep_hierarchy=...)`; manifest `synth_scopes`)
     SYNTH_SCOPES: tuple[str, ...] = ()
 
+    #: default of `out_fifo` (see `_fifo_back`): the pipeline never stalls; a credit-
+    #: counted output FIFO of depth + 2 blocks holds what the consumer does not take
+    OUT_FIFO = False
+
     def _init_common(self, block_size: int, input_format: str, pipeline, target_mhz,
-                     timed_inputs: bool, rom_style: str, out_skid: bool | None = None):
-        self.out_skid = self.OUT_SKID if out_skid is None else bool(out_skid)
+                     timed_inputs: bool, rom_style: str, out_skid: bool | None = None,
+                     out_fifo: bool | None = None):
+        self.out_fifo = self.OUT_FIFO if out_fifo is None else bool(out_fifo)
+        skid = self.OUT_SKID if out_skid is None else bool(out_skid)
+        self.out_skid = skid and not self.out_fifo
         if block_size not in BLOCK_SIZES:
             raise ValueError(f"block size must be one of {BLOCK_SIZES}, got {block_size!r}")
         if input_format not in INPUT_FORMATS:
@@ -156,7 +163,9 @@ class _Unit(wiring.Component):
         self.timed_inputs = timed_inputs
         self.cuts = frozenset(chosen)
         self.pipeline = len(chosen)
-        self.latency = self.pipeline
+        self.out_fifo = self.out_fifo and self.pipeline > 0
+        # the FIFO is read from its registers: one cycle after the last stage
+        self.latency = self.pipeline + int(self.out_fifo)
         self.stage_delays = stage_delays(self.segments, chosen)
         in_fields = {"data": data.ArrayLayout(16, block_size)}
         if self.has_mask:
@@ -314,7 +323,13 @@ class _Unit(wiring.Component):
         en = Signal()
         self._adv = None
         self._adv_copies = []
-        if self.pipeline and self.out_skid:
+        self._credit = None
+        if self.out_fifo:
+            # no enable: every register loads on every clock (no stall net across the
+            # die); the credit counter keeps the FIFO from overflowing
+            m.d.comb += en.eq(1)
+            self._credit = Signal(range(self.pipeline + 3), name="credit")
+        elif self.pipeline and self.out_skid:
             # the enable is a register (`_back` keeps it): advance unless the skid
             # buffer holds a block
             self._adv = Signal(name="adv", init=1)
@@ -328,7 +343,10 @@ class _Unit(wiring.Component):
                                               for g in range(1, self.thr_groups)]
         else:
             m.d.comb += en.eq(~self.o.valid | self.o.ready)
-        if self.pipeline:
+        if self._credit is not None:  # a free FIFO entry for every block in flight
+            m.d.comb += self.i.ready.eq((self._credit < self.pipeline + 2)
+                                        & ~ResetSignal("sync"))
+        elif self.pipeline:
             # a block offered during reset is not accepted (the reset clears the valid
             # bits, so an accepted block would be lost): ready is low while rst is high
             m.d.comb += self.i.ready.eq(en & ~ResetSignal("sync"))
@@ -343,7 +361,9 @@ class _Unit(wiring.Component):
             bmax.mag.eq(unpack.mag), bmax.nonfinite.eq(unpack.nonfinite),
             shexp.amax.eq(bmax.amax), shexp.bad.eq(bmax.bad),
         ]
-        carry_ = {"valid": self.i.valid, "last": p.last, "sign": unpack.sign,
+        # with the FIFO the pipeline always moves: a block enters only when accepted
+        valid_in = self.i.valid & self.i.ready if self._credit is not None else self.i.valid
+        carry_ = {"valid": valid_in, "last": p.last, "sign": unpack.sign,
                   "exp": unpack.exp.as_value(), "man": unpack.man.as_value(),
                   "bad": bmax.bad, "e": shexp.e, "scale": shexp.scale}
         if with_max or pre_norm is not None:
@@ -451,7 +471,7 @@ class _Unit(wiring.Component):
         self._back(m, carry_, carry_["codes"], carry_["dialect"])
 
     def _back(self, m, carry_: dict, codes: Value, dialect: Value | None):
-        if self._adv is None:
+        if self._adv is None and self._credit is None:
             p = self.o.payload
             valid = self.o.valid
         else:
@@ -461,8 +481,33 @@ class _Unit(wiring.Component):
                      p.scale.eq(carry_["scale"]), p.codes.as_value().eq(codes)]
         if dialect is not None:
             m.d.comb += p.dialect.eq(dialect)
-        if self._adv is not None:
+        if self._credit is not None:
+            self._fifo_back(m, valid, p)
+        elif self._adv is not None:
             self._skid(m, valid, p)
+
+    def _fifo_back(self, m, pv: Value, p: Value) -> None:
+        """The credit-counted output FIFO (`out_fifo`): the pipeline runs on every clock
+        and writes each valid block of its last stage into a FIFO of n = depth + 2
+        entries (registers), read at the output (latency depth + 1). `credit` counts the
+        blocks accepted and not yet taken; i.ready = credit < n, so the FIFO never
+        overflows, and with the consumer always ready credit stays at depth + 1: one
+        block per cycle. Neither valid nor ready depends on the other side's signal."""
+        n = self.pipeline + 2
+        w = len(Value.cast(p))
+        q = Array(Signal(w, name=f"outq{j}", reset_less=True) for j in range(n))
+        wp = Signal(range(n), name="outq_wp")
+        rp = Signal(range(n), name="outq_rp")
+        level = Signal(range(n + 1), name="outq_level")
+        take = Signal(name="outq_take")
+        acc = Signal(name="outq_accept")
+        m.d.comb += [take.eq(self.o.valid & self.o.ready), acc.eq(self.i.valid & self.i.ready),
+                     self.o.valid.eq(level != 0), self.o.payload.eq(q[rp])]
+        with m.If(pv):
+            m.d.sync += [q[wp].eq(Value.cast(p)), wp.eq(Mux(wp == n - 1, 0, wp + 1))]
+        with m.If(take):
+            m.d.sync += rp.eq(Mux(rp == n - 1, 0, rp + 1))
+        m.d.sync += [level.eq(level + pv - take), self._credit.eq(self._credit + acc - take)]
 
     def _skid(self, m, pv: Value, p: Value) -> None:
         """The one-block output skid buffer (`out_skid`). The pipeline advances while
@@ -487,6 +532,7 @@ class _Unit(wiring.Component):
                 "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
                 "rom_style": self.rom_style,
                 "out_skid": self.out_skid and self.pipeline > 0,
+                "out_fifo": self.out_fifo,
                 "synth_scopes": list(self.SYNTH_SCOPES),
                 "stage_delays_ns_model": self.stage_delays,
                 "model_fmax_mhz": _model_fmax(self.stage_delays)}
@@ -625,7 +671,7 @@ class SemDialectTwoLevel(_Unit):
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
                  rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
                  class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None,
-                 addr_copies: int | None = None):
+                 addr_copies: int | None = None, out_fifo: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
         if err_rom not in ERR_ROMS:
@@ -679,8 +725,10 @@ class SemDialectTwoLevel(_Unit):
             self.SYNTH_SCOPES = ("*_index_lut__thr_rom*",)
         if pipeline is not None:
             target_mhz = None
+        if out_fifo is None:  # bram: the block RAMs and lanes span the die; no stall net
+            out_fifo = err_rom == "bram"
         self._init_common(block_size, input_format, pipeline, target_mhz, timed_inputs,
-                          rom_style, out_skid)
+                          rom_style, out_skid, out_fifo)
 
     def _norm_lane_copies(self) -> dict[str, int]:
         return {"err_addr": self.addr_copies} if self.addr_copies > 1 else {}
@@ -688,8 +736,10 @@ class SemDialectTwoLevel(_Unit):
     def _required_cuts(self) -> tuple[str, ...]:
         # bram: the ROM's address register is the norm cut, its data register the lut cut
         # (the block RAM's output register on ECP5), then a fabric register (`ramq`):
-        # the RAMs sit in fixed rows across the die, the adder trees gather all lanes
-        return ("norm", "lut", "ramq") if self.err_rom == "bram" else ()
+        # the RAMs sit in fixed rows across the die, the adder trees gather all lanes;
+        # likewise the chosen id gets a register of its own (`idroute`) on its way from
+        # the argmin to the lanes' index stage
+        return ("norm", "lut", "ramq", "idroute") if self.err_rom == "bram" else ()
 
     def _required_cuts_why(self) -> str:
         return "err_rom 'bram' reads the class error ROM synchronously"
@@ -765,6 +815,9 @@ class SemDialectTwoLevel(_Unit):
                              pas + cb + -(-K >> (j + 1)) * (sw + slot_bits + 1))
                      for j in range(self.argmin_levels)]
             segs.append(Segment("pick", rom(cb + slot_bits), "slot -> dialect id",
+                                pas + self.id_bits))
+        if early:  # the chosen id's route from the argmin to the lanes' index stage
+            segs.append(Segment("idroute", fanout(B), "the chosen dialect id to the lanes",
                                 pas + self.id_bits))
         segs += self._index_segments(aq, self.luts.idx)
         return segs
@@ -843,6 +896,7 @@ class SemDialectTwoLevel(_Unit):
 
             carry, am = self._argmin_of_sums(m, en, carry, K, "allowed", ids=ids)
             carry["dialect"] = am.dialect
+            carry = self._cut(m, en, "idroute", carry)
         else:
             carry, am = self._argmin_of_sums(m, en, carry, K, "allowed")
             m.submodules.slot_dialect = sd = SlotDialect(self.tables.class_ids, self.id_bits)

@@ -24,6 +24,9 @@ UNITS = {
                    "semdialect", {"formatbook": "semdialect-32", "selector": "lut"}),
     "two-level": (lambda: SemDialectTwoLevel("semdialect-32c8x8", 16, "bf16"), "semdialect",
                   {"formatbook": "semdialect-32c8x8", "selector": "two-level"}),
+    "two-level-bram": (lambda: SemDialectTwoLevel("semdialect-32c8x8", 16, "bf16",
+                                                  err_rom="bram"), "semdialect",
+                       {"formatbook": "semdialect-32c8x8", "selector": "two-level"}),
 }
 
 
