@@ -10,7 +10,7 @@ from semdialect.errors import LimitExceededError
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
-from .generate import DEFAULT_SET, SELECTORS, UNITS, build_unit, generate
+from .generate import DEFAULT_SET, SELECTORS, TWO_LEVEL_FORMS, UNITS, build_unit, generate
 from .romstyle import DEFAULT_ROM_STYLE, ROM_STYLES
 from .units import DEFAULT_INDEX, INDEX_MODES
 
@@ -26,7 +26,8 @@ def _generate(args) -> int:
                        input_format=args.input, frac_bits=args.frac_bits,
                        err_bits=args.err_bits, pipeline=args.pipeline, index=args.index,
                        target_mhz=args.target_mhz, timed_inputs=args.timed_inputs,
-                       rom_style=args.rom_style, selector=args.selector)
+                       rom_style=args.rom_style, selector=args.selector,
+                       two_level_form=args.two_level_form)
     except LimitExceededError as e:  # name the file the user gave
         raise LimitExceededError(f"--formatbook {args.formatbook}: {e}") from None
     t0 = time.perf_counter()
@@ -80,6 +81,13 @@ def register(subparsers) -> None:
                    "two-level = class from the block max, LUT argmin over the class "
                    "(class-structured book, numerics §15); default: two-level on class-structured "
                    "books, lut otherwise (as the golden model)")
+    g.add_argument("--two-level-form", choices=[f for f in TWO_LEVEL_FORMS if f],
+                   default=None,
+                   help="two-level unit: bram = one (class, address) error ROM per lane read "
+                   "synchronously (block RAM on FPGAs; a pipeline that never stalls, with a "
+                   "credit-counted output FIFO); mux = per-lane error ROM + class-selected "
+                   "slot muxes (the smallest in logic); classrom = the first form. Default: "
+                   "bram when timed for >= 150 MHz, else mux")
     g.add_argument("--target-mhz", type=float, default=None,
                    help="place the fewest pipeline registers that fit this clock in the ECP5 "
                    "delay model (rtl/timing.py); excludes --pipeline")

@@ -44,6 +44,8 @@ UNITS = ("auto", "semdialect", "dialectfp4", "mxfp4")
 SELECTORS = ("lut", "two-level")
 #: forms of the two-level unit (build_unit's two_level_form; None = 'mux')
 TWO_LEVEL_FORMS = (None, "mux", "classrom", "bram")
+#: the two-level form a toplevel name leaves unsaid (the 150 MHz default)
+_NAMELESS_FORM = "bram"
 #: the semdialect unit's default selector, by book as in the golden model (numerics
 #: §15.7): two-level on a class-structured book, the exhaustive LUT engine otherwise
 DEFAULT_SELECTOR = "by book"
@@ -115,8 +117,9 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     clock, rtl/timing.py) exclude each other; neither: the unit's default.
     selector (semdialect unit): 'lut' = the exhaustive LUT engine (every dialect),
     'two-level' = the class-structured two-level unit (numerics §15); default
-    `DEFAULT_SELECTOR`. two_level_form (two-level unit): None / 'mux' = the default
-    (class from amax, per-lane §8 error ROM + per-slot class muxes); 'classrom' = the
+    `DEFAULT_SELECTOR`. two_level_form (two-level unit): None = the default ('bram' when
+    timed for >= 150 MHz, else 'mux': `units.default_err_rom`); 'mux' = class from amax,
+    per-lane §8 error ROM + per-slot class muxes (the smallest in logic); 'classrom' = the
     first form (class ROM on the block-max address with its own register stages, one
     (class, address) error ROM per lane), kept for comparison (docs/architecture.md);
     'bram' = one (class, address) error ROM per lane read synchronously at the norm cut
@@ -165,8 +168,8 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
     if selector == "two-level":
         if two_level_form == "classrom":
             common.update(err_rom="class", class_from="max-addr")
-        elif two_level_form == "bram":
-            common.update(err_rom="bram")
+        elif two_level_form in ("bram", "mux"):
+            common.update(err_rom=two_level_form)
         return SemDialectTwoLevel(formatbook=formatbook or DEFAULT_TWO_LEVEL_BOOK, **fw,
                                   **common)
     if two_level_form is not None:
@@ -192,7 +195,8 @@ def toplevel_name(u) -> str:
         base = f"semdialect_{p['formatbook']}_f{p['frac_bits']}w{p['err_bits']}"
         if p.get("selector") == "two-level":
             base += f"_2l{p['class_size']}"
-            if p.get("err_rom", "mux") != "mux" or p.get("class_from", "amax") != "amax":
+            if (p.get("err_rom", _NAMELESS_FORM) != _NAMELESS_FORM
+                    or p.get("class_from", "amax") != "amax"):
                 base += f"_{p['err_rom']}rom"
     base += f"_b{u.block_size}_{u.input_format}_p{u.pipeline}"
     if p.get("index", DEFAULT_INDEX) != DEFAULT_INDEX:

@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -85,13 +85,22 @@ DEFAULT_TWO_LEVEL_BOOK = "semdialect-32c8x8"
 #: exploration")
 DEFAULT_INDEX = "compare"
 
-#: error ROM of the two-level unit: 'mux' (per lane the §8 error ROM over the lane
-#: address, then a per-slot mux selected by the block's class, `ClassSlotMux`) or
-#: 'class' (one ROM per lane over (class, address), `ClassErrorLut`); bit-identical.
-#: 'mux' is the default by measurement (Yosys generic, semdialect-32c8x8 F = 3 W = 8:
-#: 5,974 against 7,260 transistors per lane; docs/architecture.md, "Area")
+#: error ROM of the two-level unit, all bit-identical: 'mux' (per lane the §8 error ROM
+#: over the lane address, then a per-slot mux selected by the block's class,
+#: `ClassSlotMux`; the smallest in logic: 5,974 against 7,260 transistors per lane,
+#: Yosys generic, semdialect-32c8x8 F = 3 W = 8), 'class' (one ROM per lane over (class,
+#: address), `ClassErrorLut`) or 'bram' (that ROM read synchronously at the norm cut:
+#: block RAM on FPGAs, with a pipeline that never stalls, `out_fifo`).
+#: Default (`default_err_rom`): 'bram' when timed for >= BRAM_MIN_MHZ (the only form
+#: measured at 150 MHz on ECP5), else 'mux' (docs/architecture.md, "Timing")
 ERR_ROMS = ("mux", "class", "bram")
-DEFAULT_ERR_ROM = "mux"
+BRAM_MIN_MHZ = 150.0
+
+
+def default_err_rom(pipeline: int | None, target_mhz: float | None,
+                    class_from: str = "amax") -> str:
+    timed = pipeline is None and (target_mhz or 0) >= BRAM_MIN_MHZ
+    return "bram" if timed and class_from == "amax" else "mux"
 
 #: where the two-level unit's class comes from: 'amax' (the block max's bit pattern,
 #: beside Normalize in the front end: no block-max Normalize lane, no class ROM, no
@@ -495,16 +504,25 @@ class _Unit(wiring.Component):
         block per cycle. Neither valid nor ready depends on the other side's signal."""
         n = self.pipeline + 2
         w = len(Value.cast(p))
-        q = Array(Signal(w, name=f"outq{j}", reset_less=True) for j in range(n))
+        q = [Signal(w, name=f"outq{j}", reset_less=True) for j in range(n)]
         wp = Signal(range(n), name="outq_wp")
         rp = Signal(range(n), name="outq_rp")
         level = Signal(range(n + 1), name="outq_level")
         take = Signal(name="outq_take")
         acc = Signal(name="outq_accept")
         m.d.comb += [take.eq(self.o.valid & self.o.ready), acc.eq(self.i.valid & self.i.ready),
-                     self.o.valid.eq(level != 0), self.o.payload.eq(q[rp])]
+                     self.o.valid.eq(level != 0)]
+        # read and write as AND-OR of the entries' decodes (n is no power of two: no
+        # incomplete case statements in the Verilog)
+        head = 0
+        for j in range(n):
+            head = head | Mux(rp == j, q[j], 0)
+        m.d.comb += self.o.payload.eq(head)
+        for j in range(n):
+            with m.If(pv & (wp == j)):
+                m.d.sync += q[j].eq(Value.cast(p))
         with m.If(pv):
-            m.d.sync += [q[wp].eq(Value.cast(p)), wp.eq(Mux(wp == n - 1, 0, wp + 1))]
+            m.d.sync += wp.eq(Mux(wp == n - 1, 0, wp + 1))
         with m.If(take):
             m.d.sync += rp.eq(Mux(rp == n - 1, 0, rp + 1))
         m.d.sync += [level.eq(level + pv - take), self._credit.eq(self._credit + acc - take)]
@@ -669,11 +687,13 @@ class SemDialectTwoLevel(_Unit):
                  input_format: str = "bf16", frac_bits: int = 3, err_bits: int = 8,
                  pipeline: int | None = None, index: str = DEFAULT_INDEX,
                  target_mhz: float | None = DEFAULT_TARGET_MHZ, timed_inputs: bool = False,
-                 rom_style: str = DEFAULT_ROM_STYLE, err_rom: str = DEFAULT_ERR_ROM,
+                 rom_style: str = DEFAULT_ROM_STYLE, err_rom: str | None = None,
                  class_from: str = DEFAULT_CLASS_FROM, out_skid: bool | None = None,
                  addr_copies: int | None = None, out_fifo: bool | None = None):
         if index not in INDEX_MODES:
             raise ValueError(f"index must be one of {INDEX_MODES}, got {index!r}")
+        if err_rom is None:
+            err_rom = default_err_rom(pipeline, target_mhz, class_from)
         if err_rom not in ERR_ROMS:
             raise ValueError(f"err_rom must be one of {ERR_ROMS}, got {err_rom!r}")
         if class_from not in CLASS_FROM:
@@ -720,9 +740,9 @@ class SemDialectTwoLevel(_Unit):
             raise ValueError(f"address copies must divide the {self.k} slots and be at most "
                              f"{MAX_REPLICAS}, got {addr_copies!r}")
         self.addr_copies = addr_copies
-        if err_rom == "bram":  # the index stage's threshold ROM (dialect id -> words)
-            # mapped for its own depth (ABC otherwise relaxes it to the input stage's)
-            self.SYNTH_SCOPES = ("*_index_lut__thr_rom*",)
+        if err_rom == "bram":  # the index stage mapped for its own depth (ABC otherwise
+            # relaxes its threshold ROM + NaN/Inf mux to the input stage's: 5 LUT levels)
+            self.SYNTH_SCOPES = ("*.index_lut",)
         if pipeline is not None:
             target_mhz = None
         if out_fifo is None:  # bram: the block RAMs and lanes span the die; no stall net
@@ -739,7 +759,13 @@ class SemDialectTwoLevel(_Unit):
         # the RAMs sit in fixed rows across the die, the adder trees gather all lanes;
         # likewise the chosen id gets a register of its own (`idroute`) on its way from
         # the argmin to the lanes' index stage
-        return ("norm", "lut", "ramq", "idroute") if self.err_rom == "bram" else ()
+        if self.err_rom != "bram":
+            return ()
+        # measured (nextpnr-ecp5, docs/architecture.md "Timing"): two adder levels in one
+        # stage reach 144 MHz (6.9 ns: the lanes' sums come from RAMs across the die), so
+        # every adder level gets its register
+        return ("norm", "lut", "ramq", *(f"tree{j}" for j in range(self.tree_levels)),
+                "idroute")
 
     def _required_cuts_why(self) -> str:
         return "err_rom 'bram' reads the class error ROM synchronously"

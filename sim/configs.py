@@ -49,6 +49,7 @@ class SimConfig:
     index: str | None = None  # index stage 'rom' | 'compare' (None: the generator default)
     rom_style: str | None = None  # 'logic' | 'memory' Verilog tables (None: the default)
     selector: str | None = None  # semdialect unit: 'lut' | 'two-level' (None: the default)
+    two_level_form: str | None = None  # two-level: 'bram' | 'mux' | 'classrom' (None: default)
     tags: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -91,6 +92,9 @@ CONFIGS: dict[str, SimConfig] = {
         # the default unit: two-level (numerics §15) on semdialect-32c8x8, default timing
         SimConfig("semdialect-32-2l", "semdialect", 32, "bf16", "semdialect-32c8x8",
                   selector="two-level"),
+        # the area-smallest two-level form at the same timing (rtl-regress only)
+        SimConfig("semdialect-32-2l-mux", "semdialect", 32, "bf16", "semdialect-32c8x8",
+                  selector="two-level", two_level_form="mux", tags=("regress",)),
         SimConfig("dialectfp4", "dialectfp4", 32, "bf16", "dialectfp4"),
         SimConfig("mxfp4", "mxfp4", 32, "bf16", None),
         # a non-default formatbook (8 synthetic dialects), a coarser error LUT (F = 2),
@@ -102,8 +106,9 @@ CONFIGS: dict[str, SimConfig] = {
     ]
 }
 
-#: configurations of `nox -s rtl-tests` (all of them: each is checked on >= 1M elements)
-QUICK_CONFIGS = tuple(CONFIGS)
+#: configurations of `nox -s rtl-tests` (each is checked on >= 1M elements); those tagged
+#: 'regress' run in `rtl-regress` only (CI time)
+QUICK_CONFIGS = tuple(n for n, c in CONFIGS.items() if "regress" not in c.tags)
 
 
 def get_config(name: str) -> SimConfig:

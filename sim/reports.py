@@ -88,7 +88,14 @@ REPORT_CONFIGS: dict[str, ReportConfig] = {c.name: c for c in [
                  **_SD),
     # the default SemanticDialect unit: two-level on semdialect-32c8x8 (numerics §15.7)
     ReportConfig("semdialect-32-2l", sim="semdialect-32-2l", groups=("main", "twolevel"),
-                 note="two-level, 8 classes x 8 (default)", sqnr_point="pool c8x8", **_2L),
+                 note="two-level, 8 classes x 8 (default; error ROMs in block RAM)",
+                 sqnr_point="pool c8x8", **_2L),
+    # the same unit with the error ROMs in logic (per-lane ROM + class-selected slot muxes):
+    # the smallest two-level form; its P&R takes 10-16 min (`--ecp5-all`)
+    ReportConfig("2l-c8x8-mux", two_level_form="mux", sim="semdialect-32-2l-mux",
+                 groups=("main", "twolevel"), ecp5=False,
+                 note="two-level c8x8, error ROMs in logic (the smallest form)",
+                 sqnr_point="pool c8x8", **_2L),
     ReportConfig("semdialect-32-b64", block_size=64, sim="semdialect-32-b64",
                  groups=("main", "block"), ecp5=False, **_SD),
     ReportConfig("dialectfp4", "dialectfp4", formatbook="dialectfp4", sim="dialectfp4",

@@ -186,6 +186,8 @@ def generate_command(cfg: SimConfig, book: Path | None, out: Path) -> list[str]:
         cmd += ["--rom-style", cfg.rom_style]
     if cfg.selector is not None:
         cmd += ["--selector", cfg.selector]
+    if cfg.two_level_form is not None:
+        cmd += ["--two-level-form", cfg.two_level_form]
     return cmd
 
 

@@ -116,7 +116,9 @@ def test_manifest_two_level_default(generated):
     assert (p["unit"], p["selector"], p["formatbook"]) == ("semdialect", "two-level",
                                                           "semdialect-32c8x8")
     assert (p["num_classes"], p["class_size"], p["target_mhz"]) == (8, 8, 150.0)
-    assert man["latency"] == p["pipeline"] == len(p["pipeline_cuts"])
+    # the 150 MHz default is the bram form: its output FIFO adds one cycle
+    assert (p["err_rom"], p["out_fifo"]) == ("bram", True)
+    assert man["latency"] == p["pipeline"] + 1 == len(p["pipeline_cuts"]) + 1
     assert man["formatbook_hash"] == golden.load_formatbook("semdialect-32c8x8").content_hash
     mask = [f for q in man["ports"] if q["name"] == "i__payload" for f in q["fields"]
             if f["name"] == "mask"]
