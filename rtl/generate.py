@@ -287,8 +287,10 @@ def manifest_for(u, toplevel: str, vfile: str, vltfile: str, text: str) -> dict:
         "parameters": params,
         "latency": u.latency,
         "latency_note": ("cycles from the input transfer to o__valid when o__ready stays high; "
-                         "initiation interval 1 block/cycle; backpressure stalls the whole "
-                         "pipeline"),
+                         "initiation interval 1 block/cycle; backpressure "
+                         + ("fills the output FIFO (the pipeline never stalls)"
+                            if getattr(u, "out_fifo", False) else "stalls the whole pipeline")),
+        "capacity_blocks": getattr(u, "capacity", u.latency),
         "formatbook_hash": params.get("formatbook_hash"),
     }
 

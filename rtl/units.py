@@ -175,6 +175,8 @@ class _Unit(wiring.Component):
         self.out_fifo = self.out_fifo and self.pipeline > 0
         # the FIFO is read from its registers: one cycle after the last stage
         self.latency = self.pipeline + int(self.out_fifo)
+        #: the most blocks accepted and not yet output (what a reset may drop)
+        self.capacity = self.pipeline + 2 if self.out_fifo else self.latency
         self.stage_delays = stage_delays(self.segments, chosen)
         in_fields = {"data": data.ArrayLayout(16, block_size)}
         if self.has_mask:

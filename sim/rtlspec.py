@@ -26,6 +26,8 @@ class DutInterface:
     out_layout: PayloadLayout
     latency: int | None
     num_dialects: int | None
+    #: the most blocks the unit holds (accepted, not yet output); default: the latency
+    capacity: int | None = None
 
 
 def _ports(manifest: dict) -> dict[str, dict]:
@@ -111,5 +113,7 @@ def interface_from_manifest(cfg: SimConfig, manifest: dict) -> DutInterface:
     return DutInterface(
         toplevel=manifest["toplevel"], **names, in_layout=lin, out_layout=lout,
         latency=None if lat is None else int(lat),
+        capacity=(int(manifest["capacity_blocks"]) if "capacity_blocks" in manifest
+                  else None if lat is None else int(lat)),
         num_dialects=None if d is None else int(d),
     )

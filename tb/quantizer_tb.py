@@ -301,9 +301,11 @@ async def reset_test(dut):
         failures.append("o.valid high right after reset (stale block)")
     if len(dropped):  # i.ready must be low while rst is high: such a block would be lost
         failures.append(f"{len(dropped)} blocks accepted while rst was high (lost)")
-    if not (0 <= len(pre) - n_out_pre <= max(lat, 0)):
+    cap = bench.itf.capacity if bench.itf.capacity is not None else lat
+    if not (0 <= len(pre) - n_out_pre <= max(cap, 0)):
         failures.append(f"{len(pre)} blocks accepted before reset, {n_out_pre} came out "
-                        f"(more than the pipeline depth {lat} lost, or extra outputs)")
+                        f"(more than the unit's capacity of {cap} blocks lost, or extra "
+                        "outputs)")
     order = np.concatenate([pre[:n_out_pre], post])
     sb = Scoreboard(to_bits(x[order]), _take(expected, order), last[order],
                     None if masks is None else masks[order])
