@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["ROM_STYLES", "DEFAULT_ROM_STYLE", "check_rom_style", "rewrite_roms"]
+__all__ = ["ROM_STYLES", "DEFAULT_ROM_STYLE", "BLOCK_RAM_SUFFIX", "check_rom_style",
+           "rewrite_roms"]
 
 ROM_STYLES = ("logic", "memory")
 DEFAULT_ROM_STYLE = "logic"
+#: a table whose name ends in this is read synchronously and meant for block RAM: the
+#: ECP5 flow leaves it to synth_ecp5's RAM mapping (`sim.synth.ecp5_flow`)
+BLOCK_RAM_SUFFIX = "_bram"
 
 _DECL = re.compile(r"^(\s*)reg \[(\d+):0\] (\\?[\w$.]+) \[(\d+):0\];\n", re.M)
 _INIT_LINE = re.compile(r"^\s*(\\?[\w$.]+ ?)\[(\d+)\] = (\d+)'([hdb])([0-9a-fA-F_]+);$")

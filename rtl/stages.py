@@ -25,6 +25,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, 
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .romstyle import BLOCK_RAM_SUFFIX
+
 __all__ = [
     "InputFormat",
     "INPUT_FORMATS",
@@ -1045,7 +1047,8 @@ class ClassErrorLut(wiring.Component):
 
     sync: the read ports are synchronous (`err` is the word at the address of the last
     clock edge with en[i] high, lane i): a pipeline register of its own, the form FPGA
-    flows put into block RAM (ECP5: 2 x DP16KD per 2 lanes at N * 2^A = 1024 x 64 bits)."""
+    flows put into block RAM (ECP5, N * 2^A = 1024 x 64 bits: 4 DP16KD of 1024 x 18 per
+    lane, 128 at B = 32)."""
 
     def __init__(self, tables, block_size: int, sync: bool = False):
         self.tables = tables
@@ -1077,9 +1080,8 @@ class ClassErrorLut(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # a synchronous ROM's name ends in `_bram`: the ECP5 flow leaves it to the block
-        # RAM mapping (`synth.ecp5_flow`)
-        outs = _rom(m, "class_err_bram" if self.sync else "class_err_rom",
+        # a synchronous ROM is named for block RAM (`romstyle.BLOCK_RAM_SUFFIX`)
+        outs = _rom(m, "class_err" + (BLOCK_RAM_SUFFIX if self.sync else "_rom"),
                     self.k * self.width, self.words(),
                     [Cat(self.addr[i], self.cls) for i in range(self.block_size)],
                     ens=list(self.en) if self.sync else None)

@@ -91,16 +91,21 @@ DEFAULT_INDEX = "compare"
 #: Yosys generic, semdialect-32c8x8 F = 3 W = 8), 'class' (one ROM per lane over (class,
 #: address), `ClassErrorLut`) or 'bram' (that ROM read synchronously at the norm cut:
 #: block RAM on FPGAs, with a pipeline that never stalls, `out_fifo`).
-#: Default (`default_err_rom`): 'bram' when timed for >= BRAM_MIN_MHZ (the only form
+#: Default (`default_err_rom`): 'bram' when timed for >= FAST_MHZ (the only form
 #: measured at 150 MHz on ECP5), else 'mux' (docs/architecture.md, "Timing")
 ERR_ROMS = ("mux", "class", "bram")
-BRAM_MIN_MHZ = 150.0
+#: the clock from which the two-level unit's defaults take their timing-first
+#: structures (the bram form; address copies in the mux form)
+FAST_MHZ = 150.0
+
+
+def _timed_fast(pipeline: int | None, target_mhz: float | None) -> bool:
+    return pipeline is None and (target_mhz or 0) >= FAST_MHZ
 
 
 def default_err_rom(pipeline: int | None, target_mhz: float | None,
                     class_from: str = "amax") -> str:
-    timed = pipeline is None and (target_mhz or 0) >= BRAM_MIN_MHZ
-    return "bram" if timed and class_from == "amax" else "mux"
+    return "bram" if _timed_fast(pipeline, target_mhz) and class_from == "amax" else "mux"
 
 #: where the two-level unit's class comes from: 'amax' (the block max's bit pattern,
 #: beside Normalize in the front end: no block-max Normalize lane, no class ROM, no
@@ -175,7 +180,9 @@ class _Unit(wiring.Component):
         self.out_fifo = self.out_fifo and self.pipeline > 0
         # the FIFO is read from its registers: one cycle after the last stage
         self.latency = self.pipeline + int(self.out_fifo)
-        #: the most blocks accepted and not yet output (what a reset may drop)
+        #: the most blocks accepted and not yet output (what a reset may drop); with the
+        #: FIFO its entries: depth + 2, so that credit (depth + 1 in flight at full rate)
+        #: stays below it (`_fifo_back`)
         self.capacity = self.pipeline + 2 if self.out_fifo else self.latency
         self.stage_delays = stage_delays(self.segments, chosen)
         in_fields = {"data": data.ArrayLayout(16, block_size)}
@@ -339,7 +346,7 @@ class _Unit(wiring.Component):
             # no enable: every register loads on every clock (no stall net across the
             # die); the credit counter keeps the FIFO from overflowing
             m.d.comb += en.eq(1)
-            self._credit = Signal(range(self.pipeline + 3), name="credit")
+            self._credit = Signal(range(self.capacity + 1), name="credit")
         elif self.pipeline and self.out_skid:
             # the enable is a register (`_back` keeps it): advance unless the skid
             # buffer holds a block
@@ -355,8 +362,7 @@ class _Unit(wiring.Component):
         else:
             m.d.comb += en.eq(~self.o.valid | self.o.ready)
         if self._credit is not None:  # a free FIFO entry for every block in flight
-            m.d.comb += self.i.ready.eq((self._credit < self.pipeline + 2)
-                                        & ~ResetSignal("sync"))
+            m.d.comb += self.i.ready.eq((self._credit < self.capacity) & ~ResetSignal("sync"))
         elif self.pipeline:
             # a block offered during reset is not accepted (the reset clears the valid
             # bits, so an accepted block would be lost): ready is low while rst is high
@@ -504,7 +510,7 @@ class _Unit(wiring.Component):
         blocks accepted and not yet taken; i.ready = credit < n, so the FIFO never
         overflows, and with the consumer always ready credit stays at depth + 1: one
         block per cycle. Neither valid nor ready depends on the other side's signal."""
-        n = self.pipeline + 2
+        n = self.capacity
         w = len(Value.cast(p))
         q = [Signal(w, name=f"outq{j}", reset_less=True) for j in range(n)]
         wp = Signal(range(n), name="outq_wp")
@@ -735,7 +741,7 @@ class SemDialectTwoLevel(_Unit):
         # for 150 MHz or more, else 1
         onehot = err_rom == "mux" and class_from == "amax"
         if addr_copies is None:
-            addr_copies = 4 if onehot and pipeline is None and (target_mhz or 0) >= 150 else 1
+            addr_copies = 4 if onehot and _timed_fast(pipeline, target_mhz) else 1
         if addr_copies != 1 and not onehot:
             raise ValueError("address copies need the one-hot slot mux form")
         if addr_copies < 1 or self.k % addr_copies or addr_copies > MAX_REPLICAS:

@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from semdialect.rtl.romstyle import BLOCK_RAM_SUFFIX
+
 __all__ = [
     "NAND2_WEIGHTS",
     "ECP5_DEVICE",
@@ -373,7 +375,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
     text = _body(verilog, top)
     # the asynchronous ROMs (one memory, B read ports) are mapped to logic before
     # synth_ecp5: its memory_libmap pass aborts on them (Yosys 0.70), and asynchronous
-    # multi-port ROMs cannot use EBR anyway. The synchronous ROMs (named `*_bram`: the
+    # multi-port ROMs cannot use EBR anyway. The synchronous ROMs (`BLOCK_RAM_SUFFIX`: the
     # two-level unit's 'bram' form) go to synth_ecp5's block RAM mapping (DP16KD), and
     # the flip-flops on their data outputs into the EBR output registers
     # (`absorb_ebr_output_registers`) before place-and-route. LUT mapping by classic
@@ -383,7 +385,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
     keep = "".join(f"setattr -mod -set keep_hierarchy 1 {pat}; " for pat in keep_hierarchy)
     unkeep = "setattr -mod -unset keep_hierarchy; flatten; clean; " if keep_hierarchy else ""
     ys = ("read_verilog {v}; hierarchy -top {top}; proc; " + keep + "flatten; opt_clean; "
-          "memory -nomap; memory_map t:$mem_v2 n:*_bram* %d; opt_clean; "
+          "memory -nomap; memory_map t:$mem_v2 n:*" + BLOCK_RAM_SUFFIX + "* %d; opt_clean; "
           "synth_ecp5 -top {top} -run begin:map_luts; "
           "techmap -map +/lattice/latches_map.v; "
           + "".join(f"abc -lut 4:7 -dress {pat}; " for pat in wide_lut)
