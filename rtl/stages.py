@@ -105,11 +105,16 @@ def delay(m: Module, value, n: int, en, name: str, *, reset_less: bool = True) -
     return v
 
 
-#: most register replicas `register_replicas` can keep apart (polarity x initial value)
+#: most register replicas `register_replicas` can keep apart (polarity or reset x
+#: initial value)
 MAX_REPLICAS = 4
 
+#: how `register_replicas` keeps its replicas apart
+REPLICA_FORMS = ("polarity", "reset")
 
-def register_replicas(m: Module, value, groups: int, en, name: str) -> list[Value]:
+
+def register_replicas(m: Module, value, groups: int, en, name: str, *,
+                      apart: str = "polarity") -> list[Value]:
     """`value` registered `groups` times (enable `en`), so that each register drives a
     group of lanes instead of all of them (issue #10: a per-block value routed to 32
     lanes costs about 3 ns on ECP5). Returns the replicas' values, all equal to the
@@ -117,15 +122,23 @@ def register_replicas(m: Module, value, groups: int, en, name: str) -> list[Valu
 
     Synthesis merges flip-flops with the same input and the same initial value (Yosys
     `opt_merge`; a `keep` attribute on the signal does not stop it), so the replicas
-    differ in how they are stored, not in what they hold: replica g keeps the value
-    inverted when g & 2 (and inverts it back at its lanes: the inverters fold into the
-    LUTs) and has initial value all-ones when g & 1, all-zeros otherwise. Four distinct
-    (polarity, initial value) pairs: at most `MAX_REPLICAS` replicas. The initial value
-    is never observed: the unit's valid bits are reset and every accepted block
-    overwrites all replicas together. `en`: one enable for all, or one per replica (the
-    unit's enable copies, `_Unit._adv_copies`)."""
+    differ in how they are stored, not in what they hold: replica g has initial value
+    all-ones when g & 1, all-zeros otherwise, and when g & 2
+    - apart="polarity": keeps the value inverted (and inverts it back at its lanes: the
+      inverters fold into the LUTs that read it);
+    - apart="reset": is cleared to its initial value by the domain's reset (a
+      synchronous-reset flip-flop, no logic), for readers that cannot absorb an
+      inverter: a carry chain's operand costs a LUT4 per inverted bit (measured, Yosys
+      synth_ecp5: `a >= ~r` maps 8 LUT4 in front of the chain, `~(a < r)` none).
+    Four distinct pairs: at most `MAX_REPLICAS` replicas (a reset value other than the
+    initial value costs an inverter again, measured). The initial and reset values are
+    never observed: the unit's valid bits are reset and every accepted block overwrites
+    all replicas together. `en`: one enable for all, or one per replica (the unit's
+    enable copies, `_Unit._adv_copies`)."""
     if not (isinstance(groups, int) and 1 <= groups <= MAX_REPLICAS):
         raise ValueError(f"register replicas must be in 1..{MAX_REPLICAS}, got {groups!r}")
+    if apart not in REPLICA_FORMS:
+        raise ValueError(f"apart must be one of {REPLICA_FORMS}, got {apart!r}")
     ens = list(en) if isinstance(en, (list, tuple)) else [en] * groups
     if len(ens) != groups:
         raise ValueError(f"{groups} replicas need {groups} enables, got {len(ens)}")
@@ -133,9 +146,9 @@ def register_replicas(m: Module, value, groups: int, en, name: str) -> list[Valu
     n = len(v)
     out = []
     for g in range(groups):
-        inv = bool(g & 2)
+        inv = bool(g & 2) and apart == "polarity"
         r = Signal(n, name=f"{name}{g}", init=((1 << n) - 1) if g & 1 else 0,
-                   reset_less=True)
+                   reset_less=not (g & 2 and apart == "reset"))
         with m.If(ens[g]):
             m.d.sync += r.eq(~v if inv else v)
         out.append(~r if inv else r)
@@ -550,10 +563,11 @@ def threshold_words(thresholds, addr_bits: int, id_bits: int) -> list[int]:
 def threshold_columns(words: list[int], width: int) -> tuple[list[int],
                                                              list[tuple[int | None, int]]]:
     """The bits of the threshold word the `thr` register holds: (cols, src) with cols =
-    the word bits that vary over the ROM's rows, one per distinct column up to inversion
-    (two bits equal, or complementary, in every row are one register bit), and
-    src[b] = (index into cols, 1 if inverted else 0) for a varying bit b, (None, value)
-    for a bit that is the same in every row."""
+    the word bits that vary over the ROM's rows, one per distinct column (two bits equal
+    in every row are one register bit), and src[b] = (index into cols, 0) for a varying
+    bit b, (None, value) for a bit that is the same in every row. Complementary columns
+    are two register bits: an inverter between a register and a comparator's carry
+    chain is a LUT4 on the index stage's critical path (ECP5, measured)."""
     cols: list[int] = []
     seen: dict[tuple[int, ...], tuple[int, int]] = {}
     src: list[tuple[int | None, int]] = []
@@ -564,15 +578,14 @@ def threshold_columns(words: list[int], width: int) -> tuple[list[int],
             continue
         if col not in seen:
             seen[col] = (len(cols), 0)
-            seen[tuple(1 - v for v in col)] = (len(cols), 1)
             cols.append(b)
         src.append(seen[col])
     return cols, src
 
 
 def thr_register_bits(idx_table, groups: int, *, fold_bad: bool = False) -> int:
-    """Flip-flops of the index stage's `thr` cut, per-block part: the varying threshold
-    bits (up to inversion) + `bad`, per replica (the lanes' addresses and signs aside).
+    """Flip-flops of the index stage's `thr` cut, per-block part: the distinct varying
+    threshold bits + `bad`, per replica (the lanes' addresses and signs aside).
     fold_bad (the `cmp` cut's form): a NaN/Inf block reads the 'never' thresholds
     instead, so that row counts among the words and `bad` needs no register bit."""
     n_dialects, n_addr = np.asarray(idx_table).shape
@@ -664,7 +677,7 @@ class IndexLut(wiring.Component):
                 cols, src = self.thr_columns()
                 regs = self._replicas(m, Cat(*[word[b] for b in cols],
                                              *([] if self.cmp_cut else [bad])))
-                per_block = [Cat(*[Const(v, 1) if c is None else r[c] ^ v for c, v in src],
+                per_block = [Cat(*[Const(v, 1) if c is None else r[c] for c, v in src],
                                  Const(0, 1) if self.cmp_cut else r[len(cols)])
                              for r in regs]
                 idx_addr = data.View(self.idx_addr.shape(),
@@ -680,7 +693,10 @@ class IndexLut(wiring.Component):
                 bads.append(pb[7 * tw])
                 a = idx_addr[i]
                 up = Signal(7, name=f"thermo{i}")
-                m.d.comb += [up[k].eq(a >= thr[k]) for k in range(7)]
+                # a >= thr as the inverted borrow of a < thr: Yosys maps `>=` as a
+                # carry chain plus an equality LUT tree and an inverter LUT per operand
+                # bit; `~(a < thr)` is the chain alone (synth_ecp5, measured)
+                m.d.comb += [up[k].eq(~(a < thr[k])) for k in range(7)]
                 ups.append(up)
             if self.cmp_cut:
                 ups = [delay(m, u, 1, self.en, f"cmp_up{i}") for i, u in enumerate(ups)]
@@ -720,8 +736,10 @@ class IndexLut(wiring.Component):
     def _replicas(self, m, value: Value) -> list[Value]:
         """`value` (the per-block thresholds and `bad`) registered once per group of
         block_size / thr_groups lanes (`register_replicas`: kept apart from synthesis's
-        flip-flop merging by polarity and initial value)."""
-        return register_replicas(m, value, self.thr_groups, self.en, "thr_word")
+        flip-flop merging by reset and initial value, not polarity: they feed carry
+        chains)."""
+        return register_replicas(m, value, self.thr_groups, self.en, "thr_word",
+                                 apart="reset")
 
 
 # --------------------------------------------------------------------------------------

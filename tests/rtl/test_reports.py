@@ -89,10 +89,12 @@ def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
 def test_thr_replicas_survive_synthesis(groups, cmp_cut, tmp_path):
     """The per-group threshold registers of the index stage are not merged back into one
     by Yosys (`opt_merge` merges flip-flops with equal inputs and initial values; the
-    replicas differ in polarity / initial value): flip-flops = sign + address per lane +
+    replicas differ in reset / initial value): flip-flops = sign + address per lane +
     groups x (varying threshold bits + bad), in the generic and in the ECP5 flow; with
     the `cmp` cut (bad folded into the 'never' word) + 7 thermometer bits + sign per
-    lane."""
+    lane. With the `cmp` cut the replicas reach the comparators' carry chains directly:
+    no LUT4 in front of a chain (an inverter there was the ECP5 critical path, issue
+    #10)."""
     from amaranth.back import verilog
 
     from semdialect import golden
@@ -110,6 +112,34 @@ def test_thr_replicas_survive_synthesis(groups, cmp_cut, tmp_path):
     e = synth.ecp5_flow(tmp_path / "ilut.v", "ilut", workdir=tmp_path / "e", pnr=False)
     assert g["flip_flops"] == want
     assert e["ff"] == want
+    if cmp_cut:  # the replicas feed the comparators' carry chains with no LUT between
+        assert _luts_in_front_of_chains(e, tmp_path / "e" / "netlist.json", "ilut",
+                                        "thr_word") == 0
+
+
+def _luts_in_front_of_chains(res, netlist, top, ff_name) -> int:
+    """LUT4s of an ECP5 netlist that read a flip-flop named *ff_name* and drive a CCU2C
+    carry cell (an inverter or XOR in front of a chain: a LUT level on its path)."""
+    mod = json.loads(netlist.read_text())["modules"][top]
+    names: dict = {}
+    for n, v in mod["netnames"].items():
+        for b in v["bits"]:
+            names.setdefault(b, []).append(n)
+    cells = mod["cells"].values()
+
+    def outs(c):
+        return {b for p, bits in c["connections"].items()
+                if c["port_directions"].get(p) == "output" for b in bits}
+
+    def ins(c):
+        return {b for p, bits in c["connections"].items()
+                if c["port_directions"].get(p) == "input" for b in bits}
+
+    q = {b for c in cells if c["type"] == "TRELLIS_FF" for b in outs(c)
+         if any(ff_name in n for n in names.get(b, ()))}
+    assert q and res["cells_by_type"].get("CCU2C"), "no replica flip-flops or chains"
+    chain_in = set().union(*(ins(c) for c in cells if c["type"] == "CCU2C"))
+    return sum(1 for c in cells if c["type"] == "LUT4" and ins(c) & q and outs(c) & chain_in)
 
 
 def test_parsers_reject_incomplete_numbers():
