@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -113,6 +113,17 @@ def default_err_rom(pipeline: int | None, target_mhz: float | None,
 #: address, with its `classrom` / `class` cut points); bit-identical
 CLASS_FROM = ("amax", "max-addr")
 DEFAULT_CLASS_FROM = "amax"
+
+
+def thermometer_counter(m: Module, count: Signal, up: Value, down: Value) -> None:
+    """count (n bits) as a thermometer code of a value v in 0..n: count[k] = v > k.
+    Each clock v goes up by `up` and down by `down` (both: unchanged); the caller keeps
+    v in range. Every bit's next value is a LUT of its neighbours and the two inputs, so
+    v > k is a flip-flop (no carry chain and no compare behind it)."""
+    with m.If(up & ~down):
+        m.d.sync += count.eq(Cat(Const(1, 1), count[:-1]))
+    with m.Elif(down & ~up):
+        m.d.sync += count.eq(Cat(count[1:], Const(0, 1)))
 
 
 class _Unit(wiring.Component):
@@ -346,7 +357,8 @@ class _Unit(wiring.Component):
             # no enable: every register loads on every clock (no stall net across the
             # die); the credit counter keeps the FIFO from overflowing
             m.d.comb += en.eq(1)
-            self._credit = Signal(range(self.capacity + 1), name="credit")
+            # thermometer-coded (`thermometer_counter`): ready is one flip-flop
+            self._credit = Signal(self.capacity, name="credit")
         elif self.pipeline and self.out_skid:
             # the enable is a register (`_back` keeps it): advance unless the skid
             # buffer holds a block
@@ -362,7 +374,7 @@ class _Unit(wiring.Component):
         else:
             m.d.comb += en.eq(~self.o.valid | self.o.ready)
         if self._credit is not None:  # a free FIFO entry for every block in flight
-            m.d.comb += self.i.ready.eq((self._credit < self.capacity) & ~ResetSignal("sync"))
+            m.d.comb += self.i.ready.eq(~self._credit[-1] & ~ResetSignal("sync"))
         elif self.pipeline:
             # a block offered during reset is not accepted (the reset clears the valid
             # bits, so an accepted block would be lost): ready is low while rst is high
@@ -509,17 +521,21 @@ class _Unit(wiring.Component):
         entries (registers), read at the output (latency depth + 1). `credit` counts the
         blocks accepted and not yet taken; i.ready = credit < n, so the FIFO never
         overflows, and with the consumer always ready credit stays at depth + 1: one
-        block per cycle. Neither valid nor ready depends on the other side's signal."""
+        block per cycle. Neither valid nor ready depends on the other side's signal.
+        Both counts (credit, level) are thermometer codes (`thermometer_counter`):
+        i.ready and o.valid are then one flip-flop each, not a comparator behind an
+        adder (a binary credit counter was the ECP5 critical path, 6.44 ns: credit ->
+        `<` carry chain -> ready -> accept -> `+` carry chain -> credit)."""
         n = self.capacity
         w = len(Value.cast(p))
         q = [Signal(w, name=f"outq{j}", reset_less=True) for j in range(n)]
         wp = Signal(range(n), name="outq_wp")
         rp = Signal(range(n), name="outq_rp")
-        level = Signal(range(n + 1), name="outq_level")
+        level = Signal(n, name="outq_level")
         take = Signal(name="outq_take")
         acc = Signal(name="outq_accept")
         m.d.comb += [take.eq(self.o.valid & self.o.ready), acc.eq(self.i.valid & self.i.ready),
-                     self.o.valid.eq(level != 0)]
+                     self.o.valid.eq(level[0])]
         # read and write as AND-OR of the entries' decodes (n is no power of two: no
         # incomplete case statements in the Verilog)
         head = 0
@@ -533,7 +549,8 @@ class _Unit(wiring.Component):
             m.d.sync += wp.eq(Mux(wp == n - 1, 0, wp + 1))
         with m.If(take):
             m.d.sync += rp.eq(Mux(rp == n - 1, 0, rp + 1))
-        m.d.sync += [level.eq(level + pv - take), self._credit.eq(self._credit + acc - take)]
+        thermometer_counter(m, level, pv, take)
+        thermometer_counter(m, self._credit, acc, take)
 
     def _skid(self, m, pv: Value, p: Value) -> None:
         """The one-block output skid buffer (`out_skid`). The pipeline advances while

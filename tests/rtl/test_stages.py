@@ -34,7 +34,7 @@ from semdialect.rtl.stages import (
     Unpack,
     beneficial_columns,
 )
-from semdialect.rtl.units import pair_table
+from semdialect.rtl.units import pair_table, thermometer_counter
 
 
 class _Front(Elaboratable):
@@ -243,7 +243,7 @@ def test_index_lut(book, index, rng):
                                             (4, True)])
 def test_index_lut_thr_replicas(groups, cmp_cut, rng):
     """The registered threshold stage (`thr_cut`) with its per-group register replicas
-    (stored inverted / with all-ones initial values, `register_replicas`), and with the
+    (kept apart by reset / all-ones initial values, `register_replicas`), and with the
     registered comparators (`cmp_cut`: NaN/Inf folded into 'never' thresholds): one
     block per cycle, every lane of every group against the table, NaN/Inf zeroing
     included."""
@@ -486,3 +486,41 @@ def test_masked_argmin_with_ids(rng):
     sim = _clocked(dut)
     sim.add_testbench(tb)
     sim.run()
+
+
+@pytest.mark.parametrize("n", [1, 5, 18])
+def test_thermometer_counter(n, rng):
+    """The output FIFO's counts (`thermometer_counter`): count[k] = v > k for a value v
+    that moves by up - down each clock, against a Python counter over random up/down
+    (kept in 0..n like the FIFO keeps them), both ends reached."""
+    from amaranth.hdl import Signal
+
+    class Counter(Elaboratable):
+        def __init__(self):
+            self.count, self.up, self.down = Signal(n), Signal(), Signal()
+
+        def elaborate(self, platform):
+            m = Module()
+            thermometer_counter(m, self.count, self.up, self.down)
+            return m
+
+    dut = Counter()
+    sim = _clocked(dut)
+    seen = set()
+
+    async def tb(ctx):
+        v = 0
+        for k in range(40 * n + 20):
+            bias = 0.8 if (k // (4 * n + 2)) % 2 == 0 else 0.2  # sweep up, then down
+            up = int(v < n and rng.random() < bias)
+            down = int(v > 0 and rng.random() < 1 - bias)
+            ctx.set(dut.up, up)
+            ctx.set(dut.down, down)
+            await ctx.tick()
+            v += up - down
+            seen.add(v)
+            assert ctx.get(dut.count) == (1 << v) - 1, (k, v)
+
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen >= {0, n}
