@@ -277,9 +277,11 @@ class _Unit(wiring.Component):
         B = self.block_size
         out_bits = 4 * B + 10 + self.id_bits
         if self.index == "compare" and self.index_cmp_point:
-            # measured (DialectFP4, nextpnr-ecp5, docs/architecture.md "Timing"): Yosys
-            # puts a LUT4 in front of each comparator's carry chain and maps the
-            # thermometer -> index + the NaN/Inf zeroing after it as 3 LUT4 levels
+            # measured (nextpnr-ecp5, docs/architecture.md "Timing"): each comparator
+            # is a carry chain on the low threshold bits and one LUT4 after it (the
+            # 'never' bit; no LUT in front of it since `~(a < thr)` on replicas kept
+            # apart by reset), the thermometer -> index + the NaN/Inf zeroing after
+            # the cmp cut 3 LUT4 levels
             g = self.thr_groups
             thr_bits = thr_register_bits(idx_table, g, fold_bad=True)
             return [Segment("thr", rom(self.id_bits + 1) + fanout(g),
@@ -529,26 +531,28 @@ class _Unit(wiring.Component):
         n = self.capacity
         w = len(Value.cast(p))
         q = [Signal(w, name=f"outq{j}", reset_less=True) for j in range(n)]
-        wp = Signal(range(n), name="outq_wp")
-        rp = Signal(range(n), name="outq_rp")
+        # one-hot pointers (rotated, not counted): an entry's write enable and read
+        # select are one pointer bit each, not a decode of a binary pointer (the decode
+        # to the 142-bit entries' clock enables was the next ECP5 critical path, 6.07 ns)
+        wp = Signal(n, name="outq_wp", init=1)
+        rp = Signal(n, name="outq_rp", init=1)
         level = Signal(n, name="outq_level")
         take = Signal(name="outq_take")
         acc = Signal(name="outq_accept")
         m.d.comb += [take.eq(self.o.valid & self.o.ready), acc.eq(self.i.valid & self.i.ready),
                      self.o.valid.eq(level[0])]
-        # read and write as AND-OR of the entries' decodes (n is no power of two: no
-        # incomplete case statements in the Verilog)
+        # read as an AND-OR of the entries (no case statement over a non-power-of-two n)
         head = 0
         for j in range(n):
-            head = head | Mux(rp == j, q[j], 0)
+            head = head | Mux(rp[j], q[j], 0)
         m.d.comb += self.o.payload.eq(head)
         for j in range(n):
-            with m.If(pv & (wp == j)):
+            with m.If(pv & wp[j]):
                 m.d.sync += q[j].eq(Value.cast(p))
         with m.If(pv):
-            m.d.sync += wp.eq(Mux(wp == n - 1, 0, wp + 1))
+            m.d.sync += wp.eq(wp.rotate_left(1))
         with m.If(take):
-            m.d.sync += rp.eq(Mux(rp == n - 1, 0, rp + 1))
+            m.d.sync += rp.eq(rp.rotate_left(1))
         thermometer_counter(m, level, pv, take)
         thermometer_counter(m, self._credit, acc, take)
 
