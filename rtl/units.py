@@ -770,8 +770,10 @@ class SemDialectTwoLevel(_Unit):
                              f"{MAX_REPLICAS}, got {addr_copies!r}")
         self.addr_copies = addr_copies
         if err_rom == "bram":  # the index stage mapped for its own depth (ABC otherwise
-            # relaxes its threshold ROM + NaN/Inf mux to the input stage's: 5 LUT levels)
-            self.SYNTH_SCOPES = ("*.index_lut",)
+            # relaxes its threshold ROM + NaN/Inf mux to the input stage's: 5 LUT levels),
+            # and its threshold ROM for the ROM's own (inside the index stage it was
+            # still mapped 5-6 LUT4 levels deep: the limit of seeds 1-3, 6.4-6.7 ns)
+            self.SYNTH_SCOPES = ("*.index_lut", "*_index_lut__thr_rom")
         if pipeline is not None:
             target_mhz = None
         if out_fifo is None:  # bram: the block RAMs and lanes span the die; no stall net
