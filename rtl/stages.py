@@ -47,6 +47,7 @@ __all__ = [
     "BeneficialCount",
     "beneficial_columns",
     "register_replicas",
+    "thermometer_counter",
     "MAX_REPLICAS",
     "delay",
     "tree_levels",
@@ -153,6 +154,17 @@ def register_replicas(m: Module, value, groups: int, en, name: str, *,
             m.d.sync += r.eq(~v if inv else v)
         out.append(~r if inv else r)
     return out
+
+
+def thermometer_counter(m: Module, count: Signal, up: Value, down: Value) -> None:
+    """count (n bits) as a thermometer code of a value v in 0..n: count[k] = v > k.
+    Each clock v goes up by `up` and down by `down` (both: unchanged); the caller keeps
+    v in range. Every bit's next value is a LUT of its neighbours and the two inputs, so
+    v > k is a flip-flop (no carry chain and no compare behind it)."""
+    with m.If(up & ~down):
+        m.d.sync += count.eq(Cat(Const(1, 1), count[:-1]))
+    with m.Elif(down & ~up):
+        m.d.sync += count.eq(Cat(count[1:], Const(0, 1)))
 
 
 def _lsb_or(value: Value, nbits: int) -> Value:
@@ -569,7 +581,7 @@ def threshold_columns(words: list[int], width: int) -> tuple[list[int],
     are two register bits: an inverter between a register and a comparator's carry
     chain is a LUT4 on the index stage's critical path (ECP5, measured)."""
     cols: list[int] = []
-    seen: dict[tuple[int, ...], tuple[int, int]] = {}
+    seen: dict[tuple[int, ...], int] = {}
     src: list[tuple[int | None, int]] = []
     for b in range(width):
         col = tuple((w >> b) & 1 for w in words)
@@ -577,9 +589,9 @@ def threshold_columns(words: list[int], width: int) -> tuple[list[int],
             src.append((None, col[0]))
             continue
         if col not in seen:
-            seen[col] = (len(cols), 0)
+            seen[col] = len(cols)
             cols.append(b)
-        src.append(seen[col])
+        src.append((seen[col], 0))
     return cols, src
 
 

@@ -15,7 +15,7 @@ stalled. II = 1.
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,6 +51,7 @@ from .stages import (
     register_replicas,
     slot_assignment,
     slot_onehot_words,
+    thermometer_counter,
     thr_register_bits,
     tree_levels,
 )
@@ -113,17 +114,6 @@ def default_err_rom(pipeline: int | None, target_mhz: float | None,
 #: address, with its `classrom` / `class` cut points); bit-identical
 CLASS_FROM = ("amax", "max-addr")
 DEFAULT_CLASS_FROM = "amax"
-
-
-def thermometer_counter(m: Module, count: Signal, up: Value, down: Value) -> None:
-    """count (n bits) as a thermometer code of a value v in 0..n: count[k] = v > k.
-    Each clock v goes up by `up` and down by `down` (both: unchanged); the caller keeps
-    v in range. Every bit's next value is a LUT of its neighbours and the two inputs, so
-    v > k is a flip-flop (no carry chain and no compare behind it)."""
-    with m.If(up & ~down):
-        m.d.sync += count.eq(Cat(Const(1, 1), count[:-1]))
-    with m.Elif(down & ~up):
-        m.d.sync += count.eq(Cat(count[1:], Const(0, 1)))
 
 
 class _Unit(wiring.Component):

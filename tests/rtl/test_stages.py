@@ -33,8 +33,9 @@ from semdialect.rtl.stages import (
     SharedExponent,
     Unpack,
     beneficial_columns,
+    thermometer_counter,
 )
-from semdialect.rtl.units import pair_table, thermometer_counter
+from semdialect.rtl.units import pair_table
 
 
 class _Front(Elaboratable):
