@@ -8,8 +8,8 @@ Verilator is needed.
 
 Sessions:
   tests       golden model, sw frontend and RTL unit tests (pytest tests/)
-  rtl-tests   cocotb + Verilator testbenches, quick suite, and the compiled/Dask
-              regression tests (CI)
+  rtl-tests   cocotb + Verilator testbenches, quick suite, the compiled/Dask
+              regression tests and the Icarus Verilog smoke tests (CI)
   rtl-regress cocotb long sweep, then the big sharded regression on the compiled path
               (LocalCluster; build/regress/summary.md) (not in CI)
   verilog     generate the default Verilog set into build/rtl/
@@ -44,7 +44,25 @@ ROOT = Path(__file__).resolve().parent
 ENV_DIR = ROOT / ".nox" / "semdialect-env"
 STAMP_INPUTS = ("pyproject.toml", "constraints.txt")
 #: the RTL test files: cocotb testbenches, and the compiled path + Dask sharding
-RTL_TESTS = ("tb/test_runner.py", "tb/test_regress.py")
+RTL_TESTS = ("tb/test_runner.py", "tb/test_regress.py", "tb/test_icarus.py")
+
+
+def _ensure_icarus(session: nox.Session) -> None:
+    """Icarus Verilog for tb/test_icarus.py (the second, independent simulator): installed
+    with apt-get when this runs as root on Debian and it is missing. Where that is not
+    possible the Icarus tests skip with their reason; nothing else depends on it."""
+    import shutil
+
+    if shutil.which("iverilog") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    try:
+        r = subprocess.run(["apt-get", "install", "-y", "-q", "iverilog"], capture_output=True,
+                           text=True, timeout=300)
+        ok = r.returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = False
+    if not ok:
+        session.warn("apt-get install iverilog failed: the Icarus tests will skip")
 
 
 def _stamp() -> str:
@@ -122,6 +140,7 @@ def rtl_tests(session: nox.Session) -> None:
     env = _ensure_env(session)
     if not (ROOT / "tb").joinpath("test_runner.py").exists():
         session.error("tb/test_runner.py does not exist yet: the cocotb flow is issue #4")
+    _ensure_icarus(session)
     _pytest(session, env, *RTL_TESTS, "-m", "not slow")
 
 
@@ -131,6 +150,7 @@ def rtl_regress(session: nox.Session) -> None:
     configuration, 2^25 elements x 2 seeds each, plus the captured-vector file when the
     flow has written one, and the side-by-side speed against cocotb (not in CI)."""
     env = _ensure_env(session)
+    _ensure_icarus(session)
     _pytest(session, env, *RTL_TESTS, "-m", "slow")
     from_file = ROOT / "build" / "flow" / "wan-tiny.safetensors"
     _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
@@ -237,6 +257,7 @@ def ci(session: nox.Session) -> None:
     _py(session, env, "-m", "ruff", "check", ".")
     _pytest(session, env, "tests", "-m", "not slow", "-n", "2")
     if (ROOT / "tb" / "test_runner.py").exists():
+        _ensure_icarus(session)
         _pytest(session, env, *RTL_TESTS, "-m", "not slow")
     _py(session, env, "-m", "semdialect.cli", "flow", "--quick")
 
