@@ -27,6 +27,7 @@ the compiled Verilator path (sim/bulk.py).
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -66,6 +67,7 @@ class IcarusResult:
     compile_log: str  # iverilog's stdout + stderr (empty: no warnings)
     compile_s: float
     sim_s: float  # vvp wall time
+    sim_cpu_s: float  # vvp CPU time (user + system): comparable on a loaded machine
     blocks: int
 
     @property
@@ -240,6 +242,7 @@ def run_icarus(gen: Generated, x: np.ndarray, masks: np.ndarray | None, last: np
         if r.returncode:
             raise SimulationError(f"{cfg.name}: iverilog failed ({r.returncode}): {clog[-2000:]}")
         t0 = time.perf_counter()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             r = subprocess.run(["vvp", "-n", str(work / "sim.vvp")], cwd=work,
                                capture_output=True, text=True, timeout=timeout_s)
@@ -247,6 +250,8 @@ def run_icarus(gen: Generated, x: np.ndarray, masks: np.ndarray | None, last: np
             raise SimulationError(f"{cfg.name}: vvp did not finish {n} blocks in "
                                   f"{timeout_s:.0f} s") from None
         sim_s = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        sim_cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         m = _DONE.search(r.stdout)
         if r.returncode or m is None:
             raise SimulationError(f"{cfg.name}: vvp failed ({r.returncode}): "
@@ -269,4 +274,4 @@ def run_icarus(gen: Generated, x: np.ndarray, masks: np.ndarray | None, last: np
     f = itf.out_layout.unpack_words(out)
     sb = Scoreboard(vals["data"], expected, vals["last"], masks if cfg.has_mask else None)
     rep = sb.compare(f["scale"], f.get("dialect"), f["codes"], f["last"])
-    return IcarusResult(rep, cycles, in_reset, clog, compile_s, sim_s, n)
+    return IcarusResult(rep, cycles, in_reset, clog, compile_s, sim_s, sim_cpu_s, n)
