@@ -469,11 +469,22 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
     row["generic_seconds"] = g["seconds"]
     row["generic_cached"] = g["cached"]
     row.update({"ecp5_lut4": None, "ecp5_ff": None, "ecp5_carry": None, "ecp5_dsp": None,
-                "ecp5_ebr": None, "fmax_mhz": None, "ecp5_source": None})
+                "ecp5_ebr": None, "fmax_mhz": None, "ecp5_source": None, "ecp5_fits": None})
     if ecp5 and (cfg.ecp5 or ecp5_all):
         _say(f"{cfg.name}: synth_ecp5 + nextpnr-ecp5 ({synth.ECP5_DEVICE['name']})")
-        e = synth.ecp5_flow(vpath, top, cache=cache, workdir=work / "ecp5",
-                            keep_hierarchy=tuple(p.get("synth_scopes") or ()))
+        try:
+            e = synth.ecp5_flow(vpath, top, cache=cache, workdir=work / "ecp5",
+                                keep_hierarchy=tuple(p.get("synth_scopes") or ()))
+        except synth.DoesNotFitError as err:  # a measured fact about the point, not a crash
+            _say(f"{cfg.name}: {err}")
+            e = None
+            row["ecp5_fits"] = False
+            row["ecp5_source"] = f"does not fit {synth.ECP5_DEVICE['name']}: " + ", ".join(
+                f"{k} {u}/{a}" for k, (u, a) in err.overused.items())
+    else:
+        e = None
+    if e is not None:
+        row["ecp5_fits"] = True
         row.update({"ecp5_lut4": e["lut4"], "ecp5_ff": e["ff"], "ecp5_carry": e["carry_ccu2c"],
                     "ecp5_dsp": e["dsp_mult18"], "ecp5_ebr": e["ebr_dp16kd"],
                     "fmax_mhz": e.get("fmax_mhz"),

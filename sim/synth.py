@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from semdialect.errors import LimitExceededError
 from semdialect.rtl.romstyle import BLOCK_RAM_SUFFIX
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "parse_transistors",
     "parse_nextpnr_report",
     "absorb_ebr_output_registers",
+    "DoesNotFitError",
+    "overused_resources",
 ]
 
 #: NAND2-equivalent weight of each Yosys generic cell. The weights are the usual
@@ -102,7 +105,7 @@ def flip_flop_count(cells_by_type: dict[str, int]) -> int:
 #: CABGA756. nextpnr runs out of context (no IO buffers), so the package only names the
 #: die; port count does not limit the design.
 ECP5_DEVICE = {"flag": "--85k", "package": "CABGA756", "name": "LFE5U-85F-CABGA756",
-               "lut4": 83640}
+               "lut4": 83640, "dp16kd": 208}
 
 #: the largest iCE40 parts, for the 'fits' verdict of the iCE40 counts
 ICE40_PARTS = {"iCE40HX8K": 7680, "iCE40UP5K": 5280}
@@ -139,6 +142,25 @@ def tool_version(name: str) -> str:
     return _VERSIONS[name]
 
 
+class DoesNotFitError(LimitExceededError):
+    """The design needs more of a resource than the target device has (nextpnr's
+    utilization above 100 %). `overused`: {bel type: (used, available)}."""
+
+    def __init__(self, message: str, overused: dict[str, tuple[int, int]]):
+        self.overused = overused
+        super().__init__(message)
+
+
+#: nextpnr-ecp5's utilization lines, e.g. "Info:          DP16KD:   256/  208   123%"
+_UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+
+
+def overused_resources(log_text: str) -> dict[str, tuple[int, int]]:
+    """The bel types a nextpnr log reports above 100 % utilization."""
+    return {m[1]: (int(m[2]), int(m[3])) for m in _UTIL.finditer(log_text)
+            if int(m[2]) > int(m[3])}
+
+
 def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> None:
     if Path(cmd[0]).name.endswith("yosys"):  # -l: Yosys' own log keeps its ERROR lines
         cmd = [cmd[0], "-l", log.name, *cmd[1:]]
@@ -150,6 +172,11 @@ def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> 
         ylog = log.with_suffix(".log")
         if ylog.exists() and ylog != log:
             text = ylog.read_text(errors="replace") + text
+        over = overused_resources(text) if "nextpnr" in Path(cmd[0]).name else {}
+        if over:
+            raise DoesNotFitError(
+                "the design does not fit the device: " + ", ".join(
+                    f"{k} {u}/{a}" for k, (u, a) in over.items()) + f" (log {log})", over)
         tail = "\n".join(text.splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(cmd[:2])} ...` failed ({r.returncode}), log {log}:\n"
                            f"{tail}")
@@ -428,6 +455,14 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
             "synth_seconds": round(t_syn, 1),
         }
         if pnr:
+            # fail before a long place-and-route that cannot succeed
+            over = {k: (n, device[c]) for k, c, n in (("LUT4", "lut4", res["lut4"]),
+                                                        ("DP16KD", "dp16kd", res["ebr_dp16kd"]))
+                    if c in device and n > device[c]}
+            if over:
+                raise DoesNotFitError(
+                    f"the design does not fit {device['name']}: " + ", ".join(
+                        f"{k} {u}/{a}" for k, (u, a) in over.items()) + " after synthesis", over)
             res["pnr_tool"] = tool_version("nextpnr-ecp5")
             res["pnr_args"] = " ".join(pnr_args)
             t0 = time.perf_counter()

@@ -85,6 +85,26 @@ def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
     assert r["device"] == synth.ECP5_DEVICE["name"]
 
 
+def test_ecp5_design_that_does_not_fit(tiny, tmp_path):
+    """More LUT4 than the device has: a clear DoesNotFitError (a LimitExceededError, one
+    line in the CLI) before place-and-route, not a nextpnr failure reported as a bug."""
+    small = dict(synth.ECP5_DEVICE, name="a 2-LUT4 device", lut4=2)
+    with pytest.raises(synth.DoesNotFitError, match=r"does not fit a 2-LUT4 device: LUT4 \d+/2"
+                       ) as ei:
+        synth.ecp5_flow(tiny / "pipe.v", "pipe", workdir=tmp_path / "e", device=small)
+    assert ei.value.overused["LUT4"][1] == 2 and ei.value.overused["LUT4"][0] > 2
+    assert not (tmp_path / "e" / "nextpnr.log").exists()  # failed before nextpnr ran
+
+
+def test_overused_resources_from_a_nextpnr_log():
+    log = ("Info: Device utilisation:\n"
+           "Info:          TRELLIS_COMB: 41262/ 83640    49%\n"
+           "Info:                DP16KD:   256/  208   123%\n"
+           "Info:             MULT18X18D:     0/  156     0%\n")
+    assert synth.overused_resources(log) == {"DP16KD": (256, 208)}
+    assert synth.overused_resources("Info: DP16KD: 208/ 208 100%") == {}
+
+
 @pytest.mark.parametrize("groups,cmp_cut", [(1, False), (4, False), (4, True)])
 def test_thr_replicas_survive_synthesis(groups, cmp_cut, tmp_path):
     """The per-group threshold registers of the index stage are not merged back into one
