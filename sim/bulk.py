@@ -15,6 +15,7 @@ Port names and payload field offsets come from the RTL manifest (`sim.rtlspec`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -202,6 +203,18 @@ def _verilator_version(vroot: str) -> str:
     r = subprocess.run([str(Path(vroot) / "bin" / "verilator"), "--version"],
                        capture_output=True, text=True)
     return r.stdout.strip()
+
+
+@contextlib.contextmanager
+def work_folder(workdir: Path | str | None, prefix: str):
+    """workdir (created if missing) or, when None, a temporary folder removed afterwards."""
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as t:
+            yield Path(t)
+    else:
+        w = Path(workdir)
+        w.mkdir(parents=True, exist_ok=True)
+        yield w
 
 
 def cycle_budget(n_blocks: int, gap: float, bp: float, latency: int | None) -> int:

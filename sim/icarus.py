@@ -30,7 +30,6 @@ import re
 import resource
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 
 from semdialect.errors import SimulationError, UsageError
 
-from .bulk import RESET_CYCLES, _vname, cycle_budget
+from .bulk import RESET_CYCLES, _vname, cycle_budget, work_folder
 from .configs import golden_quantize
 from .payload import words_of
 from .rtlspec import DutInterface, interface_from_manifest
@@ -219,14 +218,7 @@ def run_icarus(gen: Generated, x: np.ndarray, masks: np.ndarray | None, last: np
     ready_bits = ~(rng.random(budget) < backpressure)
     top, bench = icarus_bench(itf, n, budget, drain)
 
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="semdialect-icarus-")
-        work = Path(tmp.name)
-    else:
-        work = Path(workdir)
-        work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(workdir, "semdialect-icarus-") as work:
         (work / "tb.v").write_text(bench)
         # the Verilog sources (not the Verilator lint waiver file)
         sources = [str(f) for f in gen.verilog if f.suffix in (".v", ".sv")]
@@ -266,9 +258,6 @@ def run_icarus(gen: Generated, x: np.ndarray, masks: np.ndarray | None, last: np
         vals_out = [int(h, 16) for h in lines[1::2]]
         out = np.array([[(v >> (32 * k)) & 0xFFFFFFFF for k in range(nw)] for v in vals_out],
                        dtype="<u4").reshape(-1, nw)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
     expected = golden_quantize(cfg, x, masks if cfg.has_mask else None,
                                book_path=gen.book_path)
     f = itf.out_layout.unpack_words(out)
