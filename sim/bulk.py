@@ -217,6 +217,30 @@ def work_folder(workdir: Path | str | None, prefix: str):
         yield w
 
 
+def stream_inputs(cfg, itf: DutInterface, x: np.ndarray, masks: np.ndarray | None,
+                  last: np.ndarray, gap: float, backpressure: float):
+    """Checks a stream's arguments and packs its input payloads: (field values, words),
+    words = (N, words_of(width)) little-endian uint32 records. Shared by the compiled
+    harness and the Icarus path."""
+    if x.dtype != cfg.dtype or x.ndim != 2 or x.shape[1] != cfg.block_size:
+        raise ValueError(f"{cfg.name}: blocks must be (N, {cfg.block_size}) {cfg.dtype}, got "
+                         f"{x.shape} {x.dtype}")
+    if not (0.0 <= gap < 1.0 and 0.0 <= backpressure < 1.0):
+        raise UsageError(f"gap and backpressure must be probabilities in [0, 1), got {gap}, "
+                         f"{backpressure}")
+    vals = {"data": to_bits(x), "last": np.asarray(last, np.uint8)}
+    if cfg.has_mask:
+        if masks is None:
+            raise ValueError(f"{cfg.name}: allowed-dialect masks are required")
+        vals["mask"] = np.asarray(masks, np.uint8)
+    return vals, itf.in_layout.pack_words(len(x), **vals)
+
+
+def drain_cycles(latency: int | None) -> int:
+    """Quiet output cycles after the last input before a stream counts as finished."""
+    return 16 + 2 * (latency or 0)
+
+
 def cycle_budget(n_blocks: int, gap: float, bp: float, latency: int | None) -> int:
     """Cycles a stream of n_blocks may take before the run fails (docs/limits.md): 4x the
     expected n / ((1 - gap)(1 - bp)), plus 4x the pipeline latency and a margin of 1000.
@@ -293,33 +317,15 @@ def run_bulk(bb: BulkBuild, x: np.ndarray, masks: np.ndarray | None, last: np.nd
     folder). workdir: keep the harness's files there (default: a temporary folder).
     offset: stream index of x[0] (for the mismatch report of a shard)."""
     cfg, itf = bb.gen.config, bb.itf
-    if x.dtype != cfg.dtype or x.ndim != 2 or x.shape[1] != cfg.block_size:
-        raise ValueError(f"{cfg.name}: blocks must be (N, {cfg.block_size}) {cfg.dtype}, got "
-                         f"{x.shape} {x.dtype}")
-    if not (0.0 <= gap < 1.0 and 0.0 <= backpressure < 1.0):
-        raise UsageError(f"gap and backpressure must be probabilities in [0, 1), got {gap}, "
-                         f"{backpressure}")
     n = len(x)
     t_all = time.perf_counter()
     t0 = time.perf_counter()
-    vals = {"data": to_bits(x), "last": np.asarray(last, np.uint8)}
-    if cfg.has_mask:
-        if masks is None:
-            raise ValueError(f"{cfg.name}: allowed-dialect masks are required")
-        vals["mask"] = np.asarray(masks, np.uint8)
-    words = itf.in_layout.pack_words(n, **vals)
+    vals, words = stream_inputs(cfg, itf, x, masks, last, gap, backpressure)
     pack_s = time.perf_counter() - t0
     budget = max_cycles or cycle_budget(n, gap, backpressure, itf.latency)
-    drain = 16 + 2 * (itf.latency or 0)
+    drain = drain_cycles(itf.latency)
     out_words = words_of(itf.out_layout.width)
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="semdialect-bulk-")
-        work = Path(tmp.name)
-    else:
-        work = Path(workdir)
-        work.mkdir(parents=True, exist_ok=True)
-    try:
+    with work_folder(workdir, "semdialect-bulk-") as work:
         out, cyc, stats = _simulate(bb.exe, words, out_words, work, seed=seed, gap=gap,
                                     backpressure=backpressure, max_cycles=budget, drain=drain)
         t0 = time.perf_counter()
@@ -339,9 +345,6 @@ def run_bulk(bb: BulkBuild, x: np.ndarray, masks: np.ndarray | None, last: np.nd
                                             gap=gap, backpressure=backpressure,
                                             max_cycles=budget, drain=drain, offset=offset,
                                             dest=Path(wave_dir or workdir or Path.cwd()))
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
     cycles, sim_wall = int(stats["cycles"]), float(stats["sim_wall_s"])
     stats = {"accepted": stats["accepted"], "n_out": stats["n_out"],
              "sim_cpu_s": stats["sim_cpu_s"], "seed": seed, "gap": gap,

@@ -36,14 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from semdialect.errors import SimulationError, UsageError
+from semdialect.errors import SimulationError
 
-from .bulk import RESET_CYCLES, _vname, cycle_budget, work_folder
+from .bulk import RESET_CYCLES, _vname, cycle_budget, drain_cycles, stream_inputs, work_folder
 from .configs import golden_quantize
 from .payload import words_of
 from .rtlspec import DutInterface, interface_from_manifest
 from .scoreboard import Scoreboard, ScoreReport
-from .stimulus import to_bits
 from .verilator import Generated
 
 __all__ = ["IcarusResult", "icarus_available", "icarus_version", "icarus_bench", "run_icarus"]
@@ -198,21 +197,12 @@ def run_icarus(gen: Generated, x: np.ndarray, masks: np.ndarray | None, last: np
                               "`apt-get install iverilog`")
     cfg = gen.config
     itf = interface_from_manifest(cfg, gen.manifest)
-    if x.dtype != cfg.dtype or x.ndim != 2 or x.shape[1] != cfg.block_size or len(x) == 0:
-        raise ValueError(f"{cfg.name}: blocks must be (N >= 1, {cfg.block_size}) {cfg.dtype}, "
-                         f"got {x.shape} {x.dtype}")
-    if not (0.0 <= gap < 1.0 and 0.0 <= backpressure < 1.0):
-        raise UsageError(f"gap and backpressure must be probabilities in [0, 1), got {gap}, "
-                         f"{backpressure}")
+    vals, words = stream_inputs(cfg, itf, x, masks, last, gap, backpressure)
+    if len(x) == 0:  # the bench's $readmemh needs one record at least
+        raise ValueError(f"{cfg.name}: the Icarus stream needs at least one block")
     n = len(x)
-    vals = {"data": to_bits(x), "last": np.asarray(last, np.uint8)}
-    if cfg.has_mask:
-        if masks is None:
-            raise ValueError(f"{cfg.name}: allowed-dialect masks are required")
-        vals["mask"] = np.asarray(masks, np.uint8)
-    words = itf.in_layout.pack_words(n, **vals)
     budget = cycle_budget(n, gap, backpressure, itf.latency) + RESET_CYCLES
-    drain = 16 + 2 * (itf.latency or 0)
+    drain = drain_cycles(itf.latency)
     rng = np.random.default_rng([seed, 0x1CA5])
     gap_bits = rng.random(budget) < gap
     ready_bits = ~(rng.random(budget) < backpressure)

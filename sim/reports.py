@@ -479,8 +479,7 @@ def _measure(cfg: ReportConfig, *, out: Path, ecp5: bool, ice40: bool, run_cocot
             _say(f"{cfg.name}: {err}")
             e = None
             row["ecp5_fits"] = False
-            row["ecp5_source"] = f"does not fit {synth.ECP5_DEVICE['name']}: " + ", ".join(
-                f"{k} {u}/{a}" for k, (u, a) in err.overused.items())
+            row["ecp5_source"] = err.summary
     else:
         e = None
     if e is not None:

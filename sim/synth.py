@@ -146,9 +146,12 @@ class DoesNotFitError(LimitExceededError):
     """The design needs more of a resource than the target device has (nextpnr's
     utilization above 100 %). `overused`: {bel type: (used, available)}."""
 
-    def __init__(self, message: str, overused: dict[str, tuple[int, int]]):
+    def __init__(self, device: str, overused: dict[str, tuple[int, int]], where: str):
         self.overused = overused
-        super().__init__(message)
+        #: "does not fit DEVICE: DP16KD 256/208" (the report's ecp5_source)
+        self.summary = f"does not fit {device}: " + ", ".join(
+            f"{k} {u}/{a}" for k, (u, a) in overused.items())
+        super().__init__(f"the design {self.summary} ({where})")
 
 
 #: nextpnr-ecp5's utilization lines, e.g. "Info:          DP16KD:   256/  208   123%"
@@ -174,9 +177,7 @@ def _run(cmd: list[str], cwd: Path, log: Path, timeout: float | None = None) -> 
             text = ylog.read_text(errors="replace") + text
         over = overused_resources(text) if "nextpnr" in Path(cmd[0]).name else {}
         if over:
-            raise DoesNotFitError(
-                "the design does not fit the device: " + ", ".join(
-                    f"{k} {u}/{a}" for k, (u, a) in over.items()) + f" (log {log})", over)
+            raise DoesNotFitError("the device", over, f"log {log}")
         tail = "\n".join(text.splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(cmd[:2])} ...` failed ({r.returncode}), log {log}:\n"
                            f"{tail}")
@@ -460,9 +461,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
                                                         ("DP16KD", "dp16kd", res["ebr_dp16kd"]))
                     if c in device and n > device[c]}
             if over:
-                raise DoesNotFitError(
-                    f"the design does not fit {device['name']}: " + ", ".join(
-                        f"{k} {u}/{a}" for k, (u, a) in over.items()) + " after synthesis", over)
+                raise DoesNotFitError(device["name"], over, "after synthesis")
             res["pnr_tool"] = tool_version("nextpnr-ecp5")
             res["pnr_args"] = " ".join(pnr_args)
             t0 = time.perf_counter()
