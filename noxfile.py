@@ -171,11 +171,12 @@ def verilog(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def reports(session: nox.Session) -> None:
-    """Synthesis, timing and cycle reports into build/reports/."""
+    """Synthesis, timing and cycle reports into build/reports/ (arguments after `--` go
+    to `semdialect report`, e.g. `nox -s reports -- --seeds 1 2 3`)."""
     env = _ensure_env(session)
     if not (ROOT / "sim" / "reports.py").exists():
         session.error("the report flow (sim/reports.py) is issue #7 and does not exist yet")
-    _py(session, env, "-m", "semdialect.cli", "report", "-o", "build/reports")
+    _py(session, env, "-m", "semdialect.cli", "report", "-o", "build/reports", *session.posargs)
 
 
 @nox.session(python=False)

@@ -17,7 +17,7 @@ def _report(args) -> int:
                ecp5=False if args.no_ecp5 else None,
                run_cocotb=False if args.no_cocotb else None,
                plots=not args.no_plots, jobs=args.jobs, ecp5_all=args.ecp5_all,
-               scheduler=args.scheduler)
+               scheduler=args.scheduler, seeds=args.seeds)
     return 0
 
 
@@ -93,6 +93,10 @@ def register(subparsers) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run the design points as tasks on this Dask scheduler "
                    "(tcp://HOST:8786) instead of -j local processes")
+    p.add_argument("--seeds", nargs="+", type=positive_int_arg, default=[1], metavar="N",
+                   help="nextpnr placement seeds: each point is placed and routed once per "
+                   "seed and reports the lowest Fmax, with each seed's in report.json "
+                   "(default: 1)")
     p.set_defaults(func=lambda a: _list(a) if a.list else _report(a))
 
     r = subparsers.add_parser(

@@ -305,7 +305,26 @@ def generic_synth(verilog: Path, top: str, *, cache: Path | None = None,
     return _cached(cache, "generic", [text, script, tool_version("yosys")], compute)
 
 
-_EBR_PORTS = ("A", "B")
+# the netlist pass between Yosys and nextpnr, in the ECP5 cache key: a result measured
+# with an earlier version of the pass is not reused
+ECP5_NETLIST_PASS = "absorb_ebr_output_registers 2 (pseudo dual-port: both halves)"
+
+
+def _ebr_read_ports(ebr: dict) -> list[tuple[tuple[str, ...], str, list[str]]]:
+    """The read ports of a DP16KD as (REGMODE letters, read clock pin, data pins).
+
+    True dual-port mode: ports A and B, each with its own clock, OCE and REGMODE. Pseudo
+    dual-port mode (DATA_WIDTH_A = 36, Lattice's PDPW16KD, what Yosys maps a 36-bit-wide
+    read onto): one 36-bit read port, DOA0-17 then DOB0-17, read on CLKB. nextpnr-ecp5
+    treats a DP16KD as PDP exactly when DATA_WIDTH_A is 36, times all its outputs and
+    OCEB in the CLKB domain, and converts a PDPW16KD's single REGMODE into REGMODE_A =
+    REGMODE_B (ecp5/pack.cc), so the 36 bits are absorbed together, with both set."""
+    width_a = ebr["parameters"].get("DATA_WIDTH_A", 18)
+    if isinstance(width_a, str):  # Yosys JSON writes integer parameters as bit strings
+        width_a = int(width_a, 2)
+    if width_a == 36:
+        return [(("A", "B"), "B", [f"DO{x}{i}" for x in "AB" for i in range(18)])]
+    return [((x,), x, [f"DO{x}{i}" for i in range(18)]) for x in "AB"]
 
 
 def absorb_ebr_output_registers(netlist: dict) -> int:
@@ -315,12 +334,15 @@ def absorb_ebr_output_registers(netlist: dict) -> int:
 
     Yosys' ECP5 memory mapping leaves the output register unused (NOREG), so the EBR's
     slow clock-to-out (5.8 ns on LFE5U-85F speed 6, nextpnr's timing data; 1.0 ns from
-    the output register) starts a fabric path. A port is absorbed only when each of its
+    the output register) starts a fabric path. A read port (`_ebr_read_ports`: A and B,
+    or the one 36-bit port of pseudo dual-port mode) is absorbed only when each of its
     used data outputs drives exactly one TRELLIS_FF data input and nothing else, and
-    all those flip-flops share the EBR port's clock and one clock enable, with no set or
-    reset (the rule Diamond / Vivado apply when they pack output registers). Its flip-
-    flops go; their outputs are driven by the EBR's, OCE takes their enable: the same
-    function, cycle for cycle."""
+    all those flip-flops share the port's read clock and one clock enable, with no set
+    or reset (the rule Diamond / Vivado apply when they pack output registers). Its
+    flip-flops go; their outputs are driven by the EBR's, OCE takes their enable: the
+    same function, cycle for cycle. In pseudo dual-port mode OCEB is the read port's
+    enable (nextpnr renames PDPW16KD's OCER to OCEB); OCEA gets the same net, so the
+    DOA half's register has that enable under either reading of the primitive."""
     absorbed = 0
     for mod in netlist.get("modules", {}).values():
         cells = mod.get("cells", {})
@@ -340,12 +362,12 @@ def absorb_ebr_output_registers(netlist: dict) -> int:
                      if isinstance(b, int)}
         for ename in [n for n, c in cells.items() if c["type"] == "DP16KD"]:
             ebr = cells[ename]
-            for x in _EBR_PORTS:
-                if ebr["parameters"].get(f"REGMODE_{x}", "NOREG") != "NOREG":
+            for regmodes, clk_port, pins in _ebr_read_ports(ebr):
+                if any(ebr["parameters"].get(f"REGMODE_{x}", "NOREG") != "NOREG"
+                       for x in regmodes):
                     continue
-                clk = ebr["connections"].get(f"CLK{x}")
-                outs = [(f"DO{x}{i}", ebr["connections"].get(f"DO{x}{i}", [None])[0])
-                        for i in range(18)]
+                clk = ebr["connections"].get(f"CLK{clk_port}")
+                outs = [(pn, ebr["connections"].get(pn, [None])[0]) for pn in pins]
                 outs = [(pn, b) for pn, b in outs if isinstance(b, int)
                         and (b in loads or b in port_bits)]
                 if not outs:
@@ -376,8 +398,9 @@ def absorb_ebr_output_registers(netlist: dict) -> int:
                     for pn, fname in ffs:
                         ebr["connections"][pn] = cells[fname]["connections"]["Q"]
                         del cells[fname]
-                    ebr["parameters"][f"REGMODE_{x}"] = "OUTREG"
-                    ebr["connections"][f"OCE{x}"] = ce
+                    for x in regmodes:
+                        ebr["parameters"][f"REGMODE_{x}"] = "OUTREG"
+                        ebr["connections"][f"OCE{x}"] = ce
                     absorbed += len(ffs)
     return absorbed
 
@@ -481,7 +504,7 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
         return res
 
     key = [text, ys, " ".join(pnr_args) if pnr else "nopnr", tool_version("yosys"),
-           tool_version("nextpnr-ecp5") if pnr else ""]
+           tool_version("nextpnr-ecp5") if pnr else "", ECP5_NETLIST_PASS]
     return _cached(cache, "ecp5" if pnr else "ecp5syn", key, compute)
 
 

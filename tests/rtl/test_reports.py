@@ -28,31 +28,58 @@ endmodule
 
 
 # a synchronous ROM (named *_bram: left to the ECP5 block RAM mapping), then a data
-# register with an enable; `extra` also drives the read data elsewhere
+# register with an enable; `extra` also drives the read data elsewhere. 1024 x 16 maps
+# onto a DP16KD in true dual-port mode (one 18-bit read port); 512 x 36 onto its pseudo
+# dual-port mode (PDPW16KD: one 36-bit read port, DOA0-17 + DOB0-17 on CLKB).
 EBR = """
-module ebr(input clk, input en, input [9:0] a, output reg [15:0] q{extra_port});
-  reg [15:0] tab_bram [1023:0];
+module ebr(input clk, input en, input [{ab}:0] a, output reg [{wb}:0] q{extra_port});
+  reg [{wb}:0] tab_bram [{depth}:0];
   integer i;
-  initial for (i = 0; i < 1024; i = i + 1) tab_bram[i] = (i * 40503) & 16'hffff;
-  reg [15:0] d;
+  initial for (i = 0; i <= {depth}; i = i + 1) tab_bram[i] = i * 64'h9e3779b97f4a7c15;
+  reg [{wb}:0] d;
   always @(posedge clk) if (en) d <= tab_bram[a];
   always @(posedge clk) if (en) q <= d;{extra}
 endmodule
 """
 
 
+@pytest.mark.parametrize("width,depth", [(16, 1024), (36, 512)])
 @pytest.mark.parametrize("extra", [False, True])
-def test_ecp5_block_ram_output_register(extra, tmp_path):
+def test_ecp5_block_ram_output_register(width, depth, extra, tmp_path):
     """The block RAM output register takes the data flip-flops only when they are the
-    read data's only loads (same clock, one enable, no reset): 16 bits absorbed, 0
-    fabric flip-flops left; with a second load, nothing moves."""
-    v = EBR.format(extra_port=", output [15:0] raw" if extra else "",
+    read data's only loads (same clock, one enable, no reset): all bits absorbed, 0
+    fabric flip-flops left; with a second load, nothing moves. In pseudo dual-port mode
+    both halves go (REGMODE_A = REGMODE_B = OUTREG, as nextpnr converts a PDPW16KD),
+    with OCEB (the read port's enable) and OCEA on the register's enable; before this,
+    only the DOB half was absorbed and the DOA half kept the EBR's 5.6 ns clock-to-out
+    (2l-c8x8-f2, issue #10)."""
+    v = EBR.format(ab=(depth - 1).bit_length() - 1, wb=width - 1, depth=depth - 1,
+                   extra_port=f", output [{width - 1}:0] raw" if extra else "",
                    extra="\n  assign raw = d;" if extra else "")
     (tmp_path / "ebr.v").write_text(v)
     r = synth.ecp5_flow(tmp_path / "ebr.v", "ebr", workdir=tmp_path / "e", pnr=False)
     assert r["ebr_dp16kd"] == 1
-    assert r["ebr_outreg_bits"] == (0 if extra else 16)
-    assert r["ff"] == (16 if extra else 0)
+    assert r["ebr_outreg_bits"] == (0 if extra else width)
+    assert r["ff"] == (width if extra else 0)
+    net = json.loads((tmp_path / "e" / "netlist.json").read_text())
+    (ebr,) = [c for m in net["modules"].values() for c in m["cells"].values()
+              if c["type"] == "DP16KD"]
+    prm, con = ebr["parameters"], ebr["connections"]
+    pdp = int(prm["DATA_WIDTH_A"], 2) == 36
+    assert pdp == (width == 36)
+    # the read port: B in PDP mode; A or B (Yosys picks) in true dual-port mode
+    read = "B" if pdp else next(x for x in "AB" if any(
+        isinstance(b, int) for i in range(18) for b in con.get(f"DO{x}{i}", [])))
+    regmodes = ("A", "B") if pdp else (read,)
+    for x in "AB":
+        want = "OUTREG" if (x in regmodes and not extra) else "NOREG"
+        assert prm[f"REGMODE_{x}"] == want, (x, prm[f"REGMODE_{x}"])
+    if not extra:
+        (en,) = net["modules"]["ebr"]["ports"]["en"]["bits"]
+        for x in regmodes:
+            assert con[f"OCE{x}"] == [en]
+        outs = {b for pn, bits in con.items() if pn.startswith("DO") for b in bits}
+        assert set(net["modules"]["ebr"]["ports"]["q"]["bits"]) <= outs
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +110,25 @@ def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
     assert 4 <= r["lut4"] <= 8  # 4 XOR2 LUTs (+ constant drivers nextpnr may add)
     assert r["fmax_mhz"] is not None and 100 < r["fmax_mhz"] < 2000
     assert r["device"] == synth.ECP5_DEVICE["name"]
+
+
+def test_ecp5_fmax_over_placement_seeds(tiny, tmp_path):
+    """`semdialect report --seeds`: one nextpnr run per seed (each its own cached result
+    and folder), and the row's Fmax is the lowest of them."""
+    one = {s: synth.ecp5_flow(tiny / "pipe.v", "pipe", cache=tiny / "cache", seed=s)
+           for s in (1, 2, 3)}
+    e = reports._ecp5_seeds(tiny / "pipe.v", "pipe", seeds=(1, 2, 3), cache=tiny / "cache",
+                            work=tmp_path, keep_hierarchy=())
+    by = {str(s): r["fmax_mhz"] for s, r in one.items()}
+    assert e["fmax_mhz_by_seed"] == by
+    assert e["fmax_mhz"] == min(by.values())
+    assert e["fmax_mhz_median"] == pytest.approx(sorted(by.values())[1], abs=0.01)
+    assert e["lut4"] == one[1]["lut4"] and e["ff"] == one[1]["ff"]
+    assert e["cached"]  # the three single-seed runs above filled the cache
+    for bad in ([], [0], [1, 1], [1.5]):
+        with pytest.raises(ValueError, match="--seeds"):
+            reports.run_report(tmp_path / "bad", names=["mxfp4"], seeds=bad)
+    assert not (tmp_path / "bad" / "report.json").exists()
 
 
 def test_ecp5_design_that_does_not_fit(tiny, tmp_path):
