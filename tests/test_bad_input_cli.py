@@ -499,6 +499,13 @@ def test_arguments_checked_before_expensive_work(tmp_path, capsys, monkeypatch):
     bad(["sim", "run", "mxfp4", "--vectors", odd], capsys, "odd.npy", "multiple")
     bad(["capture", "--model", "synthetic-timestep-scale", "--steps", "1", "--capture-steps",
          "5", "-o", tmp_path / "c.safetensors"], capsys, "--capture-steps", "0..0")
+    import semdialect.sim.reports as reports
+
+    monkeypatch.setattr(reports, "generate", must_not_run)
+    bad(["report", "-o", tmp_path / "rep", "--configs", "mxfp4", "--seeds", "1", "1"],
+        capsys, "--seeds", "[1, 1]")
+    bad(["report", "-o", tmp_path / "rep", "--configs", "mxfp4", "--seeds", "0"],
+        capsys, "--seeds")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "odd.npy", "x.npy"]
 
 
