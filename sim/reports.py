@@ -867,17 +867,33 @@ def make_plots(rep: dict, out: Path) -> list[str]:
         save(fig, "area_vs_block_size.png")
     ds = design_space_rows(rep)
     if len(ds) >= 2:
-        fig, ax = plt.subplots(figsize=(6.0, 4.0))
-        for r in ds:
-            ax.plot(r["area_ratio_vs_mxfp4"], r["sqnr_loss_db"], "o",
-                    color="C1" if r.get("selector") == "two-level" else "C0")
-            ax.annotate(r["config"], (r["area_ratio_vs_mxfp4"], r["sqnr_loss_db"]),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.axvline(2.0, color="gray", ls=":", label="2x MXFP4")
-        ax.set_xlabel("transistors per element/cycle / MXFP4")
-        ax.set_ylabel("mean SQNR loss vs exhaustive (dB)")
-        ax.legend(fontsize=7)
-        ax.set_title("Two-level design space (B = 32 unless named)")
+        # left: generic transistors (the area goal's measure); right: ECP5 LUT4 at equal
+        # elements per second, each point at its own Fmax (placed and routed points only)
+        fpga = [r for r in ds if r.get("ecp5_lut4_ratio_vs_mxfp4_at_fmax")]
+        fig, axes = plt.subplots(1, 2 if fpga else 1, figsize=(11.0 if fpga else 6.0, 4.2),
+                                 squeeze=False)
+        panels = [(axes[0][0], ds, "area_ratio_vs_mxfp4",
+                   "transistors per element/cycle / MXFP4 (Yosys generic)", None)]
+        if fpga:
+            panels.append((axes[0][1], fpga, "ecp5_lut4_ratio_vs_mxfp4_at_fmax",
+                           "ECP5 LUT4 per element/second / MXFP4 (each at its Fmax)",
+                           lambda r: f"\n{r['ecp5_lut4']:,} LUT4 @ {r['fmax_mhz']:.0f} MHz"))
+        for ax, pts, key, xlabel, extra in panels:
+            for r in pts:
+                ax.plot(r[key], r["sqnr_loss_db"], "o",
+                        color="C1" if r.get("selector") == "two-level" else "C0")
+                ax.annotate(r["config"] + (extra(r) if extra else ""),
+                            (r[key], r["sqnr_loss_db"]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+            ax.axvline(2.0, color="gray", ls=":", label="2x MXFP4")
+            ax.axhline(0.05, color="C3", ls="--", lw=0.8, label="0.05 dB budget")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("mean SQNR loss vs exhaustive (dB)")
+            ax.legend(fontsize=7)
+        axes[0][0].set_title("Two-level design space (B = 32 unless named)")
+        if fpga:
+            axes[0][1].set_title(f"On {rep.get('ecp5_device')} (nextpnr, "
+                                 f"{_seed_words(tuple(rep.get('ecp5_seeds') or (1,)))})")
         save(fig, "two_level_design_space.png")
     dep = sorted([r for r in rows.values() if "depth" in r["groups"] and r.get("fmax_mhz")],
                  key=lambda r: r["pipeline"])

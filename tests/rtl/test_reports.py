@@ -273,6 +273,31 @@ def test_quick_report_with_plots(tmp_path):
     assert sd["area_ratio_vs_mxfp4"] > 1 and sd["lut_rom_bits"] == 32768 + 6144
 
 
+def test_design_space_plot_has_the_fpga_panel(tmp_path):
+    """The design-space plot: SQNR loss against the generic area ratio and, when points
+    were placed and routed, against ECP5 LUT4 per element/second (the issue's "ECP5 LUT4
+    at Fmax"); one panel without any ECP5 number. Row values are only plot inputs."""
+    from PIL import Image
+
+    def row(name, loss, area, lut_ratio, lut4, fmax):
+        return {"config": name, "groups": ["twolevel"], "selector": "two-level",
+                "sqnr_loss_db": loss, "area_ratio_vs_mxfp4": area,
+                "ecp5_lut4_ratio_vs_mxfp4_at_fmax": lut_ratio, "ecp5_lut4": lut4,
+                "fmax_mhz": fmax}
+    rep = {"ecp5_device": "LFE5U-85F", "ecp5_seeds": [1, 2],
+           "configs": [{"config": "mxfp4", "groups": ["baseline"], "transistors": 1},
+                       row("a", 0.02, 10.9, 2.4, 13255, 156.4),
+                       row("b", 0.56, 6.0, 1.8, 9840, 182.7)]}
+    assert "two_level_design_space.png" in reports.make_plots(rep, tmp_path)
+    w2, h2 = Image.open(tmp_path / "two_level_design_space.png").size
+    for r in rep["configs"][1:]:
+        r["ecp5_lut4_ratio_vs_mxfp4_at_fmax"] = None
+    (tmp_path / "one").mkdir()
+    assert "two_level_design_space.png" in reports.make_plots(rep, tmp_path / "one")
+    w1, h1 = Image.open(tmp_path / "one" / "two_level_design_space.png").size
+    assert w2 > 1.6 * w1 and h1 == h2
+
+
 @pytest.mark.slow
 def test_design_points_as_dask_tasks(tmp_path):
     """jobs > 1: every design point is a task on a two-worker LocalCluster; the rows are
