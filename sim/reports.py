@@ -870,7 +870,7 @@ def make_plots(rep: dict, out: Path) -> list[str]:
         # left: generic transistors (the area goal's measure); right: ECP5 LUT4 at equal
         # elements per second, each point at its own Fmax (placed and routed points only)
         fpga = [r for r in ds if r.get("ecp5_lut4_ratio_vs_mxfp4_at_fmax")]
-        fig, axes = plt.subplots(1, 2 if fpga else 1, figsize=(11.0 if fpga else 6.0, 4.2),
+        fig, axes = plt.subplots(1, 2 if fpga else 1, figsize=(12.0 if fpga else 6.5, 5.0),
                                  squeeze=False)
         panels = [(axes[0][0], ds, "area_ratio_vs_mxfp4",
                    "transistors per element/cycle / MXFP4 (Yosys generic)", None)]
@@ -879,14 +879,29 @@ def make_plots(rep: dict, out: Path) -> list[str]:
                            "ECP5 LUT4 per element/second / MXFP4 (each at its Fmax)",
                            lambda r: f"\n{r['ecp5_lut4']:,} LUT4 @ {r['fmax_mhz']:.0f} MHz"))
         for ax, pts, key, xlabel, extra in panels:
+            # most points sit within 0.03 dB of each other: stagger their labels
+            # vertically in x order so that neighbours do not overprint
+            steps = (6, -14, 16, -24, 26, -34)
+            low = sorted((r for r in pts if r["sqnr_loss_db"] < 0.1), key=lambda r: r[key])
+            scale = 2 if extra else 1  # two-line labels need twice the room
+            dy = {r["config"]: scale * steps[i % len(steps)] for i, r in enumerate(low)}
             for r in pts:
                 ax.plot(r[key], r["sqnr_loss_db"], "o",
                         color="C1" if r.get("selector") == "two-level" else "C0")
                 ax.annotate(r["config"] + (extra(r) if extra else ""),
-                            (r[key], r["sqnr_loss_db"]), fontsize=6, xytext=(3, 3),
-                            textcoords="offset points")
+                            (r[key], r["sqnr_loss_db"]), fontsize=6,
+                            xytext=(3, dy.get(r["config"], 4)), textcoords="offset points",
+                            arrowprops=dict(arrowstyle="-", lw=0.3, color="0.6"))
+            if extra:  # LUT ratios span 1.8x to 55x
+                from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+                ax.set_xscale("log")
+                ax.set_xticks([1, 2, 3, 5, 10, 20, 50])
+                ax.xaxis.set_major_formatter(ScalarFormatter())
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.axvline(2.0, color="gray", ls=":", label="2x MXFP4")
             ax.axhline(0.05, color="C3", ls="--", lw=0.8, label="0.05 dB budget")
+            ax.margins(y=0.25)  # room for the staggered labels below the cluster
             ax.set_xlabel(xlabel)
             ax.set_ylabel("mean SQNR loss vs exhaustive (dB)")
             ax.legend(fontsize=7)
