@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import sys
 
 import numpy as np
 
@@ -44,7 +42,7 @@ from .builder import _book_order, _ClassRule, address_histograms, default_calibr
 from .formatbook import Formatbook, load_formatbook
 from .lut import build_luts, error_table
 from .two_level import block_class
-from .two_level_study import _datasets, _pooled_sqnr
+from .two_level_study import _datasets, _pooled_sqnr, say, write_result
 
 __all__ = ["COMMAND", "run_study", "segment_tables", "ClassCosts", "best_product_class",
            "choice_positions", "product_books", "low_rank_tables", "low_rank_dialects"]
@@ -332,10 +330,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quick", action="store_true", help="small data, smaller calibration")
     args = p.parse_args(argv)
-    res = run_study(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
-    with open(args.output, "w") as fh:
-        json.dump(res, fh, indent=1)
-        fh.write("\n")
+    write_result(args.output, run_study(args.quick, progress=say))
     return 0
 
 

@@ -272,6 +272,18 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def say(msg: str) -> None:
+    """A study's progress line (stderr, so that stdout stays the result)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def write_result(path, result: dict) -> None:
+    """A study's JSON result file (indented, with a final newline, as committed)."""
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=1)
+        fh.write("\n")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output", required=True)
@@ -285,17 +297,10 @@ def main(argv=None) -> int:
         with open(args.markdown) as fh:
             print(markdown_table(json.load(fh)))
         return 0
-    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if args.seda:
-        with open(args.output, "w") as fh:
-            json.dump(run_seda_study(progress=say), fh, indent=1)
-            fh.write("\n")
+        write_result(args.output, run_seda_study(progress=say))
         return 0
-    res = run_study(args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True),
-                    books_dir=args.books_dir)
-    with open(args.output, "w") as fh:
-        json.dump(res, fh, indent=1)
-        fh.write("\n")
+    write_result(args.output, run_study(args.quick, progress=say, books_dir=args.books_dir))
     return 0
 
 
