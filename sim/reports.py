@@ -427,17 +427,14 @@ def sqnr_loss(point: str | None) -> float | None:
 
 def _ecp5_seeds(vpath: Path, top: str, *, seeds: tuple[int, ...], cache: Path, work: Path,
                 keep_hierarchy: tuple[str, ...]) -> dict:
-    """synth_ecp5 + nextpnr-ecp5 at each placement seed (one cached run per seed; the
-    first seed's folder is work/ecp5, the others work/ecp5-seed<N>). Returns the first
-    seed's result with `fmax_mhz` = the lowest Fmax over the seeds (what a build can
-    count on: one seed's Fmax varies by +-15 % on these units, see docs/reports.md),
-    `fmax_mhz_by_seed` and `fmax_mhz_median`. A DoesNotFitError ends it at the first
-    seed: the counts do not depend on the placement seed."""
-    runs = {}
-    for i, s in enumerate(seeds):
-        runs[s] = synth.ecp5_flow(vpath, top, cache=cache, seed=s,
-                                  workdir=work / ("ecp5" if i == 0 else f"ecp5-seed{s}"),
-                                  keep_hierarchy=keep_hierarchy)
+    """synth_ecp5 + nextpnr-ecp5 at each placement seed (`synth.ecp5_flow_seeds`: one
+    cached result per seed, one synthesis for the uncached ones, files in work/ecp5).
+    Returns the first seed's result with `fmax_mhz` = the lowest Fmax over the seeds
+    (what a build can count on: one seed's Fmax varies by +-15 % on these units, see
+    docs/reports.md), `fmax_mhz_by_seed` and `fmax_mhz_median`. A DoesNotFitError comes
+    before any placement: the counts do not depend on the placement seed."""
+    runs = synth.ecp5_flow_seeds(vpath, top, seeds, cache=cache, workdir=work / "ecp5",
+                                 keep_hierarchy=keep_hierarchy)
     first = dict(runs[seeds[0]])
     by_seed = {str(s): r.get("fmax_mhz") for s, r in runs.items()}
     vals = [v for v in by_seed.values() if v is not None]
@@ -450,7 +447,9 @@ def _ecp5_seeds(vpath: Path, top: str, *, seeds: tuple[int, ...], cache: Path, w
     return first
 
 
-def _seed_words(seeds: tuple[int, ...]) -> str:
+def _seed_words(seeds) -> str:
+    """'seed 1' / 'lowest over seeds 1, 2, 3' (seeds None or empty: the default 1)."""
+    seeds = tuple(seeds or (1,))
     if len(seeds) == 1:
         return f"seed {seeds[0]}"
     return "lowest over seeds " + ", ".join(map(str, seeds))
@@ -720,7 +719,7 @@ def render_markdown(rep: dict) -> str:
     if rep.get("ecp5_device"):
         L.append(f"- FPGA: Yosys `synth_ecp5` + {rep['tools']['nextpnr-ecp5'] or ''} on "
                  f"{rep['ecp5_device']}, out of context (no IO), register-to-register Fmax, "
-                 f"{_seed_words(tuple(rep.get('ecp5_seeds') or (1,)))} (placement seeds of "
+                 f"{_seed_words(rep.get('ecp5_seeds'))} (placement seeds of "
                  "nextpnr). LUT4 = TRELLIS_COMB cells after packing (incl. carry halves).")
     L += [f"- {rep['ratio_definition']}", "- Cycles: see the `cycles source` column.", ""]
     L += ["| config | B | D | F/W | index | depth | cells | transistors | NAND2-eq | FF | "
@@ -908,7 +907,7 @@ def make_plots(rep: dict, out: Path) -> list[str]:
         axes[0][0].set_title("Two-level design space (B = 32 unless named)")
         if fpga:
             axes[0][1].set_title(f"On {rep.get('ecp5_device')} (nextpnr, "
-                                 f"{_seed_words(tuple(rep.get('ecp5_seeds') or (1,)))})")
+                                 f"{_seed_words(rep.get('ecp5_seeds'))})")
         save(fig, "two_level_design_space.png")
     dep = sorted([r for r in rows.values() if "depth" in r["groups"] and r.get("fmax_mhz")],
                  key=lambda r: r["pipeline"])

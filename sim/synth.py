@@ -44,6 +44,7 @@ __all__ = [
     "flip_flop_count",
     "generic_synth",
     "ecp5_flow",
+    "ecp5_flow_seeds",
     "ice40_synth",
     "parse_stat_json",
     "parse_transistors",
@@ -201,17 +202,21 @@ def _stage(verilog: Path, wd: Path) -> str:
     return "design.v"
 
 
-def _cached(cache: Path | None, flow: str, key_parts: list[str], compute):
+def _cache_lookup(cache: Path | None, flow: str, key_parts: list[str]):
+    """(key, path or None, the cached result or None)."""
     key = hashlib.sha256("\0".join(key_parts).encode()).hexdigest()[:24]
-    path = None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        path = cache / f"{flow}-{key}.json"
-        if path.exists():
-            res = json.loads(path.read_text())
-            res["cached"] = True
-            return res
-    res = compute()
+    if cache is None:
+        return key, None, None
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{flow}-{key}.json"
+    if not path.exists():
+        return key, path, None
+    res = json.loads(path.read_text())
+    res["cached"] = True
+    return key, path, res
+
+
+def _cache_store(key: str, path: Path | None, res: dict) -> dict:
     res["cache_key"] = key
     if path is not None:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -219,6 +224,11 @@ def _cached(cache: Path | None, flow: str, key_parts: list[str], compute):
         os.replace(tmp, path)
     res["cached"] = False
     return res
+
+
+def _cached(cache: Path | None, flow: str, key_parts: list[str], compute):
+    key, path, res = _cache_lookup(cache, flow, key_parts)
+    return res if res is not None else _cache_store(key, path, compute())
 
 
 # --------------------------------------------------------------------------------------
@@ -405,11 +415,21 @@ def absorb_ebr_output_registers(netlist: dict) -> int:
     return absorbed
 
 
-def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
-              workdir: Path | None = None, pnr: bool = True, freq_mhz: float = 100.0,
-              seed: int = 1, device: dict = ECP5_DEVICE, timeout: float | None = 3600,
-              abc_lut: str = "4", keep_hierarchy=(), wide_lut=()) -> dict:
-    """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context; LUT4/FF/DSP/EBR and Fmax.
+def ecp5_flow(verilog: Path, top: str, *, seed: int = 1, **kw) -> dict:
+    """Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 out of context at one placement seed;
+    LUT4/FF/DSP/EBR and Fmax. Options: `ecp5_flow_seeds`."""
+    return ecp5_flow_seeds(verilog, top, (seed,), **kw)[seed]
+
+
+def ecp5_flow_seeds(verilog: Path, top: str, seeds=(1,), *, cache: Path | None = None,
+                    workdir: Path | None = None, pnr: bool = True, freq_mhz: float = 100.0,
+                    device: dict = ECP5_DEVICE, timeout: float | None = 3600,
+                    abc_lut: str = "4", keep_hierarchy=(), wide_lut=()) -> dict:
+    """{seed: result} of Yosys synth_ecp5 + (pnr=True) nextpnr-ecp5 at each placement
+    seed. Each seed's result is cached on its own (the same entry as `ecp5_flow(seed=s)`);
+    the seeds not in the cache share one synthesis. In workdir, the first seed's
+    nextpnr files are nextpnr.log / report.json, another seed's nextpnr-seed<N>.log /
+    report-seed<N>.json.
 
     abc_lut: the LUT sizes of the `abc -lut` mapping: "4" (LUT4 only, the report flow)
     or "4:7" (also 5..7-input functions, which synth_ecp5's cell mapping builds from
@@ -443,12 +463,16 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
           + "abc -lut " + abc_lut + " -dress; clean; "
           + unkeep + "synth_ecp5 -top {top} -run map_cells: -json netlist.json; "
           "tee -q -o stat.json stat -json")
-    pnr_args = [device["flag"], "--package", device["package"], "--out-of-context",
+    seeds = tuple(seeds) if pnr else (tuple(seeds) or (1,))[:1]
+
+    def pnr_args(seed: int) -> list[str]:
+        return [device["flag"], "--package", device["package"], "--out-of-context",
                 "--timing-allow-fail", "--freq", str(freq_mhz), "--seed", str(seed),
                 "--threads", "1"]
 
-    def compute() -> dict:
-        wd = Path(workdir or verilog.parent / f"synth-ecp5-{top}")
+    wd = Path(workdir or verilog.parent / f"synth-ecp5-{top}")
+
+    def synthesize() -> dict:
         wd.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         _run([tool("yosys"), "-q", "-p", ys.format(v=_stage(verilog, wd), top=top)], wd,
@@ -485,27 +509,46 @@ def ecp5_flow(verilog: Path, top: str, *, cache: Path | None = None,
                     if c in device and n > device[c]}
             if over:
                 raise DoesNotFitError(device["name"], over, "after synthesis")
-            res["pnr_tool"] = tool_version("nextpnr-ecp5")
-            res["pnr_args"] = " ".join(pnr_args)
-            t0 = time.perf_counter()
-            _run([tool("nextpnr-ecp5"), *pnr_args, "--json", "netlist.json",
-                  "--report", "report.json"], wd, wd / "nextpnr.log", timeout)
-            res["pnr_seconds"] = round(time.perf_counter() - t0, 1)
-            rep = parse_nextpnr_report((wd / "report.json").read_text())
-            res["fmax_mhz"] = min(rep["fmax_mhz"].values()) if rep["fmax_mhz"] else None
-            res["fmax_by_clock"] = rep["fmax_mhz"]
-            res["used"] = rep["used"]
-            res["lut4"] = rep["used"].get("TRELLIS_COMB", res["lut4"])
-            res["ff"] = rep["used"].get("TRELLIS_FF", res["ff"])
-            res["dsp_mult18"] = rep["used"].get("MULT18X18D", res["dsp_mult18"])
-            res["ebr_dp16kd"] = rep["used"].get("DP16KD", res["ebr_dp16kd"])
-            res["lut4_available"] = rep["available"].get("TRELLIS_COMB")
-            (wd / "netlist.json").unlink(missing_ok=True)  # large; the report is kept
         return res
 
-    key = [text, ys, " ".join(pnr_args) if pnr else "nopnr", tool_version("yosys"),
-           tool_version("nextpnr-ecp5") if pnr else "", ECP5_NETLIST_PASS]
-    return _cached(cache, "ecp5" if pnr else "ecp5syn", key, compute)
+    def place_and_route(syn: dict, seed: int) -> dict:
+        res = dict(syn)
+        sfx = "" if seed == seeds[0] else f"-seed{seed}"
+        res["pnr_tool"] = tool_version("nextpnr-ecp5")
+        res["pnr_args"] = " ".join(pnr_args(seed))
+        t0 = time.perf_counter()
+        _run([tool("nextpnr-ecp5"), *pnr_args(seed), "--json", "netlist.json",
+              "--report", f"report{sfx}.json"], wd, wd / f"nextpnr{sfx}.log", timeout)
+        res["pnr_seconds"] = round(time.perf_counter() - t0, 1)
+        rep = parse_nextpnr_report((wd / f"report{sfx}.json").read_text())
+        res["fmax_mhz"] = min(rep["fmax_mhz"].values()) if rep["fmax_mhz"] else None
+        res["fmax_by_clock"] = rep["fmax_mhz"]
+        res["used"] = rep["used"]
+        res["lut4"] = rep["used"].get("TRELLIS_COMB", res["lut4"])
+        res["ff"] = rep["used"].get("TRELLIS_FF", res["ff"])
+        res["dsp_mult18"] = rep["used"].get("MULT18X18D", res["dsp_mult18"])
+        res["ebr_dp16kd"] = rep["used"].get("DP16KD", res["ebr_dp16kd"])
+        res["lut4_available"] = rep["available"].get("TRELLIS_COMB")
+        return res
+
+    def key(seed: int) -> list[str]:
+        return [text, ys, " ".join(pnr_args(seed)) if pnr else "nopnr", tool_version("yosys"),
+                tool_version("nextpnr-ecp5") if pnr else "", ECP5_NETLIST_PASS]
+
+    flow = "ecp5" if pnr else "ecp5syn"
+    found = {s: _cache_lookup(cache, flow, key(s)) for s in seeds}
+    out = {s: res for s, (_, _, res) in found.items() if res is not None}
+    todo = [s for s in seeds if s not in out]
+    if todo:
+        syn = synthesize()  # once for every seed that is not cached
+        try:
+            for s in todo:
+                k, path, _ = found[s]
+                out[s] = _cache_store(k, path, place_and_route(syn, s) if pnr else syn)
+        finally:
+            if pnr:
+                (wd / "netlist.json").unlink(missing_ok=True)  # large; reports are kept
+    return {s: out[s] for s in seeds}
 
 
 def ice40_synth(verilog: Path, top: str, *, cache: Path | None = None,

@@ -5,6 +5,7 @@ report.json schema, cycle measurement and configuration selection."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,19 +113,36 @@ def test_ecp5_counts_and_fmax_of_a_known_design(tiny):
     assert r["device"] == synth.ECP5_DEVICE["name"]
 
 
-def test_ecp5_fmax_over_placement_seeds(tiny, tmp_path):
-    """`semdialect report --seeds`: one nextpnr run per seed (each its own cached result
-    and folder), and the row's Fmax is the lowest of them."""
-    one = {s: synth.ecp5_flow(tiny / "pipe.v", "pipe", cache=tiny / "cache", seed=s)
-           for s in (1, 2, 3)}
-    e = reports._ecp5_seeds(tiny / "pipe.v", "pipe", seeds=(1, 2, 3), cache=tiny / "cache",
+def test_ecp5_fmax_over_placement_seeds(tiny, tmp_path, monkeypatch):
+    """`semdialect report --seeds`: one nextpnr run per seed after ONE synthesis, each
+    seed's result its own cache entry (the one `ecp5_flow(seed=s)` reads), and the
+    row's Fmax is the lowest of them."""
+    calls = []
+    real_run = synth._run
+    monkeypatch.setattr(synth, "_run", lambda cmd, *a, **k: (calls.append(Path(cmd[0]).name),
+                                                              real_run(cmd, *a, **k))[1])
+    cache = tmp_path / "cache"
+    e = reports._ecp5_seeds(tiny / "pipe.v", "pipe", seeds=(1, 2, 3), cache=cache,
                             work=tmp_path, keep_hierarchy=())
+    assert sum("yosys" in c for c in calls) == 1
+    assert sum("nextpnr" in c for c in calls) == 3
+    assert {p.name for p in (tmp_path / "ecp5").glob("nextpnr*.log")} == {
+        "nextpnr.log", "nextpnr-seed2.log", "nextpnr-seed3.log"}
+    assert not (tmp_path / "ecp5" / "netlist.json").exists()  # large: removed after
+    assert not e["cached"]
+    calls.clear()
+    one = {s: synth.ecp5_flow(tiny / "pipe.v", "pipe", cache=cache, seed=s) for s in (1, 2, 3)}
+    assert calls == [] and all(r["cached"] for r in one.values())
     by = {str(s): r["fmax_mhz"] for s, r in one.items()}
     assert e["fmax_mhz_by_seed"] == by
     assert e["fmax_mhz"] == min(by.values())
     assert e["fmax_mhz_median"] == pytest.approx(sorted(by.values())[1], abs=0.01)
     assert e["lut4"] == one[1]["lut4"] and e["ff"] == one[1]["ff"]
-    assert e["cached"]  # the three single-seed runs above filled the cache
+    # a new seed next to cached ones: only that seed is synthesized and placed
+    more = synth.ecp5_flow_seeds(tiny / "pipe.v", "pipe", (1, 4), cache=cache,
+                                 workdir=tmp_path / "more")
+    assert more[1]["cached"] and not more[4]["cached"]
+    assert sum("nextpnr" in c for c in calls) == 1 and sum("yosys" in c for c in calls) == 1
     for bad in ([], [0], [1, 1], [1.5]):
         with pytest.raises(ValueError, match="--seeds"):
             reports.run_report(tmp_path / "bad", names=["mxfp4"], seeds=bad)
