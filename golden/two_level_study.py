@@ -6,8 +6,10 @@ docs/architecture.md.
         --books-dir docs/data/two_level_books
 
 Datasets: the benchmark's four synthetic sets (`semdialect eval`: 256 x 4096, seed 0) and
-the captured activations of the flow's tiny models (`semdialect quality`: wan-tiny,
-mmdit-tiny, cogvideox-tiny, 3 steps, seed 0; RANDOM-WEIGHT models, needs the torch extra).
+the captured activations of the tiny models (3 steps, seed 0, needs the torch extra): the
+two TRAINED ones shipped with the package (trained-wan-tiny, the flow's capture, and
+trained-mmdit-tiny) and the three RANDOM-WEIGHT ones (wan-tiny, mmdit-tiny,
+cogvideox-tiny).
 SQNR pools signal and noise over a dataset's tensors. The loss of a point is
 SQNR(exhaustive reference) - SQNR(point), in dB; its reference is `selector="lut"` on
 semdialect-32 at the same F, W and block size (so F/W/B points isolate the selector).
@@ -31,7 +33,10 @@ from .formatbook import load_formatbook
 
 __all__ = ["study_points", "run_study", "CAPTURE_MODELS"]
 
-CAPTURE_MODELS = ("wan-tiny", "mmdit-tiny", "cogvideox-tiny")
+#: trained first: --quick keeps only the first, the flow's own capture
+CAPTURE_MODELS = ("trained-wan-tiny", "trained-mmdit-tiny", "wan-tiny", "mmdit-tiny",
+                  "cogvideox-tiny")
+TRAINED_MODELS = frozenset(m for m in CAPTURE_MODELS if m.startswith("trained-"))
 COMMAND = ("python -m semdialect.golden.two_level_study -o docs/data/two_level_sqnr.json "
            "--books-dir docs/data/two_level_books")
 
@@ -138,6 +143,7 @@ def run_study(quick: bool = False, progress=None, books_dir=None) -> dict:
             losses[ds] = round(refs[key] - s, 4)
         syn = [v for d, v in losses.items() if d.startswith("synthetic")]
         cap = [v for d, v in losses.items() if not d.startswith("synthetic")]
+        trained = [v for d, v in losses.items() if d in TRAINED_MODELS]
         row = {
             "point": label, "mode": spec[0], "classes": 1 << spec[1], "K": spec[2],
             "dialects": book.num_dialects, "frac_bits": f, "err_bits": w, "block_size": blk,
@@ -148,6 +154,7 @@ def run_study(quick: bool = False, progress=None, books_dir=None) -> dict:
             "mean_loss_db": round(float(np.mean(list(losses.values()))), 4),
             "mean_loss_synthetic_db": round(float(np.mean(syn)), 4) if syn else None,
             "mean_loss_captured_db": round(float(np.mean(cap)), 4) if cap else None,
+            "mean_loss_trained_db": round(float(np.mean(trained)), 4) if trained else None,
             "max_loss_db": round(float(max(losses.values())), 4),
             "book_hash": book.content_hash,
             "book_name": book.name,
@@ -161,7 +168,7 @@ def run_study(quick: bool = False, progress=None, books_dir=None) -> dict:
         rows.append(row)
         say(f"{label:26s} D={book.num_dialects:3d} mean loss {row['mean_loss_db']:+.4f} dB "
             f"(synthetic {row['mean_loss_synthetic_db']}, captured "
-            f"{row['mean_loss_captured_db']})")
+            f"{row['mean_loss_captured_db']}, trained {row['mean_loss_trained_db']})")
     return {
         "command": COMMAND + (" --quick" if quick else ""),
         "reference": "selector='lut' on semdialect-32 at the point's F, W, B",
@@ -259,15 +266,20 @@ def run_seda_study(progress=None, k_sub: int = 16, n_anchors: int = 2) -> dict:
 
 def markdown_table(result: dict) -> str:
     """The docs/results.md table of a study result."""
+    def num(v):
+        return "-" if v is None else f"{v:.4f}"
+
     lines = ["| point | classes | K | D | bits/elem | F | W | B | mean loss synthetic (dB) | "
-             "mean loss captured (dB) | mean loss (dB) | max loss (dB) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "mean loss captured (dB) | of which trained models (dB) | mean loss (dB) | "
+             "max loss (dB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for p in result["points"]:
         lines.append(
             f"| {p['point']} | {p['classes']} | {p['K']} | {p['dialects']} | "
             f"{p['bits_per_element']:.4f} | {p['frac_bits']} | {p['err_bits']} | "
-            f"{p['block_size']} | {p['mean_loss_synthetic_db']:.4f} | "
-            f"{p['mean_loss_captured_db']:.4f} | {p['mean_loss_db']:.4f} | "
+            f"{p['block_size']} | {num(p['mean_loss_synthetic_db'])} | "
+            f"{num(p['mean_loss_captured_db'])} | {num(p.get('mean_loss_trained_db'))} | "
+            f"{p['mean_loss_db']:.4f} | "
             f"{p['max_loss_db']:.4f} |")
     return "\n".join(lines)
 

@@ -326,3 +326,20 @@ def test_cli_builds_class_books_from_vectors(tmp_path, capsys):
     rc = main(["formatbook", "build", "--synthetic", "--dialects", "32", "--class-bits", "3",
                "--class-size", "2", "-o", str(tmp_path / "bad.json")])
     assert rc == 2 and "cannot hold 32 dialects" in capsys.readouterr().err
+
+
+def test_study_covers_the_trained_captures_and_reads_older_results():
+    """The default decision's study measures the two trained tiny models too (quick mode
+    keeps the flow's own capture, trained-wan-tiny); its table prints '-' for a result
+    file written before the trained column existed."""
+    from semdialect.golden import two_level_study as S
+
+    assert S.CAPTURE_MODELS[0] == "trained-wan-tiny"
+    assert S.TRAINED_MODELS == {"trained-wan-tiny", "trained-mmdit-tiny"}
+    row = {"point": "p", "classes": 8, "K": 8, "dialects": 32, "bits_per_element": 4.40625,
+           "frac_bits": 3, "err_bits": 8, "block_size": 32, "mean_loss_synthetic_db": 0.02,
+           "mean_loss_captured_db": 0.03, "mean_loss_db": 0.025, "max_loss_db": 0.04}
+    old = S.markdown_table({"points": [row]}).splitlines()[-1]
+    new = S.markdown_table({"points": [dict(row, mean_loss_trained_db=0.033)]}).splitlines()
+    assert "| 0.0300 | - | 0.0250 |" in old
+    assert "| 0.0300 | 0.0330 | 0.0250 |" in new[-1] and "trained" in new[0]
