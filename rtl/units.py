@@ -181,10 +181,12 @@ class _Unit(wiring.Component):
         self.out_fifo = self.out_fifo and self.pipeline > 0
         # the FIFO is read from its registers: one cycle after the last stage
         self.latency = self.pipeline + int(self.out_fifo)
-        #: the most blocks accepted and not yet output (what a reset may drop); with the
-        #: FIFO its entries: depth + 2, so that credit (depth + 1 in flight at full rate)
-        #: stays below it (`_fifo_back`)
-        self.capacity = self.pipeline + 2 if self.out_fifo else self.latency
+        #: the most blocks accepted and not yet output (what a reset may drop; manifest
+        #: `capacity_blocks`): with the FIFO its entries, depth + 2, so that credit
+        #: (depth + 1 in flight at full rate) stays below it (`_fifo_back`); with the skid
+        #: buffer one more than the stages, as `skid` holds a block while they are full
+        skid = self.out_skid and self.pipeline > 0
+        self.capacity = self.pipeline + 2 if self.out_fifo else self.latency + int(skid)
         self.stage_delays = stage_delays(self.segments, chosen)
         in_fields = {"data": data.ArrayLayout(16, block_size)}
         if self.has_mask:
