@@ -239,7 +239,8 @@ def test_generate_defaults_lint(tmp_path):
 @pytest.mark.parametrize("form,err_rom,fifo", [(None, "bram", True), ("mux", "mux", False)])
 def test_cli_two_level_form(form, err_rom, fifo, tmp_path):
     """`--two-level-form` picks the error-ROM form; the 150 MHz default is the bram form
-    (synchronous ROMs, output FIFO: capacity = depth + 2 blocks)."""
+    (synchronous ROMs, output FIFO: capacity = depth + 2 blocks); the mux form has the
+    output skid buffer (capacity = latency + 1)."""
     args = ["rtl", "generate", "--block-size", "16", "-o", str(tmp_path)]
     if form:
         args += ["--two-level-form", form]
@@ -247,7 +248,7 @@ def test_cli_two_level_form(form, err_rom, fifo, tmp_path):
     man = json.loads(next(tmp_path.glob("*.json")).read_text())
     p = man["parameters"]
     assert (p["err_rom"], p["out_fifo"]) == (err_rom, fifo)
-    want = p["pipeline"] + 2 if fifo else man["latency"]
+    want = p["pipeline"] + 2 if fifo else man["latency"] + int(p["out_skid"])
     assert man["capacity_blocks"] == want
     assert cli_main(["rtl", "generate", "--two-level-form", "bram", "--pipeline", "2",
                      "-o", str(tmp_path / "x")]) == 2
