@@ -179,14 +179,15 @@ class _Unit(wiring.Component):
         self.cuts = frozenset(chosen)
         self.pipeline = len(chosen)
         self.out_fifo = self.out_fifo and self.pipeline > 0
+        self.out_skid = self.out_skid and self.pipeline > 0  # depth 0 has nothing to hold
         # the FIFO is read from its registers: one cycle after the last stage
         self.latency = self.pipeline + int(self.out_fifo)
         #: the most blocks accepted and not yet output (what a reset may drop; manifest
         #: `capacity_blocks`): with the FIFO its entries, depth + 2, so that credit
         #: (depth + 1 in flight at full rate) stays below it (`_fifo_back`); with the skid
         #: buffer one more than the stages, as `skid` holds a block while they are full
-        skid = self.out_skid and self.pipeline > 0
-        self.capacity = self.pipeline + 2 if self.out_fifo else self.latency + int(skid)
+        self.capacity = (self.pipeline + 2 if self.out_fifo
+                         else self.latency + int(self.out_skid))
         self.stage_delays = stage_delays(self.segments, chosen)
         in_fields = {"data": data.ArrayLayout(16, block_size)}
         if self.has_mask:
@@ -353,7 +354,7 @@ class _Unit(wiring.Component):
             m.d.comb += en.eq(1)
             # thermometer-coded (`thermometer_counter`): ready is one flip-flop
             self._credit = Signal(self.capacity, name="credit")
-        elif self.pipeline and self.out_skid:
+        elif self.out_skid:
             # the enable is a register (`_back` keeps it): advance unless the skid
             # buffer holds a block
             self._adv = Signal(name="adv", init=1)
@@ -570,7 +571,7 @@ class _Unit(wiring.Component):
                 "pipeline_cuts": [c for c in self.cut_chain if c in self.cuts],
                 "target_mhz": self.target_mhz, "timed_inputs": self.timed_inputs,
                 "rom_style": self.rom_style,
-                "out_skid": self.out_skid and self.pipeline > 0,
+                "out_skid": self.out_skid,
                 "out_fifo": self.out_fifo,
                 "synth_scopes": list(self.SYNTH_SCOPES),
                 "stage_delays_ns_model": self.stage_delays,
