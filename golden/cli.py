@@ -219,7 +219,8 @@ def _cmd_formatbook_show(args) -> int:
     print(f"formatbook {book.name}: {book.num_dialects} dialects, grid {book.grid}, "
           f"scale e8m0 emax {book.emax}, sha256 {book.content_hash}")
     print(f"bits/element at k=32: {book.bits_per_element(32)}")
-    print(f"error LUT: {luts.err.shape[0]} x {luts.err.shape[1]} x {luts.err_bits} b = "
+    print(f"error LUT: {luts.err.shape[0]} x {luts.err.shape[1]} x {luts.err_rom_width} b "
+          f"(W {luts.err_bits}, its {luts.err_shift} low bits address-only, §8.3) = "
           f"{luts.err_rom_bits} bits; index LUT: {luts.idx.shape[0]} x {luts.idx.shape[1]} "
           f"x 3 b = {luts.idx_rom_bits} bits")
     for i, d in enumerate(book.dialects):
@@ -231,7 +232,7 @@ def _cmd_formatbook_show(args) -> int:
         step = 2.0 ** (book.emax - book.class_bits)
         print(f"classes (numerics §15): {book.num_classes} x {book.class_size}, block max "
               f"truncated to {step:g}; class ROM {t.num_classes} x {t.luts.err.shape[1]} x "
-              f"{t.k} x {t.luts.err_bits} b = {t.class_rom_bits} bits")
+              f"{t.k} x {t.luts.err_rom_width} b = {t.class_rom_bits} bits")
         for c, ids in enumerate(book.classes):
             lo = 2.0**book.emax + c * step
             print(f"  class {c} [{lo:g}, {lo + step:g}): {list(ids)}")
@@ -243,7 +244,7 @@ def _cmd_formatbook_show(args) -> int:
             "luts.json": json.dumps({
                 "formatbook": book.name, "sha256": book.content_hash,
                 "frac_bits": luts.frac_bits, "err_bits": luts.err_bits,
-                "idx_frac_bits": luts.idx_frac_bits,
+                "err_shift": luts.err_shift, "idx_frac_bits": luts.idx_frac_bits,
                 "err_lut": luts.err.tolist(), "idx_lut": luts.idx.tolist()})})
         _say(f"wrote {out}/err_lut.npy, idx_lut.npy, luts.json")
     return 0

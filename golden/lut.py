@@ -33,6 +33,8 @@ __all__ = [
     "MAX_LUT_ENTRIES",
     "lut_entries",
     "check_lut_size",
+    "err_shift",
+    "err_residue",
 ]
 
 DEFAULT_FRAC_BITS = 3
@@ -122,6 +124,10 @@ class LutSet:
     idx_frac_bits: int  # Fq = g + 1: fractional bits of the exact index-LUT address
     err: np.ndarray  # (D, 2^(I+F+1)) int64, entries < 2^W
     idx: np.ndarray  # (D, 2^(I+Fq+1)) uint8, entries 0..7
+    #: L: the low L bits of every ERR entry are the same for every dialect (a function of
+    #: the address only, numerics §8.3), so the hardware stores and sums ERR >> L
+    err_shift: int
+    err_rom: np.ndarray  # (D, 2^(I+F+1)) int64: ERR >> L, entries < 2^(W-L)
 
     @property
     def err_addr_bits(self) -> int:
@@ -132,8 +138,13 @@ class LutSet:
         return self.book.int_bits + self.idx_frac_bits + 1
 
     @property
+    def err_rom_width(self) -> int:
+        """W - L: the width of a stored error entry (`err_rom`)."""
+        return self.err_bits - self.err_shift
+
+    @property
     def err_rom_bits(self) -> int:
-        return int(self.err.size) * self.err_bits
+        return int(self.err.size) * self.err_rom_width
 
     @property
     def idx_rom_bits(self) -> int:
@@ -161,9 +172,29 @@ def _point_and_interval_indices(levels_fine: np.ndarray, n_points: int):
     return at_points, at_intervals
 
 
+def err_shift(book: Formatbook, frac_bits: int, err_bits: int) -> int:
+    """L = min(F - g, W - 1), at least 0: the number of low bits of every ERR entry that
+    depend on the address only (numerics §8.3). With F > g an entry is in units of 2^-2F
+    and every dialect level is a multiple of 2^(F-g) units: at a point t the error is
+    (t - p)^2 = t^2 (mod 2^(F-g+1)), on the interval (t, t+1) it is (t - p)^2 + (t - p)
+    (the mean (t-p)^2 + (t-p) + 1/3, rounded) = t^2 + t (mod 2^(F-g))."""
+    return max(0, min(frac_bits - book.grid_frac_bits, err_bits - 1))
+
+
+def err_residue(n_addr: int, shift: int) -> np.ndarray:
+    """ERR[d, a] mod 2^L for every address a = t << 1 | s: (t^2 + s t) mod 2^L."""
+    a = np.arange(n_addr, dtype=np.int64)
+    t, s = a >> 1, a & 1
+    return (t * t + s * t) & ((1 << shift) - 1)
+
+
 def error_table(mags: np.ndarray, book: Formatbook, frac_bits: int, err_bits: int | None):
     """ERR[d, a] for magnitudes `mags` (D, 8) in grid units (also used by the builder on
-    candidate dialects that are not in a book yet). err_bits None: no saturation."""
+    candidate dialects that are not in a book yet). err_bits None: no saturation.
+
+    Saturation (numerics §8.3) is at the largest value <= 2^W - 1 that keeps the address's
+    residue mod 2^L, so that ERR = (ERR >> L) << L | residue(a) holds for every entry and
+    the sums of ERR >> L have the argmin of the sums of ERR, ties included."""
     g, ib, f = book.grid_frac_bits, book.int_bits, frac_bits
     fm = max(f, g + 1)
     lev = np.asarray(mags, dtype=np.int64) << (fm - g)  # levels in fine units
@@ -185,7 +216,12 @@ def error_table(mags: np.ndarray, book: Formatbook, frac_bits: int, err_bits: in
     err[:, 0::2] = point
     err[:, 1::2] = interval
     if err_bits is not None:
-        np.minimum(err, (1 << err_bits) - 1, out=err)
+        shift = err_shift(book, f, err_bits)
+        res = err_residue(err.shape[1], shift)
+        top = (1 << err_bits) - 1
+        np.minimum(err, top - ((top - res) & ((1 << shift) - 1)), out=err)
+        if np.any((err & ((1 << shift) - 1)) != res):  # the §8.3 proof, checked on every build
+            raise AssertionError(f"ERR low bits are not address-only at F={f}, L={shift}")
     return err
 
 
@@ -204,9 +240,12 @@ def index_table(book: Formatbook) -> np.ndarray:
 def _build_cached(book: Formatbook, frac_bits: int, err_bits: int) -> LutSet:
     err = error_table(book.magnitudes, book, frac_bits, err_bits)
     err.setflags(write=False)
+    shift = err_shift(book, frac_bits, err_bits)
+    rom = err >> shift
+    rom.setflags(write=False)
     idx = index_table(book)
     idx.setflags(write=False)
-    return LutSet(book, frac_bits, err_bits, book.grid_frac_bits + 1, err, idx)
+    return LutSet(book, frac_bits, err_bits, book.grid_frac_bits + 1, err, idx, shift, rom)
 
 
 def build_luts(book="semdialect-32", frac_bits: int = DEFAULT_FRAC_BITS,

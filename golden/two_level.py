@@ -65,8 +65,13 @@ class TwoLevelTables:
         return self.class_err.transpose(0, 2, 1).reshape(-1, self.k)
 
     @property
+    def class_rom_rows(self) -> np.ndarray:
+        """`class_err_rows` as the hardware stores them: ERR >> L, W - L bits (§8.3)."""
+        return self.class_err_rows >> self.luts.err_shift
+
+    @property
     def class_rom_bits(self) -> int:
-        return int(self.class_err.size) * self.luts.err_bits
+        return int(self.class_err.size) * self.luts.err_rom_width
 
 
 @lru_cache(maxsize=64)

@@ -20,7 +20,7 @@ from amaranth.back import verilog
 from semdialect import __version__
 from semdialect.errors import LimitExceededError
 from semdialect.golden import BUILTIN_BOOKS, load_formatbook
-from semdialect.golden.lut import check_lut_size
+from semdialect.golden.lut import check_lut_size, err_shift
 from semdialect.paths import check_output_dir, write_file_group
 from semdialect.validate import check_verilog_identifier
 
@@ -174,12 +174,15 @@ def build_unit(*, unit: str = "auto", formatbook=None, block_size: int = 32,
                                   **common)
     if two_level_form is not None:
         raise ValueError("two_level_form only applies to the two-level unit")
-    # the exhaustive error-LUT stage is one B x D x W-bit value; Amaranth's are < 2^16 bits
-    width = block_size * book.num_dialects * fw["err_bits"]
+    # the exhaustive error-LUT stage is one B x D x (W-L)-bit value (the stored entries,
+    # numerics §8.3); Amaranth's values are < 2^16 bits
+    stored = fw["err_bits"] - err_shift(book, fw["frac_bits"], fw["err_bits"])
+    width = block_size * book.num_dialects * stored
     if width >= MAX_RTL_VALUE_BITS:
         raise LimitExceededError(
             f"formatbook '{book.name}': the error-LUT stage would be one {width}-bit value "
-            f"(block size {block_size} x {book.num_dialects} dialects x W {fw['err_bits']}); "
+            f"(block size {block_size} x {book.num_dialects} dialects x {stored} stored bits "
+            f"of W {fw['err_bits']}); "
             f"the generator's limit is {MAX_RTL_VALUE_BITS - 1} bits (docs/limits.md): fewer "
             "dialects, a smaller block, a smaller W, or the two-level unit")
     return SemDialectQuantizer(formatbook=formatbook or "semdialect-32", **fw, **common)

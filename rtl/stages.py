@@ -400,10 +400,12 @@ def _rom(m: Module, name: str, width: int, words: list[int], addrs: list[Value],
 
 
 class ErrorLut(wiring.Component):
-    """ERR[d, a_i] for every dialect d and lane i, straight from `LutSet.err`.
+    """ERR[d, a_i] >> L for every dialect d and lane i, straight from `LutSet.err_rom`
+    (the L low bits of an entry depend on the address only, numerics §8.3: they are
+    neither stored nor summed).
 
-    One ROM of 2^(I+F+1) words of D*W bits (word a = ERR[:, a], dialect 0 in the low
-    bits), read by B combinational ports."""
+    One ROM of 2^(I+F+1) words of D*(W-L) bits (word a = ERR[:, a] >> L, dialect 0 in
+    the low bits), read by B combinational ports."""
 
     def __init__(self, luts, block_size: int):
         self.luts = luts
@@ -411,7 +413,7 @@ class ErrorLut(wiring.Component):
         self.num_dialects, n_addr = luts.err.shape
         self.addr_bits = luts.err_addr_bits
         assert n_addr == 1 << self.addr_bits
-        self.width = luts.err_bits
+        self.width = luts.err_rom_width
         super().__init__({
             "addr": In(data.ArrayLayout(self.addr_bits, block_size)),
             "err": Out(data.ArrayLayout(data.ArrayLayout(self.width, self.num_dialects),
@@ -419,7 +421,7 @@ class ErrorLut(wiring.Component):
         })
 
     def words(self) -> list[int]:
-        err = self.luts.err
+        err = self.luts.err_rom
         out = []
         for a in range(err.shape[1]):
             w = 0
@@ -1072,8 +1074,8 @@ class ClassSelect(wiring.Component):
 
 class ClassErrorLut(wiring.Component):
     """Per lane the K candidates' errors of the block's class: one ROM of N * 2^A words of
-    K * W bits, word c << A | a = `TwoLevelTables.class_err_rows[c << A | a]` (slot 0 in
-    the low bits), read by B ports at (class, lane address).
+    K * (W-L) bits, word c << A | a = `TwoLevelTables.class_rom_rows[c << A | a]` (ERR >> L,
+    numerics §8.3; slot 0 in the low bits), read by B ports at (class, lane address).
 
     sync: the read ports are synchronous (`err` is the word at the address of the last
     clock edge with en[i] high, lane i): a pipeline register of its own, the form FPGA
@@ -1084,9 +1086,9 @@ class ClassErrorLut(wiring.Component):
         self.tables = tables
         self.block_size = block_size
         self.sync = sync
-        self.rows = tables.class_err_rows
+        self.rows = tables.class_rom_rows
         self.k = tables.k
-        self.width = tables.luts.err_bits
+        self.width = tables.luts.err_rom_width
         self.addr_bits = tables.luts.err_addr_bits
         self.class_bits = max(1, (tables.num_classes - 1).bit_length())
         sig = {
@@ -1239,11 +1241,11 @@ class LaneSlotMux(wiring.Component):
 
 class ClassSlotMux(wiring.Component):
     """Per lane the K candidates' errors of the block's class, in the slot order of
-    `slot_assignment`: one §8 error ROM per lane (`LutSet.err` of every dialect some slot
+    `slot_assignment`: one §8 error ROM per lane (`LutSet.err_rom` of every dialect some slot
     can hold, I+F+1 address bits: the exhaustive engine's ROM, no class bits in the
     address), then per slot a small mux over that slot's candidates, selected per block
     from the class. Same values as `ClassErrorLut` up to the slot order:
-    err[i][j] = ERR[slot_ids[cls][j], a_i]. Measured (Yosys generic, semdialect-32c8x8,
+    err[i][j] = ERR[slot_ids[cls][j], a_i] >> L. Measured (Yosys generic, semdialect-32c8x8,
     F = 3, W = 8): 5,974 transistors per lane against 7,260 for the (class, address) ROM
     (docs/architecture.md, "Area").
 
@@ -1259,7 +1261,7 @@ class ClassSlotMux(wiring.Component):
         self.block_size = block_size
         self.luts = tables.luts
         self.k = tables.k
-        self.width = tables.luts.err_bits
+        self.width = tables.luts.err_rom_width
         self.addr_bits = tables.luts.err_addr_bits
         self.num_classes = tables.num_classes
         self.class_bits = max(1, (self.num_classes - 1).bit_length())
@@ -1293,12 +1295,12 @@ class ClassSlotMux(wiring.Component):
         super().__init__(ports)
 
     def words(self) -> list[int]:
-        err, w = self.luts.err, self.width
+        err, w = self.luts.err_rom, self.width
         return [sum(int(err[d, a]) << (p * w) for p, d in enumerate(self.used))
                 for a in range(err.shape[1])]
 
     def group_words(self, c: int) -> list[int]:
-        err, w = self.luts.err, self.width
+        err, w = self.luts.err_rom, self.width
         return [sum(int(err[d, a]) << (p * w) for p, d in enumerate(self.rom_groups[c]))
                 for a in range(err.shape[1])]
 

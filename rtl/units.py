@@ -307,8 +307,8 @@ class _Unit(wiring.Component):
         `id_bits`), else the ids are the positions. Returns (carry, argmin); the chosen
         index (or id) is argmin.dialect."""
         tree_cuts = [j for j in range(self.tree_levels) if f"tree{j}" in self.cuts]
-        m.submodules.adder_tree = tree = DialectAdderTree(n, self.err_bits, self.block_size,
-                                                          tree_cuts)
+        m.submodules.adder_tree = tree = DialectAdderTree(  # stored entries ERR >> L (§8.3)
+            n, self.luts.err_rom_width, self.block_size, tree_cuts)
         m.d.comb += [tree.err.as_value().eq(carry.pop("err")), tree.en.eq(en)]
         carry = self._delay(m, en, carry, tree.latency, "tree")
         carry["sums"] = tree.sums.as_value()
@@ -620,7 +620,7 @@ class SemDialectQuantizer(_Unit):
                           rom_style, out_skid)
 
     def _segments(self):
-        book, W = self.book, self.err_bits
+        book, W = self.book, self.luts.err_rom_width  # stored entries: ERR >> L (§8.3)
         sw = W + self.tree_levels
         B, D = self.block_size, self.num_dialects
         aq = book.int_bits + self.luts.idx_frac_bits + 1
@@ -671,6 +671,7 @@ class SemDialectQuantizer(_Unit):
             "input_format": self.input_format,
             "frac_bits": self.frac_bits,
             "err_bits": self.err_bits,
+            "err_shift": self.luts.err_shift,
             "idx_frac_bits": self.luts.idx_frac_bits,
             **self.timing_parameters(),
             "index": self.index,
@@ -795,7 +796,7 @@ class SemDialectTwoLevel(_Unit):
         return "err_rom 'bram' reads the class error ROM synchronously"
 
     def _segments(self):
-        book, W = self.book, self.err_bits
+        book, W = self.book, self.luts.err_rom_width  # stored entries: ERR >> L (§8.3)
         sw = W + self.tree_levels
         B, K, cb = self.block_size, self.k, self.class_bits
         aq = book.int_bits + self.luts.idx_frac_bits + 1
@@ -970,6 +971,7 @@ class SemDialectTwoLevel(_Unit):
             "input_format": self.input_format,
             "frac_bits": self.frac_bits,
             "err_bits": self.err_bits,
+            "err_shift": self.luts.err_shift,
             "idx_frac_bits": self.luts.idx_frac_bits,
             **self.timing_parameters(),
             "index": self.index,

@@ -17,6 +17,7 @@ by SEMDIALECT_TB_SPEC. Each test writes a summary JSON next to it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -226,8 +227,7 @@ def _corrupt_golden(bench: Bench, x: np.ndarray, masks) -> None:
     d, a = np.unravel_index(int(use.argmax()), use.shape)
     idx = luts.idx.copy()
     idx[d, a] = (idx[d, a] + 1) % 8
-    broken = gl.LutSet(luts.book, luts.frac_bits, luts.err_bits, luts.idx_frac_bits,
-                       luts.err, idx)
+    broken = dataclasses.replace(luts, idx=idx)
     orig = gd.build_luts
 
     def patched(book_, frac_bits=frac, err_bits=bench.cfg.err_bits):

@@ -333,7 +333,9 @@ def test_lut_size_is_estimated_and_refused_before_building(tmp_path, capsys):
     wide.write_text(json.dumps({"name": "wide", "version": 1, "grid": 0.5,
                                 "scale": {"type": "e8m0", "emax": 2},
                                 "dialects": [list(d) for d in sorted(ds)]}))
-    bad(["rtl", "generate", "--formatbook", wide, "-o", out], capsys, "65536-bit")
+    # (W = 10 at F = 3 stores 8 bits per entry: 256 x 32 x 8; numerics §8.3)
+    bad(["rtl", "generate", "--formatbook", wide, "--err-bits", "10", "-o", out], capsys,
+        "65536-bit")
     assert files_under(out) == []
     from semdialect.golden import build_luts
     from semdialect.golden.lut import MAX_LUT_ENTRIES, lut_entries

@@ -7,7 +7,8 @@
   scale rule and any block scale) equal the same reference.
 - The error LUT equals a closed-form computation with Python Fractions (exact integral
   of the squared error over each address interval, round half to even, saturation) for
-  F = 1..6 and several widths W.
+  F = 1..6 and several widths W; the low L bits of every entry are the same for every
+  dialect, so the stored entries ERR >> L keep every sum's order exactly (§8.3).
 - The selected dialect is the argmin of independently summed LUT errors (lut) and of
   Fraction-exact squared errors (mse), ties to the lowest id; codes always equal the
   exact RNE onto the selected dialect.
@@ -146,15 +147,52 @@ def _ref_err_table(book, f: int, w: int) -> np.ndarray:
     return out
 
 
+def _saturate_ref(ref: np.ndarray, shift: int, w: int) -> np.ndarray:
+    """§8.3 saturation of unsaturated entries: the largest value <= 2^W - 1 with the
+    entry's own residue mod 2^L (which must be the same for every dialect)."""
+    res = ref % 2**shift
+    assert (res == res[:1]).all(), "low bits depend on the dialect"
+    top = 2**w - 1
+    return np.minimum(ref, top - (top - res) % 2**shift)
+
+
 @pytest.mark.parametrize("book_name", BOOKS)
 @pytest.mark.parametrize("f", FRAC_BITS)
 def test_error_lut_equals_closed_form(book_name, f):
     book = _book(book_name)
     ref = _ref_err_table(book, f, 24)
-    for w in (24, 8, 5):
+    for w in (24, 8, 5, 2):
         luts = G.build_luts(book, frac_bits=f, err_bits=w)
-        np.testing.assert_array_equal(luts.err, np.minimum(ref, 2**w - 1), err_msg=f"W={w}")
+        shift = max(0, min(f - book.grid_frac_bits, w - 1))  # L = F - g, below W
+        assert luts.err_shift == shift
+        np.testing.assert_array_equal(luts.err, _saturate_ref(ref, shift, w), err_msg=f"W={w}")
+        np.testing.assert_array_equal(luts.err_rom, luts.err >> shift)
+        assert luts.err_rom.max() < 2**luts.err_rom_width
     assert (ref > 2**5 - 1).any()  # W = 5 really saturates somewhere
+    if f > book.grid_frac_bits:  # and L is the most there is: bit L depends on the dialect
+        bit = (ref >> (f - book.grid_frac_bits)) & 1
+        assert (bit != bit[:1]).any()
+
+
+@pytest.mark.parametrize("book_name", ["semdialect-32", "dialectfp4", "semdialect-32c8x8"])
+@pytest.mark.parametrize("f", FRAC_BITS)
+@pytest.mark.parametrize("w", [8, 5])
+def test_stored_errors_sum_to_the_same_order(book_name, f, w):
+    """sum_i ERR[d, a_i] = 2^L sum_i (ERR >> L)[d, a_i] + sum_i residue(a_i) for every
+    dialect d, the last term the same for all d: the hardware's narrower sums give the
+    same argmin, ties included. Blocks drawn to mix saturated and exact entries."""
+    luts = G.build_luts(_book(book_name), frac_bits=f, err_bits=w)
+    n_addr = luts.err.shape[1]
+    rng = np.random.default_rng(f * 10 + w)
+    addr = rng.integers(0, n_addr, (4000, 32))
+    addr[:2000, :4] = rng.integers(n_addr * 3 // 4, n_addr, (2000, 4))  # large values
+    res = luts.err[0, addr] & ((1 << luts.err_shift) - 1)
+    full = luts.err[:, addr].sum(-1)  # (D, nb)
+    stored = luts.err_rom[:, addr].sum(-1)
+    np.testing.assert_array_equal(full, (stored << luts.err_shift) + res.sum(-1))
+    if w == 5:  # (at W = 8 and F = 1 nothing saturates)
+        sat = luts.err[:, addr] >= 2**w - 2**luts.err_shift
+        assert sat.any() and (~sat).any()
 
 
 @pytest.mark.parametrize("book_name", BOOKS)

@@ -60,7 +60,7 @@ def test_two_level_proof_finds_a_corrupted_class_rom_entry(tmp_path):
     from semdialect.golden import build_two_level
 
     rows = build_two_level("semdialect-32c8x4", 3, 8).class_err_rows.copy()
-    rows[(3 << 7) | 40, 2] ^= 1
+    rows[(3 << 7) | 40, 2] ^= 4  # bit 2: the lowest stored bit (ERR >> 2, numerics §8.3)
     ok, log = run_formal(TwoLevelLaneCheck("semdialect-32c8x4", "fp16", 3, class_err_rows=rows),
                          workdir=tmp_path)
     assert not ok

@@ -75,7 +75,9 @@ def test_manifest(generated):
     assert (p["unit"], p["block_size"], p["input_format"], p["frac_bits"], p["err_bits"],
             p["num_dialects"]) == ("semdialect", 16, "fp16", 2, 6, 4)
     luts = golden.build_luts(bk, 2, 6)
-    assert p["err_lut_bits"] == luts.err.size * 6 == 4 * 2 ** (3 + 2 + 1) * 6
+    # F = 2 on the 0.5 grid: one low bit is address-only, 5 of W = 6 stored (§8.3)
+    assert p["err_shift"] == luts.err_shift == 1
+    assert p["err_lut_bits"] == luts.err.size * 5 == 4 * 2 ** (3 + 2 + 1) * 5
     assert p["idx_lut_bits"] == luts.idx.size * 3
     assert man["generator_version"].startswith("0.")
     text = (out / man["files"][0]).read_text()

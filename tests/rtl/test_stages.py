@@ -137,9 +137,10 @@ def test_error_lut(F, W):
         for a0 in range(0, n_addr, B):
             addrs = [(a0 + i) % n_addr for i in range(B)]
             ctx.set(dut.addr.as_value(), _word(addrs, luts.err_addr_bits))
-            for i, a in enumerate(addrs):
-                got = _lanes(to_int(ctx.get(dut.err[i])), W, luts.err.shape[0])
-                assert got == list(luts.err[:, a]), a
+            for i, a in enumerate(addrs):  # the stored entries: ERR >> L (§8.3)
+                got = _lanes(to_int(ctx.get(dut.err[i])), W - luts.err_shift,
+                             luts.err.shape[0])
+                assert got == list(luts.err[:, a] >> luts.err_shift), a
 
     run_comb(dut, tb)
 
@@ -408,6 +409,7 @@ def test_class_slot_mux(book, rng):
         assert [cand[j][sel[c][j]] for j in range(t.k)] == slot_ids[c]
     B = 4
     dut = ClassSlotMux(t, B)
+    assert dut.width == 8 - t.luts.err_shift == 6  # ERR >> 2 stored at F = 3 (§8.3)
     n_addr = t.luts.err.shape[1]
 
     async def tb(ctx):
@@ -417,8 +419,8 @@ def test_class_slot_mux(book, rng):
                 addrs = [(a0 + i) % n_addr for i in range(B)]
                 ctx.set(dut.addr.as_value(), _word(addrs, t.luts.err_addr_bits))
                 for i, a in enumerate(addrs):
-                    got = _lanes(to_int(ctx.get(dut.err[i])), 8, t.k)
-                    assert got == [int(t.luts.err[d, a]) for d in slot_ids[c]], (c, a)
+                    got = _lanes(to_int(ctx.get(dut.err[i])), dut.width, t.k)
+                    assert got == [int(t.luts.err_rom[d, a]) for d in slot_ids[c]], (c, a)
 
     run_comb(dut, tb)
 
@@ -454,8 +456,8 @@ def test_class_slot_mux_onehot_groups(book):
                 ctx.set(dut.addr.as_value(), _word(addrs, t.luts.err_addr_bits))
                 for i, a in enumerate(addrs):
                     cc = c if (i // (B // G)) % 2 == 0 else other
-                    got = _lanes(to_int(ctx.get(dut.err[i])), 8, t.k)
-                    assert got == [int(t.luts.err[d, a]) for d in slot_ids[cc]], (c, i, a)
+                    got = _lanes(to_int(ctx.get(dut.err[i])), dut.width, t.k)
+                    assert got == [int(t.luts.err_rom[d, a]) for d in slot_ids[cc]], (c, i, a)
 
     run_comb(dut, tb)
 
