@@ -1079,8 +1079,8 @@ class ClassErrorLut(wiring.Component):
 
     sync: the read ports are synchronous (`err` is the word at the address of the last
     clock edge with en[i] high, lane i): a pipeline register of its own, the form FPGA
-    flows put into block RAM (ECP5, N * 2^A = 1024 x 64 bits: 4 DP16KD of 1024 x 18 per
-    lane, 128 at B = 32)."""
+    flows put into block RAM (ECP5, semdialect-32c8x8: N * 2^A = 1024 words of 8 x 6 =
+    48 bits, 3 DP16KD of 1024 x 18 per lane, 96 at B = 32; 4 and 128 before §8.3)."""
 
     def __init__(self, tables, block_size: int, sync: bool = False):
         self.tables = tables
