@@ -817,6 +817,85 @@ def design_space_rows(rep: dict) -> list[dict]:
                   key=lambda r: r["area_ratio_vs_mxfp4"])
 
 
+def place_labels(ax, labels, *, fontsize: float = 6, marker_pt: float = 4.0) -> list:
+    """Annotate (x, y, text) points so that no label overprints another label, a point,
+    a leader line or the legend, and every label stays inside the axes. Most design
+    points sit within 0.03 dB of each other, where a fixed offset stacks their names.
+    This greedy placer labels the most crowded points first; for each it tries offsets
+    on rings of growing radius and keeps the first free one, or the least bad one when
+    none is free. Deterministic: the same rows give the same picture. Returns the
+    annotations in the order of `labels`."""
+    from matplotlib.text import Text
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    inside = (frame.x0, frame.y0, frame.x1, frame.y1)
+    centres = [tuple(ax.transData.transform((x, y))) for x, y, _ in labels]
+    half = marker_pt * fig.dpi / 72.0
+    obstacles = [(cx - half, cy - half, cx + half, cy + half) for cx, cy in centres]
+    if ax.get_legend() is not None:
+        e = ax.get_legend().get_window_extent(renderer)
+        obstacles.append((e.x0, e.y0, e.x1, e.y1))
+
+    def overlap(a, b):
+        w = min(a[2], b[2]) - max(a[0], b[0])
+        h = min(a[3], b[3]) - max(a[1], b[1])
+        return w * h if w > 0 and h > 0 else 0.0
+
+    def crosses(p, q, box, n=24):  # leader p -> q through box (sampled; boxes are >= 8 px)
+        return any(box[0] < p[0] + (q[0] - p[0]) * t / n < box[2]
+                   and box[1] < p[1] + (q[1] - p[1]) * t / n < box[3] for t in range(1, n))
+
+    def anchor(box, c):  # the point of box nearest c (where a leader from c meets it)
+        return (min(max(c[0], box[0]), box[2]), min(max(c[1], box[1]), box[3]))
+
+    crowd = [sum(math.dist(c, d) < 60 * half for d in centres) for c in centres]
+    order = sorted(range(len(labels)), key=lambda i: (-crowd[i], i))
+    rings = [(r, deg) for r in (8, 16, 26, 38, 52, 68, 86, 106, 128)
+             for deg in (30, -30, 60, -60, 0, 180, 150, -150, 90, -90, 120, -120)]
+    placed: list[tuple] = []  # (box, centre, anchor) of labels already placed
+    anns: dict[int, object] = {}
+    for i in order:
+        x, y, text = labels[i]
+        best = None
+        for r, deg in rings:
+            dx, dy = r * math.cos(math.radians(deg)), r * math.sin(math.radians(deg))
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                              fontsize=fontsize, ha="left" if dx > -1e-9 else "right",
+                              va="bottom" if dy > 1e-9 else ("top" if dy < -1e-9 else "center"),
+                              arrowprops=dict(arrowstyle="-", lw=0.4, color="0.45",
+                                              shrinkA=0, shrinkB=2))
+            ann.get_window_extent(renderer)  # places the text; its extent has the leader
+            e = Text.get_window_extent(ann)  # the text alone
+            box = (e.x0 - 1, e.y0 - 1, e.x1 + 1, e.y1 + 1)
+            tip = anchor(box, centres[i])
+            outside = (box[2] - box[0]) * (box[3] - box[1]) - overlap(box, inside)
+            near = math.dist(tip, centres[i])  # a label nearer another point misleads
+            misleads = sum(math.dist(anchor(box, c), c) < near
+                           for j, c in enumerate(centres) if j != i)
+            # in order of harm: overprinting (px^2), a crossed leader, a misleading spot
+            hits = (100 * (sum(overlap(box, b) for b, _, _ in placed)
+                           + sum(overlap(box, o) for j, o in enumerate(obstacles) if j != i)
+                           + 10 * outside)  # a clipped label is worse than a touching one
+                    + 500 * (sum(crosses(c, t, box) for _, c, t in placed)
+                             + sum(crosses(centres[i], tip, b) for b, _, _ in placed)
+                             + sum(crosses(centres[i], tip, o)
+                                   for j, o in enumerate(obstacles) if j != i))
+                    + 20 * misleads + r)  # and, all else equal, the shorter leader
+            if best is None or hits < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (hits, ann, box, tip)
+            else:
+                ann.remove()
+            if hits == r:  # free: a longer leader can only cost more
+                break
+        placed.append((best[2], centres[i], best[3]))
+        anns[i] = best[1]
+    return [anns[i] for i in range(len(labels))]
+
+
 def make_plots(rep: dict, out: Path) -> list[str]:
     import matplotlib
 
@@ -877,20 +956,13 @@ def make_plots(rep: dict, out: Path) -> list[str]:
             panels.append((axes[0][1], fpga, "ecp5_lut4_ratio_vs_mxfp4_at_fmax",
                            "ECP5 LUT4 per element/second / MXFP4 (each at its Fmax)",
                            lambda r: f"\n{r['ecp5_lut4']:,} LUT4 @ {r['fmax_mhz']:.0f} MHz"))
+        labelled = []
         for ax, pts, key, xlabel, extra in panels:
-            # most points sit within 0.03 dB of each other: stagger their labels
-            # vertically in x order so that neighbours do not overprint
-            steps = (6, -14, 16, -24, 26, -34)
-            low = sorted((r for r in pts if r["sqnr_loss_db"] < 0.1), key=lambda r: r[key])
-            scale = 2 if extra else 1  # two-line labels need twice the room
-            dy = {r["config"]: scale * steps[i % len(steps)] for i, r in enumerate(low)}
             for r in pts:
                 ax.plot(r[key], r["sqnr_loss_db"], "o",
                         color="C1" if r.get("selector") == "two-level" else "C0")
-                ax.annotate(r["config"] + (extra(r) if extra else ""),
-                            (r[key], r["sqnr_loss_db"]), fontsize=6,
-                            xytext=(3, dy.get(r["config"], 4)), textcoords="offset points",
-                            arrowprops=dict(arrowstyle="-", lw=0.3, color="0.6"))
+            labelled.append((ax, [(r[key], r["sqnr_loss_db"],
+                                   r["config"] + (extra(r) if extra else "")) for r in pts]))
             if extra:  # LUT ratios span 1.8x to 55x
                 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
@@ -908,6 +980,9 @@ def make_plots(rep: dict, out: Path) -> list[str]:
         if fpga:
             axes[0][1].set_title(f"On {rep.get('ecp5_device')} (nextpnr, "
                                  f"{_seed_words(rep.get('ecp5_seeds'))})")
+        fig.tight_layout()  # the label placer works in final display coordinates
+        for ax, labels in labelled:
+            place_labels(ax, labels)
         save(fig, "two_level_design_space.png")
     dep = sorted([r for r in rows.values() if "depth" in r["groups"] and r.get("fmax_mhz")],
                  key=lambda r: r["pipeline"])
