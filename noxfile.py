@@ -146,12 +146,17 @@ def rtl_tests(session: nox.Session) -> None:
 
 @nox.session(name="rtl-regress", python=False)
 def rtl_regress(session: nox.Session) -> None:
-    """cocotb long sweep, then the big sharded regression on the compiled path: every
-    configuration, 2^25 elements x 2 seeds each, plus the captured-vector file when the
-    flow has written one, and the side-by-side speed against cocotb (not in CI)."""
+    """cocotb long sweep, the slow Python tests (formal proofs at full depth, unit
+    sweeps, quick report and flow), then the big sharded regression on the compiled
+    path: every configuration, 2^25 elements x 2 seeds each, plus the captured-vector
+    file when the flow has written one, and the side-by-side speed against cocotb (not
+    in CI)."""
     env = _ensure_env(session)
     _ensure_icarus(session)
     _pytest(session, env, *RTL_TESTS, "-m", "slow")
+    # the `-m slow` tests under tests/: `tests` deselects them, and no session ran them
+    # until the quick-report test was found stale (it still expected 8-bit stored errors)
+    _pytest(session, env, "tests", "-m", "slow", "-n", "2")
     _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
         "--configs", "all", "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb",
         "--repeats", "3")
