@@ -154,8 +154,7 @@ def rtl_regress(session: nox.Session) -> None:
     env = _ensure_env(session)
     _ensure_icarus(session)
     _pytest(session, env, *RTL_TESTS, "-m", "slow")
-    # the `-m slow` tests under tests/: `tests` deselects them, and no session ran them
-    # until the quick-report test was found stale (it still expected 8-bit stored errors)
+    # the `-m slow` tests under tests/, which the `tests` session deselects
     _pytest(session, env, "tests", "-m", "slow", "-n", "2")
     _py(session, env, "-m", "semdialect.cli", "regress", "-o", "build/regress",
         "--configs", "all", "--elements", str(1 << 25), "--seeds", "2", "--compare-cocotb",

@@ -825,7 +825,9 @@ def place_labels(ax, labels, *, fontsize: float = 6, marker_pt: float = 4.0) -> 
     on rings of growing radius and keeps the first free one, or the least bad one when
     none is free. Deterministic: the same rows give the same picture. Returns the
     annotations in the order of `labels`."""
+    from matplotlib.path import Path as Segment
     from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
 
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
@@ -843,9 +845,8 @@ def place_labels(ax, labels, *, fontsize: float = 6, marker_pt: float = 4.0) -> 
         h = min(a[3], b[3]) - max(a[1], b[1])
         return w * h if w > 0 and h > 0 else 0.0
 
-    def crosses(p, q, box, n=24):  # leader p -> q through box (sampled; boxes are >= 8 px)
-        return any(box[0] < p[0] + (q[0] - p[0]) * t / n < box[2]
-                   and box[1] < p[1] + (q[1] - p[1]) * t / n < box[3] for t in range(1, n))
+    def crosses(p, q, box):  # does the leader p -> q run through box
+        return Segment([p, q]).intersects_bbox(Bbox.from_extents(*box))
 
     def anchor(box, c):  # the point of box nearest c (where a leader from c meets it)
         return (min(max(c[0], box[0]), box[2]), min(max(c[1], box[1]), box[3]))
@@ -875,21 +876,22 @@ def place_labels(ax, labels, *, fontsize: float = 6, marker_pt: float = 4.0) -> 
             misleads = sum(math.dist(anchor(box, c), c) < near
                            for j, c in enumerate(centres) if j != i)
             # in order of harm: overprinting (px^2), a crossed leader, a misleading spot
-            hits = (100 * (sum(overlap(box, b) for b, _, _ in placed)
-                           + sum(overlap(box, o) for j, o in enumerate(obstacles) if j != i)
-                           + 10 * outside)  # a clipped label is worse than a touching one
-                    + 500 * (sum(crosses(c, t, box) for _, c, t in placed)
-                             + sum(crosses(centres[i], tip, b) for b, _, _ in placed)
-                             + sum(crosses(centres[i], tip, o)
-                                   for j, o in enumerate(obstacles) if j != i))
-                    + 20 * misleads + r)  # and, all else equal, the shorter leader
-            if best is None or hits < best[0]:
+            penalty = (100 * (sum(overlap(box, b) for b, _, _ in placed)
+                              + sum(overlap(box, o) for j, o in enumerate(obstacles) if j != i)
+                              + 10 * outside)  # a clipped label is worse than a touching one
+                       + 500 * (sum(crosses(c, t, box) for _, c, t in placed)
+                                + sum(crosses(centres[i], tip, b) for b, _, _ in placed)
+                                + sum(crosses(centres[i], tip, o)
+                                      for j, o in enumerate(obstacles) if j != i))
+                       + 20 * misleads)
+            cost = penalty + r  # all else equal, the shorter leader
+            if best is None or cost < best[0]:
                 if best is not None:
                     best[1].remove()
-                best = (hits, ann, box, tip)
+                best = (cost, ann, box, tip)
             else:
                 ann.remove()
-            if hits == r:  # free: a longer leader can only cost more
+            if penalty == 0:  # free: the rings only grow from here
                 break
         placed.append((best[2], centres[i], best[3]))
         anns[i] = best[1]
